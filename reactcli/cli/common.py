@@ -1,0 +1,102 @@
+"""Shared CLI plumbing: global options, error handling, progress bars.
+
+Every stage module in ``reactcli.cli`` is thin: it parses options, builds a config, and calls one
+library function. Expected failures (``ReactcliError``) print one red line and exit non-zero;
+``reactcli --debug ...`` re-raises them with the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from reactcli.errors import ReactcliError
+
+console = Console(stderr=True)
+out = Console()
+
+T = TypeVar("T")
+
+
+@dataclass
+class GlobalState:
+    """Options given before the subcommand (``reactcli --seed 3 --debug extract ...``)."""
+
+    seed: int = 0
+    debug: bool = False
+    log_level: str = "INFO"
+
+
+STATE = GlobalState()
+
+
+def configure_logging(level: str) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+
+
+def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator for command functions: expected errors become one line + exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ReactcliError as exc:
+            if STATE.debug:
+                raise
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=getattr(exc, "exit_code", 1)) from None
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/]: completed outputs are kept; rerun to resume")
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def progress() -> Progress:
+    """A rich progress bar for long loops (writes to stderr, hides itself when not a TTY)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+    """Iterate with a progress bar."""
+    if total is None:
+        try:
+            total = len(items)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+    with progress() as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)

@@ -1,0 +1,87 @@
+"""The ``reactcli`` command: global options and the registry of stage subcommands.
+
+Only stages that really work are registered here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+import reactcli
+from reactcli.cli.common import STATE, configure_logging
+
+app = typer.Typer(
+    name="reactcli",
+    help=(
+        "From raw dyadic sessions (RECOLA/NoXI, REACT clips) to generated, scored and rendered "
+        "listener reactions. Every stage reads and writes one work directory (--work)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reactcli {reactcli.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    seed: int = typer.Option(0, "--seed", help="Global random seed (stages record it; same seed -> same output)."),
+    log_level: str = typer.Option("INFO", "--log-level", help="Logging level: DEBUG, INFO, WARNING, ERROR."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors instead of one line."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    STATE.seed = seed
+    STATE.debug = debug
+    STATE.log_level = log_level
+    configure_logging(log_level)
+    logging.getLogger(__name__).debug("reactcli %s, seed %d", reactcli.__version__, seed)
+
+
+# (module, attribute, name): groups are Typer apps, single commands are functions.
+_GROUPS = [
+    ("reactcli.cli.prepare", "app", "prepare"),
+    ("reactcli.cli.evaluate", "app", "evaluate"),
+    ("reactcli.cli.appropriate", "app", "appropriate"),
+]
+_COMMANDS = [
+    ("reactcli.cli.synth", "command", "synth"),
+]
+
+
+def _load(module: str, attr: str):
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:  # a stage not built yet; any other import error is a bug
+        if exc.name == module:
+            return None
+        raise
+
+
+def _register() -> None:
+    for module, attr, name in _GROUPS:
+        obj = _load(module, attr)
+        if obj is not None:
+            app.add_typer(obj, name=name)
+    for module, attr, name in _COMMANDS:
+        fn = _load(module, attr)
+        if fn is not None:
+            app.command(name)(fn)
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Typed manifest records.
+
+Stages talk to each other through small JSON records on disk (one per line, JSONL). Records
+describe media, time spans, pairs, appropriateness sets and *references* to arrays; the arrays
+themselves live in the HDF5 feature store (``reactcli.storage``), never in a manifest.
+
+Every record class is a dataclass registered under a ``type`` tag, written as the first key of
+each JSON line, so a manifest can be read back into the right classes without a schema file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+RECORD_TYPES: dict[str, type] = {}
+
+
+def record(tag: str):
+    """Class decorator: make a dataclass a manifest record under ``tag``."""
+
+    def wrap(cls):
+        cls = dataclass(cls)
+        cls.record_type = tag
+        RECORD_TYPES[tag] = cls
+        return cls
+
+    return wrap
+
+
+class Record:
+    """Base behaviour of all records (to/from plain dicts)."""
+
+    record_type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.record_type}
+        out.update(dataclasses.asdict(self))  # type: ignore[arg-type]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        data = dict(data)
+        tag = data.pop("type", None)
+        target = RECORD_TYPES.get(tag, cls) if tag else cls
+        if cls is not Record and target is not cls and not issubclass(target, cls):
+            raise ValueError(f"record of type {tag!r} where {cls.record_type!r} was expected")
+        names = {f.name for f in dataclasses.fields(target)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)} for record type {target.record_type!r}")
+        for name, sub in getattr(target, "nested", {}).items():
+            if name in data and data[name] is not None:
+                data[name] = [x if isinstance(x, sub) else sub.from_dict(x) for x in data[name]]
+        return target(**data)
+
+
+@record("participant")
+class ParticipantRecord(Record):
+    """One person of a raw session and their media (absolute paths)."""
+
+    person: str  # as named by the corpus: Expert / Novice, P25 / P26, ...
+    video: str | None = None
+    audio: str | None = None
+    sidecars: dict[str, str] = field(default_factory=dict)  # feature name -> file
+
+
+@record("session")
+class SessionRecord(Record):
+    """A whole (unclipped) recording of two people."""
+
+    id: str  # e.g. "NoXI/010_2016-03-25_Paris"
+    corpus: str  # noxi | recola | synthetic | mars
+    site: str  # NoXI | RECOLA | ...
+    participants: list[ParticipantRecord] = field(default_factory=list)
+    duration: float | None = None  # seconds
+    fps: float | None = None
+    split: str | None = None
+
+    nested: ClassVar[dict[str, type]] = {"participants": ParticipantRecord}
+
+    def participant(self, person: str) -> ParticipantRecord:
+        for p in self.participants:
+            if p.person == person:
+                return p
+        raise KeyError(f"session {self.id} has no participant {person!r}")
+
+
+@record("clip")
+class ClipRecord(Record):
+    """A clip of one participant: a time span of a session, with its media and sidecars.
+
+    ``id`` follows the REACT path convention without extension:
+    ``<site>/<session>/<person>/<index>`` (e.g. ``NoXI/065_2016-04-14_Nottingham/Expert_video/1``).
+    """
+
+    id: str
+    site: str
+    session: str
+    person: str
+    index: int  # 1-based clip number inside the session
+    start: float  # seconds, inclusive
+    end: float  # seconds, exclusive
+    fps: float = 25.0
+    num_frames: int = 751
+    split: str | None = None
+    video: str | None = None
+    audio: str | None = None
+    sidecars: dict[str, str] = field(default_factory=dict)
+    corpus: str = "react"
+
+
+@record("pair")
+class PairRecord(Record):
+    """A speaker/listener item in the challenge's (mirrored) item order of a split."""
+
+    id: str  # "<split>/<index>"
+    split: str
+    index: int  # item index: 0..n-1 as listed, n..2n-1 mirrored (val/test)
+    speaker: str  # clip id
+    listener: str  # clip id
+    mirrored: bool = False
+    row: int = 0  # row of the split CSV this item comes from
+
+
+@record("array")
+class ArrayRef(Record):
+    """Where an array lives in the feature store: file (relative to the work dir) + dataset key."""
+
+    clip: str
+    feature: str
+    store: str  # path relative to the work directory
+    key: str  # HDF5 dataset path inside ``store``
+    fps: float
+    shape: list[int]
+    dtype: str = "float32"
+    extractor: str = ""
+
+
+@record("appropriate")
+class AppropriateRecord(Record):
+    """The appropriate real listener reactions of one speaker item."""
+
+    split: str
+    index: int  # item index (row of the matrix)
+    item: str  # pair id
+    appropriate: list[int] = field(default_factory=list)  # item indices j whose listener fits
+    source: str = ""  # "official", "built:<rule>", "synthetic-truth"

@@ -1,0 +1,328 @@
+"""The HDF5 feature store.
+
+Layout: ``<work>/features/*.h5``, one file per shard (a stage run, or one shard of a parallel
+run). Inside a file, one dataset per (clip, feature) at key ``<clip id>/<feature>`` (clip ids
+contain ``/``, so they become HDF5 groups), with attributes: ``fps``, ``feature``, ``extractor``,
+``config`` (JSON), ``reactcli_version``, ``crc32`` of the array bytes and ``complete``.
+
+Atomicity and resume:
+- a writer fills ``<name>.h5.partial`` and renames it to ``<name>.h5`` only when its shard is
+  done, so a file named ``*.h5`` is always complete;
+- each dataset gets ``complete=1`` (and its CRC) as the last thing written, then the file is
+  flushed; a rerun reopens the partial file, keeps the datasets that are complete and whose CRC
+  verifies, and drops the rest; a partial file that HDF5 cannot open (the process died inside a
+  write) is discarded with a warning, never trusted;
+- committed files are never modified again: a rerun that has more to write starts a new shard
+  file (``<name>-1.h5``, ...). What is "already done" is the union over committed files.
+
+Reading: :class:`FeatureStore` opens files lazily and keeps one handle per file *per process*
+(handles are dropped after ``fork``), so one store object can be shared by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import h5py
+import numpy as np
+
+import reactcli
+from reactcli.errors import InputError
+from reactcli.manifest.io import read_manifest, write_manifest
+from reactcli.manifest.records import ArrayRef
+
+log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"
+ARRAYS_MANIFEST = "manifests/arrays.jsonl"
+
+
+def crc32(array: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(array).tobytes()) & 0xFFFFFFFF
+
+
+def dataset_key(clip: str, feature: str) -> str:
+    return f"{clip.strip('/')}/{feature}"
+
+
+def _iter_datasets(h5: h5py.File) -> Iterator[tuple[str, h5py.Dataset]]:
+    found: list[tuple[str, h5py.Dataset]] = []
+    h5.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    yield from found
+
+
+def _ref_from_dataset(store_rel: str, key: str, ds: h5py.Dataset) -> ArrayRef:
+    a = ds.attrs
+    return ArrayRef(
+        clip=str(a.get("clip", key.rsplit("/", 1)[0])),
+        feature=str(a.get("feature", key.rsplit("/", 1)[-1])),
+        store=store_rel,
+        key=key,
+        fps=float(a.get("fps", 25.0)),
+        shape=[int(x) for x in ds.shape],
+        dtype=str(ds.dtype),
+        extractor=str(a.get("extractor", "")),
+    )
+
+
+def _verified(ds: h5py.Dataset, full: bool) -> bool:
+    if not int(ds.attrs.get("complete", 0)):
+        return False
+    if full:
+        return crc32(ds[()]) == int(ds.attrs.get("crc32", -1))
+    return True
+
+
+class ShardWriter:
+    """Writes the datasets of one shard into ``<dir>/<name>.h5`` (atomic, resumable).
+
+    Use as a context manager; on a clean exit the partial file is committed (renamed). On an
+    exception the partial file stays on disk so that a rerun resumes from it.
+    """
+
+    def __init__(self, path: str | os.PathLike, work: str | os.PathLike | None = None):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.work = Path(work) if work is not None else self.path.parent.parent
+        self._h5: h5py.File | None = None
+        self.written: list[ArrayRef] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> "ShardWriter":
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(commit=exc_type is None)
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            raise InputError(f"{self.path}: shard already committed; a new shard file is needed")
+        if self.partial.exists():
+            try:
+                self._h5 = h5py.File(self.partial, "a")
+                self._drop_incomplete()
+            except (OSError, RuntimeError) as exc:
+                log.warning("discarding unreadable partial store %s (%s)", self.partial, exc)
+                self.partial.unlink()
+                self._h5 = None
+        if self._h5 is None:
+            self._h5 = h5py.File(self.partial, "w")
+            self._h5.attrs["reactcli_version"] = reactcli.__version__
+
+    def _drop_incomplete(self) -> None:
+        assert self._h5 is not None
+        bad = [k for k, ds in _iter_datasets(self._h5) if not _verified(ds, full=True)]
+        for k in bad:
+            log.warning("dropping incomplete dataset %s in %s", k, self.partial)
+            del self._h5[k]
+        self._h5.flush()
+
+    def close(self, commit: bool = True) -> None:
+        if self._h5 is None:
+            return
+        self._h5.flush()
+        self._h5.close()
+        self._h5 = None
+        if commit:
+            os.replace(self.partial, self.path)
+
+    # -- content ---------------------------------------------------------------------------
+    def keys(self) -> set[str]:
+        assert self._h5 is not None
+        return {k for k, _ in _iter_datasets(self._h5)}
+
+    def has(self, clip: str, feature: str) -> bool:
+        assert self._h5 is not None
+        key = dataset_key(clip, feature)
+        return key in self._h5 and _verified(self._h5[key], full=False)
+
+    def write(
+        self,
+        clip: str,
+        feature: str,
+        array: np.ndarray,
+        *,
+        fps: float,
+        extractor: str = "",
+        config: dict[str, Any] | None = None,
+        attrs: dict[str, Any] | None = None,
+        dtype: str | None = "float32",
+    ) -> ArrayRef:
+        """Write one array; marks it complete and flushes before returning."""
+        assert self._h5 is not None, "writer is not open"
+        arr = np.asarray(array)
+        if dtype is not None:
+            arr = arr.astype(dtype, copy=False)
+        key = dataset_key(clip, feature)
+        if key in self._h5:
+            del self._h5[key]
+        ds = self._h5.create_dataset(key, data=arr)
+        ds.attrs["clip"] = clip
+        ds.attrs["feature"] = feature
+        ds.attrs["fps"] = float(fps)
+        ds.attrs["extractor"] = extractor
+        ds.attrs["config"] = json.dumps(config or {}, sort_keys=True, default=str)
+        ds.attrs["reactcli_version"] = reactcli.__version__
+        for k, v in (attrs or {}).items():
+            ds.attrs[k] = v
+        ds.attrs["crc32"] = crc32(arr)
+        ds.attrs["complete"] = 1
+        self._h5.flush()
+        ref = _ref_from_dataset(self._rel(), key, ds)
+        self.written.append(ref)
+        return ref
+
+    def _rel(self) -> str:
+        try:
+            return str(self.path.relative_to(self.work))
+        except ValueError:
+            return str(self.path)
+
+
+class FeatureStore:
+    """All committed shard files of one work directory, read lazily.
+
+    ``FeatureStore(work)`` indexes ``<work>/features/*.h5``; ``read(clip, feature)`` returns a
+    numpy array. Safe to pass to DataLoader workers: file handles are per process.
+    """
+
+    def __init__(self, work: str | os.PathLike):
+        self.work = Path(work)
+        self.dir = self.work / FEATURES_DIR
+        self._index: dict[tuple[str, str], ArrayRef] | None = None
+        self._handles: dict[str, h5py.File] = {}
+        self._pid = os.getpid()
+
+    # -- index -----------------------------------------------------------------------------
+    def files(self) -> list[Path]:
+        return sorted(self.dir.glob("*.h5")) if self.dir.is_dir() else []
+
+    def scan(self) -> list[ArrayRef]:
+        """ArrayRefs of every complete dataset in every committed file (sorted, deterministic)."""
+        refs: list[ArrayRef] = []
+        for f in self.files():
+            try:
+                with h5py.File(f, "r") as h5:
+                    for key, ds in _iter_datasets(h5):
+                        if _verified(ds, full=False):
+                            refs.append(_ref_from_dataset(str(f.relative_to(self.work)), key, ds))
+            except OSError as exc:
+                raise InputError(
+                    f"{f}: HDF5 store file is unreadable or truncated ({exc}); delete it and rerun the stage that wrote it"
+                ) from exc
+        refs.sort(key=lambda r: (r.clip, r.feature, r.store))
+        return refs
+
+    @property
+    def index(self) -> dict[tuple[str, str], ArrayRef]:
+        if self._index is None:
+            manifest = self.work / ARRAYS_MANIFEST
+            refs = read_manifest(manifest, ArrayRef) if manifest.is_file() else self.scan()
+            self._index = {}
+            for r in refs:
+                self._index.setdefault((r.clip, r.feature), r)
+        return self._index
+
+    def refresh(self, write: bool = True) -> list[ArrayRef]:
+        """Rescan the files and (by default) rewrite ``manifests/arrays.jsonl``."""
+        refs = self.scan()
+        if write:
+            write_manifest(self.work / ARRAYS_MANIFEST, refs)
+        self._index = None
+        self._index = {}
+        for r in refs:
+            self._index.setdefault((r.clip, r.feature), r)
+        return refs
+
+    def has(self, clip: str, feature: str) -> bool:
+        return (clip, feature) in self.index
+
+    def features(self) -> set[str]:
+        return {f for _, f in self.index}
+
+    def clips(self, feature: str | None = None) -> list[str]:
+        return sorted({c for c, f in self.index if feature is None or f == feature})
+
+    # -- reading ---------------------------------------------------------------------------
+    def _handle(self, store_rel: str) -> h5py.File:
+        if os.getpid() != self._pid:  # forked into a worker: never reuse the parent's handles
+            self._handles = {}
+            self._pid = os.getpid()
+        h = self._handles.get(store_rel)
+        if h is None:
+            path = self.work / store_rel
+            try:
+                h = h5py.File(path, "r")
+            except (OSError, FileNotFoundError) as exc:
+                raise InputError(f"{path}: cannot open HDF5 store ({exc})") from exc
+            self._handles[store_rel] = h
+        return h
+
+    def ref(self, clip: str, feature: str) -> ArrayRef:
+        try:
+            return self.index[(clip, feature)]
+        except KeyError:
+            raise InputError(
+                f"feature {feature!r} of clip {clip!r} is not in the store {self.dir} "
+                f"(run `reactcli extract` or `prepare` for it)"
+            ) from None
+
+    def read(self, clip: str, feature: str, frames: slice | None = None) -> np.ndarray:
+        ref = self.ref(clip, feature)
+        ds = self._handle(ref.store)[ref.key]
+        return ds[frames] if frames is not None else ds[()]
+
+    def attrs(self, clip: str, feature: str) -> dict[str, Any]:
+        ref = self.ref(clip, feature)
+        return dict(self._handle(ref.store)[ref.key].attrs)
+
+    def close(self) -> None:
+        for h in self._handles.values():
+            try:
+                h.close()
+            except Exception:  # pragma: no cover - best effort
+                pass
+        self._handles = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    # -- writing ---------------------------------------------------------------------------
+    def new_shard_path(self, name: str) -> Path:
+        """``features/<name>.h5``, or ``<name>-<k>.h5`` if a committed file of that name exists.
+
+        An existing ``.partial`` of the chosen name is resumed by the writer.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        k = 0
+        while True:
+            stem = name if k == 0 else f"{name}-{k}"
+            path = self.dir / f"{stem}.h5"
+            if not path.exists():
+                return path
+            k += 1
+
+    def writer(self, name: str) -> ShardWriter:
+        return ShardWriter(self.new_shard_path(name), work=self.work)
+
+
+def write_arrays(
+    work: str | os.PathLike,
+    name: str,
+    items: Iterable[tuple[str, str, np.ndarray, dict[str, Any]]],
+) -> list[ArrayRef]:
+    """Convenience: write ``(clip, feature, array, attrs)`` tuples into one new shard."""
+    store = FeatureStore(work)
+    with store.writer(name) as w:
+        for clip, feature, arr, kw in items:
+            w.write(clip, feature, arr, **kw)
+    return w.written
