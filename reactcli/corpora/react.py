@@ -310,7 +310,7 @@ def prepare_react(
         summary.pairs[split] = len(rows)
         summary.items[split] = len(keep)
         summary.mirrored[split] = mirrored
-        if matrix is not None:
+        if matrix is not None and keep:
             sub = matrix[np.ix_(keep, keep)].astype(np.uint8)
             empty = np.flatnonzero(sub.sum(1) == 0)
             if empty.size:
