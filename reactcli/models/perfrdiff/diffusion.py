@@ -1,0 +1,250 @@
+"""Noise schedule, classifier-free guidance and the batched window sampler of PerFRDiff.
+
+The schedule and the DDIM update come from diffusers' ``DDIMScheduler`` (cosine schedule =
+``squaredcos_cap_v2``), so nothing here re-derives alphas; this module only decides *what* is
+denoised together:
+
+* **K samples in one pass.** The authors' code runs the generator 10 times for 10 samples;
+  here the K samples are K rows of one batch (and share the speaker memory, see ``gafrg.py``).
+* **All windows in one pass.** A window's condition is the *speaker* window before it (never a
+  previously generated reaction window), so the 15 windows of a 750-frame clip are independent
+  given the speaker and are denoised as one batch. Causality is kept by what each window sees:
+  the reaction window ``[s, s+w)`` sees speaker frames ``[s - lag, s - lag + w)`` with
+  ``lag = config.speaker_lag`` (= w: the previous speaker window). Window 0 therefore sees only
+  zeros (the null condition) in the online setting: the first 2 s are generated
+  unconditionally, as in the paper's ``F_[t-w+1:t]`` given ``B^s_[1:t-w]``.
+* **Guidance in one forward.** Conditional and unconditional rows (null condition = zeros) are
+  concatenated into one batch; the combination is ``u + s * (c - u)``. With scale 1 the
+  unconditional half is skipped (it cancels exactly).
+* **Overlapping windows** (render variant): windows of w frames with stride w/2, all cut from ONE
+  initial noise sequence (so overlapping frames start identical), and after every DDIM step the
+  overlapping predictions are blended back into one sequence with triangular weights, so the
+  windows never drift apart and no seam appears at window edges.
+
+Seeds: the initial noise is drawn from one ``torch.Generator`` (a CPU generator for an integer
+seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import torch
+from diffusers import DDIMScheduler
+
+from reactcli.errors import ConfigError, InputError
+
+from .gafrg import GAFRG, gather_speaker_windows, speaker_window_frames, window_starts
+
+__all__ = ["DiffusionConfig", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM"]
+
+EMOTION_DIM = 25
+
+
+@dataclass
+class DiffusionConfig:
+    """Diffusion process of GAFRG (training and sampling). Defaults follow the paper/code."""
+
+    num_train_timesteps: int = 1000
+    """Forward-process length used in training."""
+    beta_schedule: str = "squaredcos_cap_v2"
+    """diffusers name of the noise schedule; ``squaredcos_cap_v2`` is the cosine schedule."""
+    prediction_type: Literal["sample", "epsilon", "v_prediction"] = "sample"
+    """What the network predicts: ``sample`` = x0 (the supplementary's better-appropriateness
+    choice), ``epsilon`` = the added noise (more diverse per the supplementary)."""
+    num_inference_steps: int = 50
+    """DDIM steps at generation."""
+    eta: float = 0.0
+    """DDIM stochasticity (0 = deterministic DDIM)."""
+    guidance_scale: float = 7.5
+    """Classifier-free guidance scale (1 = plain conditional model)."""
+    cond_drop_prob: float = 0.2
+    """Training: probability of replacing each condition (audio, emotion, 3DMM) independently by
+    its null (zeros), which trains the unconditional model used by guidance."""
+    timestep_spacing: Literal["leading", "trailing", "linspace"] = "leading"
+    """How the DDIM steps are spread over the training steps (diffusers option)."""
+
+    def __post_init__(self) -> None:
+        if self.prediction_type not in ("sample", "epsilon", "v_prediction"):
+            raise ConfigError(f"prediction_type must be sample, epsilon or v_prediction, got {self.prediction_type!r}")
+        if not 0.0 <= self.cond_drop_prob <= 1.0:
+            raise ConfigError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise ConfigError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got "
+                              f"{self.num_inference_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DiffusionConfig":
+        """Rebuild from :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown diffusion config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def make_scheduler(config: DiffusionConfig | None = None) -> DDIMScheduler:
+    """A fresh diffusers DDIM scheduler for ``config`` (clip_sample off: 3DMM values exceed [-1, 1]).
+
+    ``set_alpha_to_one=True`` makes the last DDIM step return the predicted x0 itself.
+    """
+    cfg = config or DiffusionConfig()
+    return DDIMScheduler(
+        num_train_timesteps=cfg.num_train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        prediction_type=cfg.prediction_type,
+        clip_sample=False,
+        set_alpha_to_one=True,
+        timestep_spacing=cfg.timestep_spacing,
+    )
+
+
+def as_generator(generator: torch.Generator | int | None) -> torch.Generator:
+    """A torch.Generator from a generator or an integer seed (CPU, device-independent noise)."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    if generator is None:
+        raise ConfigError("an explicit seed or torch.Generator is required (results must be reproducible)")
+    return torch.Generator(device="cpu").manual_seed(int(generator))
+
+
+def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to ``device``."""
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
+def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: uncond + scale * (cond - uncond)."""
+    return uncond + scale * (cond - uncond)
+
+
+def _blend_weights(window: int, device: torch.device) -> torch.Tensor:
+    """Triangular weights (1, 2, ..., 2, 1) for blending overlapping windows (never zero)."""
+    j = torch.arange(window, device=device, dtype=torch.float32)
+    return torch.minimum(j + 1, window - j)
+
+
+def _fold(x: torch.Tensor, idx: torch.Tensor, length: int, weights: torch.Tensor) -> torch.Tensor:
+    """Windows (..., n, w, D) -> sequence (..., length, D), overlapping frames weight-averaged."""
+    *lead, n, w, d = x.shape
+    flat = x.reshape(-1, n * w, d)
+    wts = weights.repeat(n)[None, :, None].to(x.dtype)
+    num = torch.zeros(flat.shape[0], length, d, dtype=x.dtype, device=x.device)
+    num.index_add_(1, idx.reshape(-1), flat * wts)
+    den = torch.zeros(length, dtype=x.dtype, device=x.device)
+    den.index_add_(0, idx.reshape(-1), wts[0, :, 0])
+    return (num / den[None, :, None]).reshape(*lead, length, d)
+
+
+def _check_speaker(gafrg: GAFRG, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor) -> None:
+    cfg = gafrg.config
+    for name, t, dim in (("speaker_audio", audio, cfg.audio_dim), ("speaker_emotion", emotion, cfg.emotion_dim),
+                         ("speaker_tdmm", tdmm, cfg.tdmm_dim)):
+        if t.dim() != 3 or t.shape[-1] != dim:
+            raise InputError(f"{name} must be (B, T, {dim}), got {tuple(t.shape)}")
+        if t.shape[:2] != audio.shape[:2]:
+            raise InputError(f"{name} has (B, T) = {tuple(t.shape[:2])}, speaker_audio has {tuple(audio.shape[:2])}")
+        if not torch.isfinite(t).all():
+            raise InputError(f"{name} contains NaN or inf")
+
+
+def generate(
+    gafrg: GAFRG,
+    speaker_audio: torch.Tensor,
+    speaker_emotion: torch.Tensor,
+    speaker_tdmm: torch.Tensor,
+    num_samples: int = 10,
+    steps: int = 50,
+    guidance: float = 7.5,
+    style: torch.Tensor | None = None,
+    editor: Any | None = None,
+    generator: torch.Generator | int | None = None,
+    device: str | torch.device | None = None,
+    overlap: bool = False,
+    stride: int | None = None,
+    diffusion: DiffusionConfig | None = None,
+    clamp_emotion: bool = False,
+) -> torch.Tensor:
+    """Generate K reactions per speaker item in one batched pass: (B, K, T, reaction_dim).
+
+    Args:
+        gafrg: the denoiser (moved to ``device``; its weights are never modified).
+        speaker_audio, speaker_emotion, speaker_tdmm: (B, T, A), (B, T, 25), (B, T, 58).
+        num_samples: K samples per item, all in the same batch (B*K rows per window).
+        steps: DDIM steps (fewer = faster, see the benchmark).
+        guidance: classifier-free guidance scale; 1 disables the unconditional half.
+        style: optional (B, 512) personal style vectors (PSSL); needs ``editor``.
+        editor: a PWSG module: ``editor(style)`` -> per-item weight shifts applied functionally.
+        generator: torch.Generator or integer seed (required).
+        device: where to run (default: the model's device).
+        overlap: overlapping windows (stride ``stride`` or w/2, shared noise, blended each step).
+        diffusion: schedule settings (prediction type must match training); steps/guidance above
+            override its ``num_inference_steps``/``guidance_scale``.
+        clamp_emotion: clip the first 25 dims to the emotion ranges (AUs and expression
+            probabilities in [0, 1], valence/arousal in [-1, 1]).
+    """
+    cfg = gafrg.config
+    _check_speaker(gafrg, speaker_audio, speaker_emotion, speaker_tdmm)
+    if num_samples < 1:
+        raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+    if (style is None) != (editor is None):
+        raise ConfigError("personalised generation needs both style (B, 512) and editor (a PWSG)")
+    dcfg = diffusion or DiffusionConfig()
+    gen = as_generator(generator)
+    dev = torch.device(device) if device is not None else next(gafrg.parameters()).device
+    b, t_len, _ = speaker_audio.shape
+    if style is not None and style.shape[0] != b:
+        raise InputError(f"style has {style.shape[0]} rows for {b} speaker items")
+    k, w, d_out = num_samples, cfg.window, cfg.reaction_dim
+    stride = (stride or w // 2) if overlap else w
+    starts = torch.tensor(window_starts(t_len, w, stride), device=dev)
+    nw = len(starts)
+    t_pad = int(starts[-1]) + w
+    idx = starts[:, None] + torch.arange(w, device=dev)  # reaction frames of each window (nw, w)
+    sp_frames = speaker_window_frames(starts, w, cfg.speaker_lag)
+    c = 1 if guidance == 1.0 else 2
+    scheduler = make_scheduler(dcfg)
+    scheduler.set_timesteps(steps, device=dev)
+    blend = _blend_weights(w, dev)
+
+    was_training = gafrg.training
+    gafrg.to(dev).eval()
+    try:
+        with torch.inference_mode():
+            win = [gather_speaker_windows(x.to(dev, torch.float32), sp_frames)
+                   for x in (speaker_audio, speaker_emotion, speaker_tdmm)]
+            shifts = editor(style.to(dev, torch.float32)) if style is not None else None
+            mem = gafrg.encode_speaker(*(x.reshape(b * nw, w, x.shape[-1]) for x in win))
+            mem = mem.reshape(b, 1, nw, *mem.shape[1:])
+            if c == 2:
+                null = gafrg.encode_speaker(*(torch.zeros(1, w, x.shape[-1], device=dev) for x in win))
+                mem = torch.cat([mem, null[:, None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
+            # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
+            kv = gafrg.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)
+
+            seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
+            x = seq[:, :, idx].permute(0, 2, 1, 3, 4)  # (B, nw, K, w, D)
+            for t in scheduler.timesteps.tolist():
+                t_row = torch.full((1,), t, dtype=torch.long, device=dev)
+                rows = x[:, None].expand(b, c, nw, k, w, d_out).reshape(-1, w, d_out)
+                out = gafrg(rows, t_row, kv, group=k, shifts=shifts).reshape(b, c, nw, k, w, d_out)
+                pred = out[:, 0] if c == 1 else guided(out[:, 0], out[:, 1], guidance)
+                variance = None
+                if dcfg.eta > 0:
+                    variance = randn((b, k, t_pad, d_out), gen, dev)[:, :, idx].permute(0, 2, 1, 3, 4)
+                x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
+                if overlap:
+                    x = _fold(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, idx].permute(0, 2, 1, 3, 4)
+            out_seq = _fold(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, :t_len]
+            if clamp_emotion and d_out in (EMOTION_DIM, EMOTION_DIM + cfg.tdmm_dim):
+                out_seq = out_seq.clone()
+                out_seq[..., :15] = out_seq[..., :15].clamp(0, 1)
+                out_seq[..., 15:17] = out_seq[..., 15:17].clamp(-1, 1)
+                out_seq[..., 17:25] = out_seq[..., 17:25].clamp(0, 1)
+    finally:
+        gafrg.train(was_training)
+    return out_seq.clone()

@@ -1,0 +1,388 @@
+"""GAFRG: the generic appropriate facial reaction generator of PerFRDiff (a diffusion denoiser).
+
+The denoiser sees a noisy window of ``w`` reaction frames and predicts its clean version (x0,
+the supplementary's better choice) or the added noise. Its transformer decoder cross-attends to
+a memory made of
+
+* the diffusion-time token (sinusoidal embedding of the step -> MLP),
+* a speaker-emotion summary token (GRU over the speaker's 25-d emotion window; the paper's
+  Enc_emo is an RNN-based VAE, we keep the RNN encoder and drop the sampling, which only serves
+  the VAE's own pre-training),
+* the speaker audio tokens (MFCC 78-d per frame -> Linear; a 1536-d wav2vec2 frame can be split
+  into two 768-d tokens per frame with ``audio_tokens_per_frame=2``),
+* the speaker 3DMM tokens (58-d -> Linear),
+
+each with a learned type embedding and learned positions. Which speaker frames a window sees is
+decided by the caller (see :func:`speaker_window_frames`): in the online setting the reaction
+window covering frames ``[s, s + w)`` sees speaker frames ``[s - lag, s - lag + w)`` with
+``lag = w`` (the previous speaker window; zeros before the clip start).
+
+Two things make generation cheap and are the reason for the split API (``encode_speaker`` ->
+``static_kv`` -> ``forward``):
+
+* the speaker part of the memory does not change across diffusion steps, so its cross-attention
+  keys/values are computed once per generation, not once per step;
+* the K samples of one (item, window) share their memory exactly, and cross-attention treats
+  queries independently, so the K samples' queries are stacked into one longer query sequence
+  against one copy of the memory (``group=K``) instead of K copies of it.
+
+All linear layers are :class:`EditableLinear`, which accept an optional per-sample weight shift
+(PWSG, see ``pwsg.py``) applied functionally: the stored weights are never modified.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reactcli.errors import ConfigError
+
+__all__ = [
+    "GAFRGConfig",
+    "GAFRG",
+    "EditableLinear",
+    "WeightShift",
+    "sinusoidal_embedding",
+    "window_starts",
+    "speaker_window_frames",
+    "gather_speaker_windows",
+]
+
+
+@dataclass
+class GAFRGConfig:
+    """Sizes of the GAFRG denoiser. Defaults are the paper's (7 layers, d 512, 4 heads, FFN 1024)."""
+
+    reaction_dim: int = 25
+    """Width of one reaction frame: 25 (emotion variant), 58 (3DMM / render variant) or 83 (both)."""
+    audio_dim: int = 78
+    """Width of the per-video-frame speaker audio feature (78 MFCC, 1536 wav2vec2)."""
+    audio_tokens_per_frame: int = 1
+    """Audio tokens per video frame: 1 (one token per frame) or 2 (split a 1536-d wav2vec2 frame
+    into its two 768-d 50 Hz tokens). ``audio_dim`` must be divisible by it."""
+    emotion_dim: int = 25
+    """Width of the speaker emotion frame (25-d challenge emotion)."""
+    tdmm_dim: int = 58
+    """Width of the speaker 3DMM frame (58-d FaceVerse coefficients)."""
+    window: int = 50
+    """Frames per denoised window (w = 50, i.e. 2 s at 25 fps); also the speaker window length."""
+    speaker_lag: int = 50
+    """Online conditioning: the reaction window ``[s, s+w)`` sees speaker frames
+    ``[s - speaker_lag, s - speaker_lag + w)``. ``window`` (default) = the previous speaker
+    window, strictly causal; 0 = the same window (offline)."""
+    d_model: int = 512
+    """Transformer width."""
+    num_layers: int = 7
+    """Number of transformer decoder layers."""
+    num_heads: int = 4
+    """Attention heads in self- and cross-attention."""
+    ffn_dim: int = 1024
+    """Hidden width of the feed-forward block (GELU)."""
+    dropout: float = 0.1
+    """Dropout on attention weights, residual branches and the FFN hidden layer (training only)."""
+    emotion_hidden: int = 256
+    """Hidden size of the GRU that summarises the speaker's emotion window into one token."""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"GAFRG d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        if self.audio_tokens_per_frame < 1 or self.audio_dim % self.audio_tokens_per_frame:
+            raise ConfigError(
+                f"GAFRG audio_dim={self.audio_dim} must be divisible by "
+                f"audio_tokens_per_frame={self.audio_tokens_per_frame} (>= 1)"
+            )
+        for name in ("reaction_dim", "window", "num_layers", "ffn_dim", "emotion_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"GAFRG {name} must be >= 1, got {getattr(self, name)}")
+        if self.speaker_lag < 0:
+            raise ConfigError(f"GAFRG speaker_lag must be >= 0 (no look-ahead), got {self.speaker_lag}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"GAFRG dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON / torch.load(weights_only=True) safe) that :meth:`from_dict` inverts."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GAFRGConfig":
+        """Rebuild from :meth:`to_dict`; unknown keys are an error (a checkpoint from another model)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown GAFRG config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoidal embedding of (integer or real) positions: (...,) -> (..., dim).
+
+    Used for diffusion timesteps here and for the PSSL sequence positions.
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=positions.device) / half)
+    args = positions.to(torch.float32)[..., None] * freqs
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+@dataclass
+class WeightShift:
+    """A per-sample weight shift dW for one linear layer, either low-rank (dW = b @ a) or full.
+
+    Shapes: ``a`` (G, r, in), ``b`` (G, out, r) or ``full`` (G, out, in), one shift per item g.
+    The rows of the activations it is applied to must be ordered item-major: an input of N rows
+    is read as G contiguous blocks of N/G rows (e.g. the K samples x windows of item g), so a
+    batch can mix listeners without copying any weight.
+    """
+
+    a: torch.Tensor | None = None
+    b: torch.Tensor | None = None
+    full: torch.Tensor | None = None
+
+    @property
+    def groups(self) -> int:
+        return int((self.full if self.full is not None else self.a).shape[0])
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ dW^T per item, computed as (x A^T) B^T for the low-rank form (never forms dW)."""
+        g = self.groups
+        n = x.shape[0]
+        if n % g:
+            raise ConfigError(f"weight shift for {g} items cannot be applied to {n} rows (not a multiple)")
+        xg = x.reshape(g, -1, x.shape[-1])
+        if self.full is not None:
+            out = torch.einsum("gmi,goi->gmo", xg, self.full)
+        else:
+            out = torch.einsum("gmr,gor->gmo", torch.einsum("gmi,gri->gmr", xg, self.a), self.b)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+    def select(self, index: torch.Tensor) -> "WeightShift":
+        """The shifts of a subset of items (used to test mixed batches against single items)."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return WeightShift(a=pick(self.a), b=pick(self.b), full=pick(self.full))
+
+
+class EditableLinear(nn.Linear):
+    """nn.Linear whose forward optionally adds a per-sample weight shift: y = x W^T + b + x dW^T."""
+
+    def forward(self, x: torch.Tensor, shift: WeightShift | None = None) -> torch.Tensor:  # type: ignore[override]
+        y = F.linear(x, self.weight, self.bias)
+        if shift is not None:
+            y = y + shift.delta(x)
+        return y
+
+
+Shifts = dict[str, WeightShift]
+
+
+class _DecoderLayer(nn.Module):
+    """Pre-norm transformer decoder layer (self-attn, cross-attn, GELU FFN) with editable linears.
+
+    Pre-norm rather than PyTorch's default post-norm: it trains stably at the small batches the
+    paper uses (4 speakers) without warm-up; the paper does not fix the choice.
+    """
+
+    def __init__(self, cfg: GAFRGConfig, prefix: str):
+        super().__init__()
+        d = cfg.d_model
+        self.prefix = prefix
+        self.heads = cfg.num_heads
+        self.dropout = cfg.dropout
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.norm3 = nn.LayerNorm(d)
+        self.self_qkv = EditableLinear(d, 3 * d)
+        self.self_out = EditableLinear(d, d)
+        self.cross_q = EditableLinear(d, d)
+        self.cross_kv = EditableLinear(d, 2 * d)
+        self.cross_out = EditableLinear(d, d)
+        self.ffn1 = EditableLinear(d, cfg.ffn_dim)
+        self.ffn2 = EditableLinear(cfg.ffn_dim, d)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _s(self, shifts: Shifts | None, name: str) -> WeightShift | None:
+        return None if shifts is None else shifts.get(f"{self.prefix}.{name}")
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        n, length, d = t.shape
+        return t.view(n, length, self.heads, d // self.heads).transpose(1, 2)
+
+    def _merge(self, t: torch.Tensor) -> torch.Tensor:
+        n, h, length, dh = t.shape
+        return t.transpose(1, 2).reshape(n, length, h * dh)
+
+    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None) -> torch.Tensor:
+        """Cross-attention keys/values of the (step-independent) speaker memory: (M, S, 2d)."""
+        return self.cross_kv(memory, self._s(shifts, "cross_kv"))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        time_token: torch.Tensor,
+        static_kv: torch.Tensor,
+        group: int,
+        shifts: Shifts | None,
+    ) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        # self-attention over the window (no mask: the window is denoised jointly)
+        h = self.norm1(x)
+        q, k, v = self.self_qkv(h, self._s(shifts, "self_qkv")).chunk(3, dim=-1)
+        a = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v), dropout_p=p)
+        x = x + self.drop(self.self_out(self._merge(a), self._s(shifts, "self_out")))
+        # cross-attention: rows come in groups of `group` that share one memory, stacked as one
+        # longer query sequence (exactly equivalent: queries do not interact in attention)
+        h = self.norm2(x)
+        q = self.cross_q(h, self._s(shifts, "cross_q"))
+        n, length, d = q.shape
+        qg = q.reshape(n // group, group * length, d)
+        kv_t = self.cross_kv(time_token, self._s(shifts, "cross_kv"))  # (M, 1, 2d)
+        kv = torch.cat([kv_t, static_kv], dim=1)
+        k, v = kv.chunk(2, dim=-1)
+        a = F.scaled_dot_product_attention(self._heads(qg), self._heads(k), self._heads(v), dropout_p=p)
+        a = self._merge(a).reshape(n, length, d)
+        x = x + self.drop(self.cross_out(a, self._s(shifts, "cross_out")))
+        # feed-forward
+        h = self.norm3(x)
+        h = self.drop(F.gelu(self.ffn1(h, self._s(shifts, "ffn1"))))
+        return x + self.drop(self.ffn2(h, self._s(shifts, "ffn2")))
+
+
+class GAFRG(nn.Module):
+    """Transformer-decoder denoiser over windows of ``window`` reaction frames (see module doc)."""
+
+    def __init__(self, config: GAFRGConfig | None = None):
+        super().__init__()
+        cfg = config or GAFRGConfig()
+        self.config = cfg
+        d = cfg.d_model
+        w = cfg.window
+        n_audio = w * cfg.audio_tokens_per_frame
+        # reaction window input
+        self.in_proj = nn.Linear(cfg.reaction_dim, d)
+        self.pos = nn.Parameter(torch.randn(w, d) * 0.02)
+        # condition encoders
+        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.audio_proj = nn.Linear(cfg.audio_dim // cfg.audio_tokens_per_frame, d)
+        self.tdmm_proj = nn.Linear(cfg.tdmm_dim, d)
+        self.emotion_rnn = nn.GRU(cfg.emotion_dim, cfg.emotion_hidden, batch_first=True)
+        self.emotion_proj = nn.Linear(cfg.emotion_hidden, d)
+        self.audio_pos = nn.Parameter(torch.randn(n_audio, d) * 0.02)
+        self.tdmm_pos = nn.Parameter(torch.randn(w, d) * 0.02)
+        # type embeddings: 0 time, 1 emotion summary, 2 audio, 3 3DMM
+        self.type_emb = nn.Parameter(torch.randn(4, d) * 0.02)
+        self.mem_norm = nn.LayerNorm(d)
+        self.layers = nn.ModuleList(_DecoderLayer(cfg, f"layers.{i}") for i in range(cfg.num_layers))
+        self.final_norm = nn.LayerNorm(d)
+        self.output = EditableLinear(d, cfg.reaction_dim)
+
+    # ------------------------------------------------------------------ editing
+    def editable_layers(self) -> dict[str, tuple[int, int]]:
+        """Names of the linears PWSG may shift and their weight shapes (out, in)."""
+        return {name: tuple(m.weight.shape) for name, m in self.named_modules() if isinstance(m, EditableLinear)}
+
+    # ------------------------------------------------------------------ condition
+    @property
+    def memory_length(self) -> int:
+        """Speaker memory tokens per window (without the time token)."""
+        return 1 + self.config.window * (self.config.audio_tokens_per_frame + 1)
+
+    def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor) -> torch.Tensor:
+        """Speaker windows -> memory tokens (M, 1 + w*tpf + w, d).
+
+        audio (M, w, A), emotion (M, w, 25), tdmm (M, w, 58). A dropped (null) condition is all
+        zeros in its raw feature space, both in training and for guidance.
+        """
+        cfg = self.config
+        m, w, _ = audio.shape
+        tpf = cfg.audio_tokens_per_frame
+        a = self.audio_proj(audio.reshape(m, w * tpf, cfg.audio_dim // tpf)) + self.audio_pos + self.type_emb[2]
+        f = self.tdmm_proj(tdmm) + self.tdmm_pos + self.type_emb[3]
+        _, h = self.emotion_rnn(emotion)
+        e = self.emotion_proj(h[-1])[:, None, :] + self.type_emb[1]
+        return self.mem_norm(torch.cat([e, a, f], dim=1))
+
+    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None = None) -> list[torch.Tensor]:
+        """Per-layer cross-attention keys/values of the speaker memory (computed once per generation)."""
+        return [layer.static_kv(memory, shifts) for layer in self.layers]
+
+    def time_token(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Diffusion-step token (M, 1, d) from integer timesteps (M,)."""
+        emb = self.time_mlp(sinusoidal_embedding(timesteps, self.config.d_model))
+        return self.mem_norm(emb + self.type_emb[0])[:, None, :]
+
+    # ------------------------------------------------------------------ denoising
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        timesteps: torch.Tensor,
+        static_kv: list[torch.Tensor],
+        group: int = 1,
+        shifts: Shifts | None = None,
+    ) -> torch.Tensor:
+        """Predict x0 (or noise) for noisy windows x_t (N, w, D).
+
+        ``static_kv`` (from :meth:`static_kv`) and ``timesteps`` have N / group rows: row j of the
+        memory serves the ``group`` consecutive windows ``j*group .. (j+1)*group - 1``.
+        """
+        n, w, _ = x_t.shape
+        if w != self.config.window:
+            raise ConfigError(f"GAFRG was built for windows of {self.config.window} frames, got {w}")
+        if n % group or static_kv[0].shape[0] != n // group:
+            raise ConfigError(f"{n} windows with group={group} need {n // max(group, 1)} memory rows, "
+                              f"got {static_kv[0].shape[0]}")
+        t_tok = self.time_token(timesteps.reshape(-1).expand(n // group) if timesteps.numel() == 1
+                                else timesteps)
+        x = self.in_proj(x_t) + self.pos
+        for layer, kv in zip(self.layers, static_kv):
+            x = layer(x, t_tok, kv, group, shifts)
+        return self.output(self.final_norm(x), None if shifts is None else shifts.get("output"))
+
+    def denoise(
+        self,
+        x_t: torch.Tensor,
+        timesteps: torch.Tensor,
+        audio: torch.Tensor,
+        emotion: torch.Tensor,
+        tdmm: torch.Tensor,
+        shifts: Shifts | None = None,
+    ) -> torch.Tensor:
+        """One-row-one-memory convenience (training): encode the speaker windows and denoise."""
+        return self(x_t, timesteps, self.static_kv(self.encode_speaker(audio, emotion, tdmm), shifts), 1, shifts)
+
+
+def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
+    """Start frames of the windows that cover ``num_frames`` (the last window may run past the end,
+    the caller pads and crops)."""
+    if stride < 1 or stride > window:
+        raise ConfigError(f"window stride must be in [1, {window}], got {stride}")
+    if num_frames <= window:
+        return [0]
+    n = math.ceil((num_frames - window) / stride) + 1
+    return [i * stride for i in range(n)]
+
+
+def speaker_window_frames(starts: torch.Tensor, window: int, lag: int) -> torch.Tensor:
+    """Speaker frame indices seen by the reaction windows starting at ``starts``: (n, window).
+
+    Window ``[s, s+w)`` sees ``[s - lag, s - lag + w)``; negative indices (before the clip) and
+    indices past the end are filled with zeros by :func:`gather_speaker_windows`.
+    """
+    return starts[:, None] - lag + torch.arange(window, device=starts.device)
+
+
+def gather_speaker_windows(seq: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """seq (B, T, F), frames (B, n, w) or (n, w) integer indices -> (B, n, w, F), zero outside [0, T)."""
+    b, t, f = seq.shape
+    if frames.dim() == 2:
+        frames = frames.expand(b, *frames.shape)
+    valid = (frames >= 0) & (frames < t)
+    idx = frames.clamp(0, t - 1)
+    out = seq[torch.arange(b, device=seq.device)[:, None, None], idx]
+    return out * valid[..., None].to(seq.dtype)

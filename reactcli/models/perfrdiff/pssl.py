@@ -1,0 +1,118 @@
+"""PSSL: personalised style space learning (a listener's "cognitive style" vector).
+
+A transformer encoder reads a listener's historical clip of 3DMM coefficients (identity-free
+expression/pose, 30 s = 750 frames) and returns one L2-normalised 512-d vector. Training pulls
+together the vectors of clips of the same listener and pushes apart different listeners with
+the supervised contrastive loss of Khosla et al. (2020), labels = listener id, temperature 0.07.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reactcli.errors import ConfigError, InputError
+
+from .gafrg import sinusoidal_embedding
+
+__all__ = ["PSSLConfig", "PSSLEncoder", "supcon_loss"]
+
+
+@dataclass
+class PSSLConfig:
+    """Sizes of the PSSL style encoder (defaults: the paper's)."""
+
+    input_dim: int = 58
+    """Width of one history frame (58-d 3DMM)."""
+    d_model: int = 512
+    """Transformer width (input Linear 58 -> d_model)."""
+    num_layers: int = 4
+    """Transformer encoder layers."""
+    num_heads: int = 4
+    """Attention heads."""
+    ffn_dim: int = 1024
+    """Feed-forward hidden width (not given in the paper)."""
+    dropout: float = 0.1
+    """Dropout inside the encoder layers (training only)."""
+    style_dim: int = 512
+    """Width of the L2-normalised style vector."""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"PSSL d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PSSLConfig":
+        """Rebuild from :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown PSSL config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+class PSSLEncoder(nn.Module):
+    """Linear 58 -> d, CLS token, sinusoidal positions, transformer encoder, CLS -> style (L2-norm)."""
+
+    def __init__(self, config: PSSLConfig | None = None):
+        super().__init__()
+        cfg = config or PSSLConfig()
+        self.config = cfg
+        self.in_proj = nn.Linear(cfg.input_dim, cfg.d_model)
+        self.cls = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.style_dim)
+
+    def forward(self, history: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """history (B, Th, 58) [+ valid (B, Th) bool for padded clips] -> style (B, style_dim), unit norm."""
+        if history.dim() != 3 or history.shape[-1] != self.config.input_dim:
+            raise InputError(f"listener history must be (B, Th, {self.config.input_dim}), got {tuple(history.shape)}")
+        b, th, _ = history.shape
+        pos = sinusoidal_embedding(torch.arange(th + 1, device=history.device), self.config.d_model)
+        x = torch.cat([self.cls.expand(b, -1, -1), self.in_proj(history)], dim=1) + pos
+        pad = None
+        if valid is not None:
+            pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=history.device), ~valid.bool()], dim=1)
+        h = self.encoder(x, src_key_padding_mask=pad)
+        return F.normalize(self.proj(self.norm(h[:, 0])), dim=-1)
+
+
+def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, the "L_out" form), mean over anchors.
+
+    For anchor i with positives P(i) = {p != i : y_p = y_i} and all others A(i) = {a != i}:
+    ``L_i = -1/|P(i)| * sum_{p in P(i)} log( exp(z_i.z_p / tau) / sum_{a in A(i)} exp(z_i.z_a / tau) )``.
+    Anchors without any positive are left out of the mean (they carry no supervised signal); a
+    batch where no anchor has a positive is an input error, since the loss would be undefined.
+
+    Args:
+        features: (N, D) embeddings; L2-normalised here (so the caller may pass raw vectors).
+        labels: (N,) integer class (listener) ids.
+    """
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise InputError(f"supcon_loss needs features (N, D) and labels (N,), got {tuple(features.shape)} "
+                         f"and {tuple(labels.shape)}")
+    z = F.normalize(features, dim=-1)
+    logits = z @ z.T / temperature
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(eye, float("-inf"))  # drop i == a from the denominator
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    n_pos = pos.sum(1)
+    has_pos = n_pos > 0
+    if not has_pos.any():
+        raise InputError("supcon_loss: no two samples share a label (every listener appears once); "
+                         "the batch needs at least one positive pair")
+    per_anchor = -(log_prob.masked_fill(~pos, 0.0)).sum(1)[has_pos] / n_pos[has_pos]
+    return per_anchor.mean()

@@ -1,0 +1,281 @@
+"""PWSG: personalised weight shift generation, plus the PerFRDiff checkpoint helpers.
+
+A hypernetwork maps a listener's style vector (PSSL, 512-d) to weight SHIFTS of chosen GAFRG
+linears, W' = W + dW. Differences from the authors' code, on purpose:
+
+* **Low-rank by default.** Each branch outputs A (r x in) and B (out x r), dW = B A. The
+  full-rank editor (each branch outputs out*in numbers) is kept as ``rank=None``; with the
+  default layers it has 1.627 B parameters, the count the supplementary reports (Table 11),
+  while rank 8 has ~40x fewer (see :func:`editor_parameter_count`).
+* **Functional, per sample.** Shifts are returned as :class:`~.gafrg.WeightShift` objects that
+  GAFRG's :class:`~.gafrg.EditableLinear` layers add as ``x W^T + (x A^T) B^T`` per item, so a
+  batch can mix listeners and the base weights are never touched (the authors swap module
+  parameters globally and can only run batch size 1).
+* **Zero-initialised B / dW.** At the start of training dW = 0, so the edited generator starts as
+  the pre-trained generic GAFRG (the authors' released stage 2 started from an untrained one).
+
+Training (paper): SGD lr 1e-3, momentum 0.9, weight decay 1e-4, GAFRG and PSSL frozen, GAFRG
+really loaded from its stage-1 checkpoint (:func:`build_pwsg_training`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reactcli.errors import ConfigError, InputError, MissingAssetError
+
+from .diffusion import DiffusionConfig, make_scheduler
+from .gafrg import GAFRG, GAFRGConfig, WeightShift
+from .pssl import PSSLConfig, PSSLEncoder
+
+__all__ = [
+    "PWSGConfig",
+    "PWSG",
+    "resolve_layer_names",
+    "editor_parameter_count",
+    "save_checkpoint",
+    "load_gafrg",
+    "load_pssl",
+    "load_pwsg",
+    "save_pwsg",
+    "PWSGTraining",
+    "build_pwsg_training",
+]
+
+DEFAULT_EDIT_LAYERS = ("layers.-2.ffn2", "layers.-1.ffn1", "layers.-1.ffn2", "output")
+
+
+@dataclass
+class PWSGConfig:
+    """The weight-shift hypernetwork."""
+
+    style_dim: int = 512
+    """Width of the input style vector (PSSL output)."""
+    hidden: tuple[int, int] = (1024, 1024)
+    """Widths of the two shared fully-connected layers (512 -> 1024 -> 1024 in the paper)."""
+    layers: tuple[str, ...] = DEFAULT_EDIT_LAYERS
+    """GAFRG linears to edit (names from ``GAFRG.editable_layers()``; ``layers.-1`` = last decoder
+    layer). The default (two FFN linears of the last layer, one of the layer before, the output
+    head) gives exactly the 1.627 B full-rank parameters the supplementary reports at paper size."""
+    rank: int | None = 8
+    """Rank r of dW = B @ A; ``None`` = full-rank dW (the authors' version, huge)."""
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)  # type: ignore[assignment]
+        self.layers = tuple(self.layers)
+        if len(self.hidden) != 2:
+            raise ConfigError(f"PWSG hidden must have two widths, got {self.hidden}")
+        if self.rank is not None and self.rank < 1:
+            raise ConfigError(f"PWSG rank must be >= 1 or None (full rank), got {self.rank}")
+        if not self.layers:
+            raise ConfigError("PWSG needs at least one layer to edit")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
+        d = asdict(self)
+        d["hidden"], d["layers"] = list(self.hidden), list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PWSGConfig":
+        """Rebuild from :meth:`to_dict`; unknown keys are an error."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown PWSG config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+def resolve_layer_names(names: tuple[str, ...], gafrg_config: GAFRGConfig) -> list[str]:
+    """Turn ``layers.-1.ffn1`` style names into absolute ones for a GAFRG with ``num_layers``."""
+    out = []
+    for name in names:
+        parts = name.split(".")
+        if parts[0] == "layers" and len(parts) == 3:
+            i = int(parts[1])
+            if not -gafrg_config.num_layers <= i < gafrg_config.num_layers:
+                raise ConfigError(f"PWSG layer {name!r}: GAFRG has {gafrg_config.num_layers} layers")
+            parts[1] = str(i % gafrg_config.num_layers)
+        out.append(".".join(parts))
+    return out
+
+
+def _branch_width(shape: tuple[int, int], rank: int | None) -> int:
+    out_f, in_f = shape
+    return out_f * in_f if rank is None else rank * (in_f + out_f)
+
+
+def editor_parameter_count(layer_shapes: dict[str, tuple[int, int]], rank: int | None,
+                           style_dim: int = 512, hidden: tuple[int, int] = (1024, 1024)) -> int:
+    """Parameters of a PWSG editor, computed without building it (the full-rank one is ~6.5 GB)."""
+    h1, h2 = hidden
+    trunk = style_dim * h1 + h1 + h1 * h2 + h2
+    return trunk + sum(h2 * _branch_width(s, rank) + _branch_width(s, rank) for s in layer_shapes.values())
+
+
+class PWSG(nn.Module):
+    """Style vector (G, style_dim) -> {layer name: WeightShift for G items}."""
+
+    def __init__(self, config: PWSGConfig, layer_shapes: dict[str, tuple[int, int]]):
+        super().__init__()
+        self.config = config
+        missing = [n for n in config.layers if n not in layer_shapes]
+        if missing:
+            raise ConfigError(f"PWSG layers {missing} are not editable GAFRG layers "
+                              f"(known: {sorted(layer_shapes)[:6]}...)")
+        self.layer_shapes = {n: tuple(layer_shapes[n]) for n in config.layers}
+        h1, h2 = config.hidden
+        self.trunk = nn.Sequential(nn.Linear(config.style_dim, h1), nn.GELU(), nn.Linear(h1, h2), nn.GELU())
+        self.branches = nn.ModuleDict()
+        for name, shape in self.layer_shapes.items():
+            branch = nn.Linear(h2, _branch_width(shape, config.rank))
+            with torch.no_grad():
+                if config.rank is None:
+                    branch.weight.zero_()
+                    branch.bias.zero_()
+                else:  # zero the rows that produce B, so dW = B A = 0 at initialisation
+                    n_a = config.rank * shape[1]
+                    branch.weight[n_a:].zero_()
+                    branch.bias[n_a:].zero_()
+            self.branches[name.replace(".", "__")] = branch
+
+    @classmethod
+    def for_gafrg(cls, gafrg: GAFRG, config: PWSGConfig | None = None) -> "PWSG":
+        """Build an editor for ``gafrg``'s layers (relative names resolved)."""
+        cfg = config or PWSGConfig()
+        names = resolve_layer_names(cfg.layers, gafrg.config)
+        cfg = PWSGConfig(style_dim=cfg.style_dim, hidden=cfg.hidden, layers=tuple(names), rank=cfg.rank)
+        return cls(cfg, gafrg.editable_layers())
+
+    def forward(self, style: torch.Tensor) -> dict[str, WeightShift]:
+        if style.dim() != 2 or style.shape[1] != self.config.style_dim:
+            raise InputError(f"style must be (G, {self.config.style_dim}), got {tuple(style.shape)}")
+        h = self.trunk(style)
+        g = style.shape[0]
+        r = self.config.rank
+        shifts = {}
+        for name, (out_f, in_f) in self.layer_shapes.items():
+            o = self.branches[name.replace(".", "__")](h)
+            if r is None:
+                shifts[name] = WeightShift(full=o.view(g, out_f, in_f))
+            else:
+                a, b = o.split([r * in_f, r * out_f], dim=1)
+                shifts[name] = WeightShift(a=a.view(g, r, in_f), b=b.view(g, out_f, r))
+        return shifts
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[str, Any],
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write {kind, config, state_dict, **extra} atomically (temp file + os.replace).
+
+    The config dict travels with the weights so :func:`load_gafrg` & co. rebuild the model
+    without any training config (the diffusers convention).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"kind": kind, "config": config, "state_dict": model.state_dict(), **(extra or {})}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _load(path: str | Path | None, kind: str, asset: str, option: str) -> dict[str, Any]:
+    if path is None or not Path(path).is_file():
+        raise MissingAssetError(asset, option, path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a corrupt file to the user
+        raise InputError(f"{path}: not a readable {asset} ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("kind") != kind:
+        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+        raise InputError(f"{path}: expected a {kind!r} checkpoint, found {found!r}")
+    return payload
+
+
+def load_gafrg(path: str | Path | None, option: str = "--gafrg-checkpoint") -> tuple[GAFRG, DiffusionConfig]:
+    """Rebuild a trained GAFRG and its diffusion settings from a checkpoint written by
+    ``save_checkpoint(path, "gafrg", model, model.config.to_dict(), {"diffusion": dcfg.to_dict()})``."""
+    payload = _load(path, "gafrg", "GAFRG checkpoint", option)
+    model = GAFRG(GAFRGConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model, DiffusionConfig.from_dict(payload.get("diffusion", {}))
+
+
+def load_pssl(path: str | Path | None, option: str = "--pssl-checkpoint") -> PSSLEncoder:
+    """Rebuild a trained PSSL style encoder from its checkpoint."""
+    payload = _load(path, "pssl", "PSSL checkpoint", option)
+    model = PSSLEncoder(PSSLConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def load_pwsg(path: str | Path | None, option: str = "--pwsg-checkpoint") -> PWSG:
+    """Rebuild a trained editor (its checkpoint stores the edited layers' shapes)."""
+    payload = _load(path, "pwsg", "PWSG checkpoint", option)
+    shapes = {k: tuple(v) for k, v in payload["layer_shapes"].items()}
+    model = PWSG(PWSGConfig.from_dict(payload["config"]), shapes)
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def save_pwsg(path: str | Path, editor: PWSG) -> Path:
+    """Save an editor with its config and layer shapes."""
+    return save_checkpoint(path, "pwsg", editor, editor.config.to_dict(),
+                           {"layer_shapes": {k: list(v) for k, v in editor.layer_shapes.items()}})
+
+
+@dataclass
+class PWSGTraining:
+    """Everything the stage-2 step needs; only ``editor`` has trainable parameters."""
+
+    gafrg: GAFRG
+    """Pre-trained generic generator, frozen (requires_grad False, eval mode)."""
+    pssl: PSSLEncoder
+    """Pre-trained style encoder, frozen."""
+    editor: PWSG
+    """The hypernetwork being trained."""
+    diffusion: DiffusionConfig
+    """Diffusion settings GAFRG was trained with (prediction type, schedule)."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters for the optimiser (paper: SGD lr 1e-3, momentum 0.9, weight decay 1e-4)."""
+        return [p for p in self.editor.parameters() if p.requires_grad]
+
+
+def _freeze(model: nn.Module) -> None:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def build_pwsg_training(gafrg_checkpoint: str | Path | None, pssl_checkpoint: str | Path | None,
+                        config: PWSGConfig | None = None, device: str | torch.device = "cpu") -> PWSGTraining:
+    """Stage 2 set-up: load GAFRG and PSSL from their stage-1 checkpoints (frozen) and build the editor.
+
+    Missing checkpoints raise :class:`MissingAssetError` naming ``--gafrg-checkpoint`` /
+    ``--pssl-checkpoint``: stage 2 never starts from an untrained backbone.
+    """
+    gafrg, dcfg = load_gafrg(gafrg_checkpoint)
+    pssl = load_pssl(pssl_checkpoint)
+    if pssl.config.style_dim != (config or PWSGConfig()).style_dim:
+        raise ConfigError(f"PSSL style_dim {pssl.config.style_dim} != PWSG style_dim "
+                          f"{(config or PWSGConfig()).style_dim}")
+    _freeze(gafrg)
+    _freeze(pssl)
+    editor = PWSG.for_gafrg(gafrg, config)
+    return PWSGTraining(gafrg.to(device), pssl.to(device), editor.to(device), dcfg)
+
