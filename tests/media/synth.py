@@ -105,3 +105,20 @@ def decode_indices(path: Path) -> list[int]:
 
     with av.open(str(path)) as c:
         return [decode_index(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def write_frames_video(path: Path, frames: np.ndarray, fps: int = 25, crf: int = 10) -> Path:
+    """Write ``(N, H, W, 3)`` uint8 RGB frames as an H.264 mp4."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.height, vs.width = frames.shape[1:3]
+        vs.pix_fmt = "yuv420p"
+        vs.options = {"crf": str(crf), "preset": "ultrafast"}
+        for f in frames:
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+    return path
