@@ -1,1 +1,35 @@
-"""reactcli.metrics."""
+"""reactcli.metrics: the REACT challenge metrics (pure, vectorised) and the evaluation report.
+
+Entry point: :func:`evaluate_arrays`. Definitions: spec/metrics.md.
+"""
+
+from reactcli.metrics.core import (
+    EMOTION_GROUPS,
+    EMOTION_WEIGHTS,
+    MAX_LAG,
+    evaluate_arrays,
+    frcorr,
+    frdist,
+    frdiv,
+    frdvs,
+    frsyn,
+    frvar,
+    validate_inputs,
+)
+from reactcli.metrics.dtw import dtw_one_to_many, dtw_pairs
+
+__all__ = [
+    "EMOTION_GROUPS",
+    "EMOTION_WEIGHTS",
+    "MAX_LAG",
+    "dtw_one_to_many",
+    "dtw_pairs",
+    "evaluate_arrays",
+    "frcorr",
+    "frdist",
+    "frdiv",
+    "frdvs",
+    "frsyn",
+    "frvar",
+    "validate_inputs",
+]

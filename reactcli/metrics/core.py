@@ -1,0 +1,365 @@
+"""The REACT challenge metrics on in-memory arrays (definitions: spec/metrics.md).
+
+Inputs everywhere: ``P`` (N, K, T, D) generated reactions, ``L`` (N, T, D) real listener
+reactions, ``S`` (N, T, D) speaker behaviour, ``A`` (N, N) 0/1 appropriateness
+(``A[k, j] = 1``: ``L[j]`` is an appropriate reaction to speaker item k).
+
+Work is shared where the definitions allow it: per-sequence means/variances are computed once
+(FRCorr needs them per (item, sample, dim), FRVar is the same centred sum of squares with ddof=1),
+the three emotion-group DTWs of a pair are computed in one pass (see :mod:`reactcli.metrics.dtw`),
+and FRDiv/FRDvs use the identity ``sum_{a,b} ||x_a - x_b||^2 = 2 n sum_a ||x_a - mean||^2`` instead
+of forming all pairs.
+
+Choices the spec leaves open, made here and documented:
+
+* K = 1 makes FRDiv 0 by definition and usually means a sampler was run without ``--num-samples``.
+  :func:`evaluate_arrays` raises :class:`InputError` for K = 1 unless the caller passes
+  ``allow_single_sample=True``, in which case FRDiv is reported as 0.0, as metrics.md defines.
+* FRDvs divides by N (N - 1): N < 2 is an input error.
+* FRSyn (default mode): a sample whose every lag has only constant channels has no defined score;
+  it is left out of the mean and counted in ``FRSyn_undefined_samples``. If every sample is
+  undefined FRSyn is ``None`` with a note, never NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+import reactcli
+from reactcli.errors import ConfigError, InputError
+from reactcli.metrics.dtw import dtw_one_to_many
+from reactcli.metrics.tlcc import frsyn_scores
+
+#: Emotion protocol: (dim range, weight) per DTW group: 15 AUs, valence/arousal, 8 expressions.
+EMOTION_GROUPS: tuple[tuple[int, int], ...] = ((0, 15), (15, 17), (17, 25))
+EMOTION_WEIGHTS: tuple[float, ...] = (1.0 / 15.0, 1.0, 1.0 / 8.0)
+#: FRSyn lag half-width: lags -49..49 (2 s at 25 fps, as the official ``range(-49, 50)``).
+MAX_LAG = 49
+FEATURES = ("emotion", "tdmm")
+COMPAT_MODES = ("default", "official")
+
+PROTOCOLS = {
+    "emotion": "REACT emotion protocol (D=25: 15 AUs, valence/arousal, 8 expression probs); "
+    "FRdist = DTW(AU)/15 + DTW(VA) + DTW(expr)/8",
+    "tdmm": "3DMM protocol (ReactFace style): FRdist = one DTW over all D dims",
+}
+
+
+@dataclass
+class SeqStats:
+    """Per-sequence statistics over time, shared by FRCorr and FRVar.
+
+    Attributes:
+        mean: (..., D) temporal mean (float64).
+        m2: (..., D) centred sum of squares ``sum_t (x_t - mean)^2``; population variance is
+            ``m2 / T`` (CCC), unbiased variance ``m2 / (T - 1)`` (FRVar).
+    """
+
+    mean: np.ndarray
+    m2: np.ndarray
+
+
+def seq_stats(x: np.ndarray, chunk: int = 64) -> SeqStats:
+    """Temporal mean and centred sum of squares of (..., T, D) sequences, in float64 chunks.
+
+    Centring before squaring keeps a constant channel's variance exactly 0 (the mean of equal
+    float32 values is exact in float64), which FRCorr relies on to detect constant channels.
+    """
+    lead = x.shape[:-2]
+    flat = x.reshape((-1,) + x.shape[-2:])
+    mean = np.empty((flat.shape[0], x.shape[-1]))
+    m2 = np.empty_like(mean)
+    for a in range(0, flat.shape[0], chunk):
+        blk = flat[a : a + chunk].astype(np.float64)
+        mu = blk.mean(axis=1)
+        c = blk - mu[:, None, :]
+        mean[a : a + chunk] = mu
+        m2[a : a + chunk] = np.einsum("ntd,ntd->nd", c, c)
+    return SeqStats(mean.reshape(lead + (x.shape[-1],)), m2.reshape(lead + (x.shape[-1],)))
+
+
+def candidate_lists(A: np.ndarray) -> np.ndarray:
+    """(N, Jmax) int64 indices of the appropriate reactions of each row, padded with -1."""
+    counts = A.sum(axis=1)
+    jmax = int(counts.max())
+    cand = np.full((A.shape[0], jmax), -1, dtype=np.int64)
+    rows, cols = np.nonzero(A)
+    pos = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    cand[rows, pos] = cols
+    return cand
+
+
+def frcorr(
+    P: np.ndarray,
+    L: np.ndarray,
+    A: np.ndarray,
+    *,
+    p_stats: SeqStats | None = None,
+    l_stats: SeqStats | None = None,
+    chunk: int = 32,
+) -> tuple[float, float]:
+    """FRCorr: ``mean_k sum_i max_{j in A[k]} CCC(L[j], P[k, i])``; returns (official, per-sample).
+
+    The cross-covariances of all (item, sample, candidate) triples are batched matrix products
+    over time; means and variances come from :func:`seq_stats` (computed once and shared).
+    """
+    import torch
+
+    N, K, T, D = P.shape
+    ps = p_stats or seq_stats(P)
+    ls = l_stats or seq_stats(L)
+    cand = candidate_lists(A)
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    Lc = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float64)) - torch.from_numpy(ls.mean)[:, None, :]
+    Lvar = ls.m2 / T
+    Pvar = ps.m2 / T
+    totals = np.empty(N)
+    for a in range(0, N, chunk):
+        b = min(N, a + chunk)
+        Pc = torch.from_numpy(P[a:b].astype(np.float64)) - torch.from_numpy(ps.mean[a:b])[:, :, None, :]
+        Lsel = Lc[torch.from_numpy(safe[a:b])]  # (c, J, T, D)
+        cov = torch.einsum("cktd,cjtd->ckjd", Pc, Lsel).numpy() / T  # (c, K, J, D)
+        vx = Pvar[a:b][:, :, None, :]
+        vy = Lvar[safe[a:b]][:, None, :, :]
+        sx = np.sqrt(vx)
+        sy = np.sqrt(vy)
+        sxy = sx * sy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(sxy > 0, cov / np.where(sxy > 0, sxy, 1.0), 0.0)  # NaN -> 0 as official
+        mx = ps.mean[a:b][:, :, None, :]
+        my = ls.mean[safe[a:b]][:, None, :, :]
+        ccc = (2.0 * r * sx * sy / (vx + vy + (mx - my) ** 2 + 1e-8)).mean(axis=-1)  # (c,K,J)
+        ccc = np.where(valid[a:b][:, None, :], ccc, -np.inf)
+        totals[a:b] = ccc.max(axis=2).sum(axis=1)
+    official = float(totals.mean())
+    return official, official / K
+
+
+def frdist(
+    P: np.ndarray,
+    L: np.ndarray,
+    A: np.ndarray,
+    *,
+    feature: str = "emotion",
+    num_threads: int | None = None,
+) -> tuple[float, float]:
+    """FRdist: ``mean_k sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``; (official, per-sample)."""
+    N, K, T, D = P.shape
+    groups, weights = _dtw_groups(feature, D)
+    cand = candidate_lists(A)
+    X = P.reshape(N * K, T, D)
+    cand_rep = np.repeat(cand, K, axis=0)
+    d = dtw_one_to_many(X, L, cand_rep, groups=groups, num_threads=num_threads)  # (NK, J, G)
+    total = (d * np.asarray(weights)).sum(axis=-1)
+    total = np.where(cand_rep >= 0, total, np.inf)
+    best = total.min(axis=1).reshape(N, K)
+    official = float(best.sum(axis=1).mean())
+    return official, official / K
+
+
+def _dtw_groups(feature: str, D: int):
+    if feature == "emotion":
+        return list(EMOTION_GROUPS), list(EMOTION_WEIGHTS)
+    return [(0, D)], [1.0]
+
+
+def frdiv(P: np.ndarray, chunk: int = 64) -> float:
+    """FRDiv (S-MSE): ``mean_k sum_{a != b} ||P[k,a] - P[k,b]||^2 / (K (K-1) T D)``; 0 when K = 1."""
+    N, K, T, D = P.shape
+    if K == 1:
+        return 0.0
+    acc = 0.0
+    for a in range(0, N, chunk):
+        blk = P[a : a + chunk].astype(np.float64)
+        c = blk - blk.mean(axis=1, keepdims=True)
+        acc += 2.0 * K * float(np.einsum("nktd,nktd->", c, c))
+    return acc / (N * K * (K - 1) * T * D)
+
+
+def frdvs(P: np.ndarray, chunk: int = 64) -> float:
+    """FRDvs: ``sum_i sum_{k != k'} ||P[k,i] - P[k',i]||^2 / (N (N-1) K T D)``."""
+    N, K, T, D = P.shape
+    mean = np.zeros((K, T, D))
+    for a in range(0, N, chunk):
+        mean += P[a : a + chunk].sum(axis=0, dtype=np.float64)
+    mean /= N
+    acc = 0.0
+    for a in range(0, N, chunk):
+        c = P[a : a + chunk].astype(np.float64) - mean
+        acc += float(np.einsum("nktd,nktd->", c, c))
+    return 2.0 * N * acc / (N * (N - 1) * K * T * D)
+
+
+def frvar(P: np.ndarray, *, p_stats: SeqStats | None = None) -> float:
+    """FRVar: unbiased (ddof=1) variance over time, averaged over N, K and D."""
+    T = P.shape[2]
+    ps = p_stats or seq_stats(P)
+    return float((ps.m2 / (T - 1)).mean())
+
+
+def frsyn(P: np.ndarray, S: np.ndarray, *, compat: str = "default") -> tuple[float | None, int]:
+    """FRSyn: mean |best lag| (see :func:`reactcli.metrics.tlcc.frsyn_scores`).
+
+    Returns (value or None if no sample is defined, number of undefined samples).
+    """
+    scores, _ = frsyn_scores(P, S, max_lag=MAX_LAG, compat=compat)
+    undefined = int(np.isnan(scores).sum())
+    if undefined == scores.size:
+        return None, undefined
+    return float(np.nanmean(scores)), undefined
+
+
+def _first_bad(a: np.ndarray) -> tuple[int, ...] | None:
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+
+
+def validate_inputs(
+    pred: Any,
+    listener: Any,
+    speaker: Any,
+    appropriate: Any,
+    *,
+    feature: str = "emotion",
+    compat: str = "default",
+    allow_single_sample: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Check shapes and values; return float32 P, L, S and a bool A. Raises InputError/ConfigError."""
+    if feature not in FEATURES:
+        raise ConfigError(f"feature must be one of {FEATURES}, got {feature!r}")
+    if compat not in COMPAT_MODES:
+        raise ConfigError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
+    P = np.asarray(pred)
+    L = np.asarray(listener)
+    S = np.asarray(speaker)
+    A = np.asarray(appropriate)
+    if P.ndim != 4:
+        raise InputError(f"predictions: expected shape (N, K, T, D), got {P.shape}")
+    N, K, T, D = P.shape
+    for name, arr in (("listener", L), ("speaker", S)):
+        if arr.shape != (N, T, D):
+            raise InputError(
+                f"{name}: expected shape (N, T, D) = {(N, T, D)} to match predictions {P.shape}, "
+                f"got {arr.shape}"
+            )
+    if A.shape != (N, N):
+        raise InputError(f"appropriateness matrix: expected shape ({N}, {N}), got {A.shape}")
+    if N < 2:
+        raise InputError(f"predictions: FRDvs needs at least 2 items, got N = {N}")
+    if feature == "emotion" and D != 25:
+        raise InputError(f"predictions: the emotion protocol needs D = 25 dims, got D = {D} "
+                         "(use feature='tdmm' for a single DTW over all dims)")
+    if T - MAX_LAG < 2:
+        raise InputError(f"predictions: T = {T} frames is too short for the FRSyn lag window "
+                         f"-{MAX_LAG}..{MAX_LAG} (need T >= {MAX_LAG + 2})")
+    if K == 1 and not allow_single_sample:
+        raise InputError("predictions: K = 1 sample per item; FRDiv (diversity among samples) is "
+                         "undefined in spirit (0 by definition). Generate K > 1 samples, or pass "
+                         "allow_single_sample=True to report FRDiv = 0")
+    for name, arr in (("predictions", P), ("listener", L), ("speaker", S)):
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise InputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+        bad = _first_bad(arr)
+        if bad is not None:
+            raise InputError(f"{name}: non-finite value {arr[bad]} at index {bad}")
+    if not np.isin(A, (0, 1)).all():
+        raise InputError("appropriateness matrix: entries must be 0 or 1")
+    empty = np.flatnonzero(A.sum(axis=1) == 0)
+    if empty.size:
+        raise InputError(f"appropriateness matrix: row {int(empty[0])} has no appropriate reaction "
+                         f"({empty.size} empty row(s) in total: {empty[:10].tolist()})")
+    as32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    return as32(P), as32(L), as32(S), A.astype(bool)
+
+
+def evaluate_arrays(
+    pred: Any,
+    listener: Any,
+    speaker: Any,
+    appropriate: Any,
+    *,
+    feature: str = "emotion",
+    compat: str = "default",
+    num_threads: int | None = None,
+    fid: float | dict | None = None,
+    allow_single_sample: bool = False,
+    metrics: tuple[str, ...] | None = None,
+) -> dict:
+    """All REACT metrics as a JSON-ready dict.
+
+    Args:
+        pred, listener, speaker, appropriate: P (N,K,T,D), L (N,T,D), S (N,T,D), A (N,N) 0/1.
+        feature: ``"emotion"`` (3 grouped DTWs) or ``"tdmm"`` (one DTW over all dims).
+        compat: ``"default"`` or ``"official"``; only FRSyn differs between them.
+        num_threads: threads for the compiled DTW/TLCC kernels (default: all).
+        fid: a FID result (float, or a dict with key ``"fid"``) for FRRea; None -> unavailable.
+        allow_single_sample: accept K = 1 and report FRDiv = 0 (otherwise an InputError).
+        metrics: subset of metric names to compute (default: all).
+
+    Returns:
+        dict with FRCorr (official sum over K), FRCorr_per_sample, FRdist, FRdist_per_sample,
+        FRDiv, FRDvs, FRVar, FRSyn, FRRea (+ notes), protocol, feature, compat, N, K, T, D,
+        reactcli_version and timings_s per metric.
+    """
+    P, L, S, A = validate_inputs(pred, listener, speaker, appropriate, feature=feature,
+                                 compat=compat, allow_single_sample=allow_single_sample)
+    N, K, T, D = P.shape
+    wanted = set(metrics or ("FRCorr", "FRdist", "FRDiv", "FRDvs", "FRVar", "FRSyn"))
+    if num_threads is not None:
+        from numba import set_num_threads
+        import os
+
+        set_num_threads(max(1, min(int(num_threads), os.cpu_count() or 1)))
+    timings: dict[str, float] = {}
+    result: dict[str, Any] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        value = fn()
+        timings[name] = round(time.perf_counter() - t0, 4)
+        return value
+
+    p_stats = None
+    if wanted & {"FRCorr", "FRVar"}:
+        p_stats = timed("stats", lambda: seq_stats(P))
+    if "FRCorr" in wanted:
+        result["FRCorr"], result["FRCorr_per_sample"] = timed(
+            "FRCorr", lambda: frcorr(P, L, A, p_stats=p_stats))
+    if "FRdist" in wanted:
+        result["FRdist"], result["FRdist_per_sample"] = timed(
+            "FRdist", lambda: frdist(P, L, A, feature=feature, num_threads=num_threads))
+    if "FRDiv" in wanted:
+        result["FRDiv"] = timed("FRDiv", lambda: frdiv(P))
+    if "FRDvs" in wanted:
+        result["FRDvs"] = timed("FRDvs", lambda: frdvs(P))
+    if "FRVar" in wanted:
+        result["FRVar"] = timed("FRVar", lambda: frvar(P, p_stats=p_stats))
+    if "FRSyn" in wanted:
+        value, undefined = timed("FRSyn", lambda: frsyn(P, S, compat=compat))
+        result["FRSyn"] = value
+        result["FRSyn_undefined_samples"] = undefined
+        if value is None:
+            result["FRSyn_note"] = "every sample has only constant channels at every lag"
+    if fid is None:
+        result["FRRea"] = None
+        result["FRRea_note"] = ("unavailable: FID needs rendered frames and local InceptionV3 "
+                                "weights (--inception-weights)")
+    else:
+        result["FRRea"] = float(fid["fid"] if isinstance(fid, dict) else fid)
+    result.update(
+        protocol=PROTOCOLS[feature],
+        feature=feature,
+        compat=compat,
+        FRCorr_note="FRCorr is the official sum over the K samples; FRCorr_per_sample = FRCorr / K",
+        N=N, K=K, T=T, D=D,
+        reactcli_version=reactcli.__version__,
+        timings_s=timings,
+    )
+    return result
