@@ -130,7 +130,7 @@ def _load_builtins() -> None:
         importlib.import_module(f"reactcli.features.{mod}")
 
 
-_BUILTIN_MODULES = ("mfcc", "wav2vec2", "landmarks", "emoca", "faceverse", "graphau")
+_BUILTIN_MODULES = ("mfcc", "wav2vec2", "landmarks", "emoca", "faceverse", "graphau", "precomputed")
 
 
 def available_extractors() -> list[str]:

@@ -1,0 +1,107 @@
+"""Import the per-clip feature files that come with a REACT corpus.
+
+* ``emotion``: ``Emotion/.../<clip>.csv``, a header row then one row per frame of 25 numbers
+  (order in :mod:`reactcli.features.graphau`); read as the challenge loader does (drop the
+  header row, keep all 25 columns).
+* ``3dmm``: ``3D_FV_files/.../<clip>.npy``, ``(751, 58)`` or ``(1, 751, 58)`` float
+  (FaceVerse layout in :mod:`reactcli.features.faceverse`).
+
+Each file must have exactly the expected width; frames beyond ``num_frames`` are dropped and up
+to ``max_pad_frames`` missing final frames are filled by repeating the last one. Non-numeric
+cells, NaN/inf, wrong widths and too few rows are :class:`InputError` s naming the file (and the
+row for NaNs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reactcli.errors import ConfigError, InputError
+from reactcli.features.registry import ClipInputs, Extractor, fit_length, register_extractor
+
+#: sidecar kind -> feature width
+WIDTHS = {"emotion": 25, "3dmm": 58}
+
+
+def read_emotion_csv(path: str | Path) -> np.ndarray:
+    """A REACT emotion CSV -> ``(T, 25)`` float32 (header row skipped)."""
+    p = Path(path)
+    try:
+        with p.open("r", encoding="utf-8") as fh:
+            lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{p}: cannot read emotion CSV ({exc})") from exc
+    if len(lines) < 2:
+        raise InputError(f"{p}: emotion CSV has no data rows (expected a header + one row per frame)")
+    rows = []
+    for i, ln in enumerate(lines[1:], start=2):
+        cells = ln.split(",")
+        if len(cells) != WIDTHS["emotion"]:
+            raise InputError(f"{p}: line {i} has {len(cells)} columns, expected {WIDTHS['emotion']}")
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError as exc:
+            raise InputError(f"{p}: line {i} is not numeric ({exc})") from exc
+    return np.asarray(rows, np.float32)
+
+
+def read_3dmm_npy(path: str | Path) -> np.ndarray:
+    """A REACT 3DMM ``.npy`` -> ``(T, 58)`` float32 (a leading axis of size 1 is dropped)."""
+    p = Path(path)
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read .npy ({exc})") from exc
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2 or a.shape[1] != WIDTHS["3dmm"]:
+        raise InputError(f"{p}: 3DMM array has shape {a.shape}, expected (T, 58) or (1, T, 58)")
+    if not np.issubdtype(a.dtype, np.number):
+        raise InputError(f"{p}: 3DMM array has dtype {a.dtype}, expected numbers")
+    return a.astype(np.float32)
+
+
+@dataclass
+class PrecomputedConfig:
+    """Options of the ``precomputed`` extractor."""
+
+    kinds: list[str] = field(default_factory=lambda: ["emotion", "3dmm"])
+    """Sidecar kinds to import (each becomes a feature of the same name)."""
+    fps: float = 25.0
+    """Frame rate of the sidecar files (rows per second)."""
+    max_pad_frames: int = 1
+    """Missing final rows that may be filled by repeating the last one."""
+
+
+@register_extractor("precomputed")
+class PrecomputedExtractor(Extractor):
+    """Validated import of corpus sidecar features (emotion CSV, 3DMM npy)."""
+
+    requires = ("sidecar",)
+    Config = PrecomputedConfig
+    cfg: PrecomputedConfig
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)
+        bad = [k for k in self.cfg.kinds if k not in WIDTHS]
+        if bad or not self.cfg.kinds:
+            raise ConfigError(f"precomputed: unknown kinds {bad}; known: {sorted(WIDTHS)}")
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {k: WIDTHS[k] for k in self.cfg.kinds}
+
+    def extract(self, inputs: ClipInputs) -> dict[str, np.ndarray]:
+        out = {}
+        for kind in self.cfg.kinds:
+            p = inputs.need(kind)
+            a = read_emotion_csv(p) if kind == "emotion" else read_3dmm_npy(p)
+            bad = ~np.isfinite(a).all(axis=1)
+            if bad.any():
+                raise InputError(f"{p}: NaN/inf in frame {int(np.argmax(bad))} ({int(bad.sum())} bad frames)")
+            out[kind] = np.ascontiguousarray(
+                fit_length(a, inputs.num_frames, self.cfg.max_pad_frames, f"{inputs.clip_id}: {p}", mode="edge"))
+        return out
