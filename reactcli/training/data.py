@@ -1,0 +1,211 @@
+"""Training/generation data: speaker-listener items of a split, read from the feature store.
+
+An :class:`ItemTable` is the split's items (``manifests/pairs.jsonl``) in challenge order plus
+its appropriateness matrix (``appropriate/<split>.npy``; without one, each item's only
+appropriate reaction is its own listener). :class:`ReactionDataset` turns an item into the
+sample dict every model consumes (see ``docs`` in the model modules):
+
+``speaker_audio (T,A)``, ``speaker_emotion (T,25)``, ``speaker_tdmm (T,58)``,
+``listener_emotion``, ``listener_tdmm``, ``appropriate_emotion (M,T,25)``,
+``appropriate_tdmm (M,T,58)``, ``appropriate_mask (M,)``, ``listener_id``,
+``listener_history_tdmm (Th,58)``, ``listener_history_emotion (Th,25)``, ``index``.
+
+Arrays are read lazily from the store (file handles per worker process) and cached in memory
+per dataset instance, since a training run reads each clip many times.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from reactcli.errors import InputError
+from reactcli.manifest import PairRecord, read_manifest
+from reactcli.storage import FeatureStore
+
+
+def identity_of(clip_id: str) -> str:
+    """A participant identity from a clip id ``<site>/<session>/<person>/<clip>``.
+
+    REACT does not publish who is who across sessions, so a person of one session is one
+    identity. Corpora that know better (the synthetic one) write ``manifests/identities.json``.
+    """
+    parts = clip_id.split("/")
+    return "/".join(parts[:-1]) if len(parts) > 1 else clip_id
+
+
+@dataclass
+class ItemTable:
+    split: str
+    pairs: list[PairRecord]
+    appropriate: np.ndarray  # (N, N) uint8
+    identities: dict[str, int] = field(default_factory=dict)  # identity -> id
+
+    @property
+    def n(self) -> int:
+        return len(self.pairs)
+
+    def listener_id(self, i: int) -> int:
+        return self.identities[self._ident(self.pairs[i].listener)]
+
+    _ident_map: dict[str, str] = field(default_factory=dict)
+
+    def _ident(self, clip: str) -> str:
+        return self._ident_map.get(clip, identity_of(clip))
+
+    def rows(self) -> list[np.ndarray]:
+        return [np.flatnonzero(self.appropriate[i]) for i in range(self.n)]
+
+
+def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLike | None = None,
+               require_appropriate: bool = False) -> ItemTable:
+    """The items of ``split`` and their appropriateness matrix from a work directory."""
+    work = Path(work)
+    pairs = [p for p in read_manifest(work / "manifests/pairs.jsonl", PairRecord) if p.split == split]
+    if not pairs:
+        raise InputError(f"{work}/manifests/pairs.jsonl: no items of split {split!r}")
+    pairs.sort(key=lambda p: p.index)
+    if [p.index for p in pairs] != list(range(len(pairs))):
+        raise InputError(f"{work}/manifests/pairs.jsonl: item indices of split {split!r} are not 0..{len(pairs) - 1}")
+    mpath = Path(appropriate) if appropriate else work / "appropriate" / f"{split}.npy"
+    if mpath.is_file():
+        m = np.load(mpath, allow_pickle=False)
+        if m.shape != (len(pairs), len(pairs)):
+            raise InputError(f"{mpath}: appropriateness matrix is {m.shape}, expected ({len(pairs)}, {len(pairs)}) for split {split!r}")
+        m = (m > 0).astype(np.uint8)
+        empty = np.flatnonzero(m.sum(1) == 0)
+        if empty.size:
+            raise InputError(f"{mpath}: appropriateness row {int(empty[0])} (item {split}/{int(empty[0])}) is empty")
+    elif require_appropriate:
+        raise InputError(f"{mpath}: appropriateness matrix not found (run `reactcli appropriate build --split {split}`)")
+    else:
+        m = np.eye(len(pairs), dtype=np.uint8)
+    ident_map: dict[str, str] = {}
+    ipath = work / "manifests" / "identities.json"
+    if ipath.is_file():
+        import json
+
+        ident_map = json.loads(ipath.read_text())
+    idents = sorted({ident_map.get(c, identity_of(c)) for p in pairs for c in (p.speaker, p.listener)})
+    table = ItemTable(split=split, pairs=pairs, appropriate=m, identities={k: i for i, k in enumerate(idents)})
+    table._ident_map = ident_map
+    return table
+
+
+@dataclass
+class DataConfig:
+    """What the dataset reads and how it crops."""
+
+    audio: str = "mfcc"
+    """Audio feature in the store: ``mfcc`` (78-d) or ``wav2vec2`` (1536-d)."""
+    frames: int = 750
+    """Frames per clip used (the challenge uses the first 750 of 751)."""
+    crop: int | None = 256
+    """Random crop length for training (None = whole clip)."""
+    max_appropriate: int = 20
+    """At most this many appropriate reactions per item (own listener always kept)."""
+    history: bool = True
+    """Also return another clip of the same listener (personal style)."""
+
+
+class ReactionDataset(Dataset):
+    """Items of a split as model samples (see module docstring)."""
+
+    def __init__(self, work: str | os.PathLike, table: ItemTable, cfg: DataConfig, seed: int = 0, train: bool = True):
+        self.store = FeatureStore(work)
+        self.table = table
+        self.cfg = cfg
+        self.seed = seed
+        self.train = train
+        self.epoch = 0
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        self._rows = table.rows()
+        by_ident: dict[int, list[str]] = {}
+        for p in table.pairs:
+            lid = table.identities[table._ident(p.listener)]
+            by_ident.setdefault(lid, [])
+            if p.listener not in by_ident[lid]:
+                by_ident[lid].append(p.listener)
+        self._clips_of = by_ident
+        feats = ["emotion", "tdmm", cfg.audio]
+        for p in table.pairs[:1]:
+            for f in feats:
+                self.store.ref(p.speaker, f)  # fail early, naming the missing feature
+
+    def __len__(self) -> int:
+        return self.table.n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _get(self, clip: str, feature: str) -> np.ndarray:
+        key = (clip, feature)
+        arr = self._cache.get(key)
+        if arr is None:
+            arr = np.asarray(self.store.read(clip, feature), dtype=np.float32)[: self.cfg.frames]
+            if arr.shape[0] < self.cfg.frames:
+                raise InputError(f"{feature} of clip {clip} has {arr.shape[0]} frames, expected >= {self.cfg.frames}")
+            if not np.isfinite(arr).all():
+                raise InputError(f"{feature} of clip {clip} contains NaN/inf")
+            self._cache[key] = arr
+        return arr
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        pair = self.table.pairs[i]
+        T = self.cfg.frames
+        if self.train and self.cfg.crop and self.cfg.crop < T:
+            start = int(rng.integers(0, T - self.cfg.crop + 1))
+            sl = slice(start, start + self.cfg.crop)
+        else:
+            sl = slice(0, T)
+        rows = self._rows[i]
+        own = i
+        others = rows[rows != own]
+        if len(others) > self.cfg.max_appropriate - 1:
+            others = rng.choice(others, self.cfg.max_appropriate - 1, replace=False) if self.train else others[: self.cfg.max_appropriate - 1]
+        chosen = [own] + sorted(int(j) for j in others)
+        lis = [self.table.pairs[j].listener for j in chosen]
+        sample: dict[str, Any] = {
+            "index": torch.tensor(i),
+            "speaker_audio": torch.from_numpy(self._get(pair.speaker, self.cfg.audio)[sl]),
+            "speaker_emotion": torch.from_numpy(self._get(pair.speaker, "emotion")[sl]),
+            "speaker_tdmm": torch.from_numpy(self._get(pair.speaker, "tdmm")[sl]),
+            "listener_emotion": torch.from_numpy(self._get(pair.listener, "emotion")[sl]),
+            "listener_tdmm": torch.from_numpy(self._get(pair.listener, "tdmm")[sl]),
+            "appropriate_emotion": torch.from_numpy(np.stack([self._get(c, "emotion")[sl] for c in lis])),
+            "appropriate_tdmm": torch.from_numpy(np.stack([self._get(c, "tdmm")[sl] for c in lis])),
+            "appropriate_mask": torch.ones(len(lis), dtype=torch.bool),
+            "listener_id": torch.tensor(self.table.listener_id(i), dtype=torch.long),
+        }
+        if self.cfg.history:
+            lid = int(sample["listener_id"])
+            clips = [c for c in self._clips_of.get(lid, []) if c != pair.listener] or [pair.listener]
+            hist = clips[int(rng.integers(0, len(clips)))] if self.train else clips[0]
+            sample["listener_history_tdmm"] = torch.from_numpy(self._get(hist, "tdmm"))
+            sample["listener_history_emotion"] = torch.from_numpy(self._get(hist, "emotion"))
+        return sample
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack samples; pad the appropriate sets to the largest M with a mask."""
+    out: dict[str, torch.Tensor] = {}
+    m = max(s["appropriate_emotion"].shape[0] for s in samples)
+    for key in samples[0]:
+        vals = [s[key] for s in samples]
+        if key in ("appropriate_emotion", "appropriate_tdmm", "appropriate_mask"):
+            padded = []
+            for v in vals:
+                pad = m - v.shape[0]
+                if pad:
+                    v = torch.cat([v, torch.zeros((pad, *v.shape[1:]), dtype=v.dtype)], 0)
+                padded.append(v)
+            vals = padded
+        out[key] = torch.stack(vals)
+    return out
