@@ -1,0 +1,222 @@
+"""One optimisation step of each PerFRDiff stage: the loss and its logs (the loop lives elsewhere).
+
+* Stage 1a, GAFRG (:func:`gafrg_training_step`): the target x0 is a window of an *appropriate*
+  real reaction of the speaker item, drawn from the item's appropriateness set with the mask
+  (``reactions_per_item`` draws per item with replacement; the paper uses 10 and replicates
+  when fewer exist), so the model learns the distribution of appropriate reactions, not the one
+  reaction the item's own listener happened to show. Each condition (audio, emotion, 3DMM) is
+  replaced by zeros with ``cond_drop_prob`` independently (classifier-free guidance).
+* Stage 1b, PSSL (:func:`pssl_training_step`): supervised contrastive loss over the style
+  vectors of the listener's history clip and of the item's own listener clip (two clips of the
+  same listener, so every listener in the batch has a positive), labels = listener id.
+* Stage 2, PWSG (:func:`pwsg_training_step`): GAFRG and PSSL frozen; the editor's shifts
+  personalise GAFRG, and the target is the item's *own* listener's reaction (the personal one).
+
+Batches follow the shared data contract (dict of float32 tensors with a leading batch dim, see
+the models' docs). Randomness comes from ``generator`` (torch.Generator; ``None`` = torch's
+global RNG, seeded by the loop); dropout inside the networks uses the global RNG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from reactcli.errors import ConfigError, InputError
+from reactcli.models.perfrdiff.gafrg import GAFRG, WeightShift, gather_speaker_windows, speaker_window_frames
+from reactcli.models.perfrdiff.pssl import PSSLEncoder, supcon_loss
+from reactcli.models.perfrdiff.pwsg import PWSGTraining
+
+__all__ = ["PerFRDiffStepConfig", "gafrg_training_step", "pssl_training_step", "pwsg_training_step"]
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class PerFRDiffStepConfig:
+    """What a GAFRG/PWSG step learns from a batch."""
+
+    target: Literal["emotion", "tdmm", "both"] = "emotion"
+    """Reaction features: 25-d emotion, 58-d 3DMM, or both concatenated (emotion first); must
+    match the GAFRG's ``reaction_dim``."""
+    reactions_per_item: int = 1
+    """Windows (each with its own appropriate reaction, start frame, timestep and noise) per item
+    and step; the paper uses 10 appropriate reactions per speaker."""
+    cond_drop_prob: float = 0.2
+    """Probability of nulling (zeroing) each speaker condition independently (guidance training)."""
+
+    def __post_init__(self) -> None:
+        if self.target not in ("emotion", "tdmm", "both"):
+            raise ConfigError(f"target must be emotion, tdmm or both, got {self.target!r}")
+        if self.reactions_per_item < 1:
+            raise ConfigError(f"reactions_per_item must be >= 1, got {self.reactions_per_item}")
+        if not 0.0 <= self.cond_drop_prob <= 1.0:
+            raise ConfigError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
+
+
+def _dev(gen: torch.Generator | None, device: torch.device) -> torch.device:
+    return gen.device if gen is not None else device
+
+
+def _randint(high: int, shape: tuple[int, ...], gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return torch.randint(0, high, shape, generator=gen, device=_dev(gen, device)).to(device)
+
+
+def _rand(shape: tuple[int, ...], gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return torch.rand(shape, generator=gen, device=_dev(gen, device)).to(device)
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return torch.randn(shape, generator=gen, device=_dev(gen, device)).to(device)
+
+
+def _get(batch: Batch, key: str) -> torch.Tensor:
+    if key not in batch:
+        raise InputError(f"batch has no {key!r} (keys: {sorted(batch)})")
+    return batch[key]
+
+
+def _reaction(batch: Batch, prefix: str, target: str) -> torch.Tensor:
+    """Reaction features of ``prefix`` ("appropriate" or "listener") for the configured target."""
+    if target == "emotion":
+        return _get(batch, f"{prefix}_emotion")
+    if target == "tdmm":
+        return _get(batch, f"{prefix}_tdmm")
+    return torch.cat([_get(batch, f"{prefix}_emotion"), _get(batch, f"{prefix}_tdmm")], dim=-1)
+
+
+def _speaker_windows(model: GAFRG, batch: Batch, starts: torch.Tensor) -> list[torch.Tensor]:
+    """Speaker windows (N, w, F) seen by reaction windows starting at ``starts`` (B, n)."""
+    cfg = model.config
+    frames = speaker_window_frames(starts.reshape(-1), cfg.window, cfg.speaker_lag).view(*starts.shape, cfg.window)
+    out = []
+    for key, dim in (("speaker_audio", cfg.audio_dim), ("speaker_emotion", cfg.emotion_dim),
+                     ("speaker_tdmm", cfg.tdmm_dim)):
+        seq = _get(batch, key)
+        if seq.dim() != 3 or seq.shape[-1] != dim:
+            raise InputError(f"batch[{key!r}] must be (B, T, {dim}), got {tuple(seq.shape)}")
+        out.append(gather_speaker_windows(seq, frames).reshape(-1, cfg.window, dim))
+    return out
+
+
+def _diffusion_loss(
+    model: GAFRG,
+    scheduler: Any,
+    x0: torch.Tensor,
+    speaker: list[torch.Tensor],
+    gen: torch.Generator | None,
+    drop_prob: float,
+    shifts: dict[str, WeightShift] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Noise x0 at a random step, null conditions at random, regress the scheduler's target."""
+    n = x0.shape[0]
+    dev = x0.device
+    t = _randint(scheduler.config.num_train_timesteps, (n,), gen, dev)
+    noise = _randn(tuple(x0.shape), gen, dev)
+    x_t = scheduler.add_noise(x0, noise, t)
+    keep = (_rand((n, 3), gen, dev) >= drop_prob).to(x0.dtype)
+    audio, emotion, tdmm = (s * keep[:, i, None, None] for i, s in enumerate(speaker))
+    pred = model.denoise(x_t, t, audio, emotion, tdmm, shifts)
+    kind = scheduler.config.prediction_type
+    if kind == "sample":
+        target = x0
+    elif kind == "epsilon":
+        target = noise
+    else:
+        target = scheduler.get_velocity(x0, noise, t)
+    loss = F.mse_loss(pred, target)
+    return loss, {"loss": float(loss.detach()), "cond_kept": float(keep.mean())}
+
+
+def _starts(batch_size: int, n: int, length: int, window: int, gen: torch.Generator | None,
+            device: torch.device) -> torch.Tensor:
+    if length < window:
+        raise InputError(f"training crops of {length} frames are shorter than the {window}-frame window")
+    return _randint(length - window + 1, (batch_size, n), gen, device)
+
+
+def gafrg_training_step(
+    model: GAFRG,
+    scheduler: Any,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    config: PerFRDiffStepConfig | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Diffusion loss of GAFRG on windows of appropriate real reactions (see module doc).
+
+    Returns the scalar loss (with graph) and float logs; the caller does backward/step.
+    """
+    cfg = config or PerFRDiffStepConfig()
+    app = _reaction(batch, "appropriate", cfg.target)  # (B, M, T, D)
+    mask = _get(batch, "appropriate_mask").bool()
+    if app.dim() != 4 or mask.shape != app.shape[:2]:
+        raise InputError(f"appropriate reactions must be (B, M, T, D) with mask (B, M), got "
+                         f"{tuple(app.shape)} and {tuple(mask.shape)}")
+    if app.shape[-1] != model.config.reaction_dim:
+        raise ConfigError(f"target {cfg.target!r} has {app.shape[-1]} dims, GAFRG outputs {model.config.reaction_dim}")
+    empty = (~mask.any(1)).nonzero().flatten().tolist()
+    if empty:
+        raise InputError(f"batch rows {empty} have no appropriate reaction in appropriate_mask")
+    b, _, length, _ = app.shape
+    n, w, dev = cfg.reactions_per_item, model.config.window, app.device
+    gen_dev = _dev(generator, dev)
+    pick = torch.multinomial(mask.float().to(gen_dev), n, replacement=True, generator=generator).to(dev)  # (B, n)
+    starts = _starts(b, n, length, w, generator, dev)
+    frames = starts[..., None] + torch.arange(w, device=dev)  # (B, n, w)
+    x0 = app[torch.arange(b, device=dev)[:, None, None], pick[..., None], frames].reshape(b * n, w, -1)
+    loss, logs = _diffusion_loss(model, scheduler, x0, _speaker_windows(model, batch, starts), generator,
+                                 cfg.cond_drop_prob)
+    logs["appropriate_per_item"] = float(mask.sum(1).float().mean())
+    return loss, logs
+
+
+def pssl_training_step(
+    encoder: PSSLEncoder,
+    batch: Batch,
+    temperature: float = 0.07,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """SupCon loss over style vectors of two clips per item (history + own reaction), labels = listener id."""
+    hist = _get(batch, "listener_history_tdmm")
+    own = _get(batch, "listener_tdmm")
+    ids = _get(batch, "listener_id").long().reshape(-1)
+    if ids.shape[0] != hist.shape[0] or own.shape[0] != hist.shape[0]:
+        raise InputError(f"listener_id ({ids.shape[0]}), listener_history_tdmm ({hist.shape[0]}) and "
+                         f"listener_tdmm ({own.shape[0]}) disagree on the batch size")
+    z = torch.cat([encoder(hist), encoder(own)], dim=0)
+    labels = torch.cat([ids, ids])
+    loss = supcon_loss(z, labels, temperature)
+    return loss, {"loss": float(loss.detach()), "listeners": float(ids.unique().numel())}
+
+
+def pwsg_training_step(
+    setup: PWSGTraining,
+    scheduler: Any,
+    batch: Batch,
+    generator: torch.Generator | None = None,
+    config: PerFRDiffStepConfig | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Diffusion loss of the *edited* GAFRG on the item's own listener reaction.
+
+    GAFRG and PSSL stay frozen (only ``setup.editor`` gets gradients); the style comes from the
+    listener's history clip, so the editor learns how this listener departs from the generic
+    appropriate reaction.
+    """
+    cfg = config or PerFRDiffStepConfig()
+    gafrg = setup.gafrg
+    own = _reaction(batch, "listener", cfg.target)  # (B, T, D)
+    if own.dim() != 3 or own.shape[-1] != gafrg.config.reaction_dim:
+        raise InputError(f"listener reaction must be (B, T, {gafrg.config.reaction_dim}), got {tuple(own.shape)}")
+    b, length, _ = own.shape
+    n, w, dev = cfg.reactions_per_item, gafrg.config.window, own.device
+    with torch.no_grad():
+        style = setup.pssl(_get(batch, "listener_history_tdmm"))
+    shifts = setup.editor(style)
+    starts = _starts(b, n, length, w, generator, dev)
+    frames = starts[..., None] + torch.arange(w, device=dev)
+    x0 = own[torch.arange(b, device=dev)[:, None, None], frames].reshape(b * n, w, -1)  # item-major rows
+    loss, logs = _diffusion_loss(gafrg, scheduler, x0, _speaker_windows(gafrg, batch, starts), generator,
+                                 cfg.cond_drop_prob, shifts)
+    return loss, logs
