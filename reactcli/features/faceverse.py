@@ -25,5 +25,5 @@ class FaceVerseExtractor(FaceModelExtractor):
 
     asset = "FaceVerse model"
     option = "--faceverse-path"
-    feature = "3dmm"
+    feature = "tdmm"
     dim = 58

@@ -3,7 +3,7 @@
 * ``emotion``: ``Emotion/.../<clip>.csv``, a header row then one row per frame of 25 numbers
   (order in :mod:`reactcli.features.graphau`); read as the challenge loader does (drop the
   header row, keep all 25 columns).
-* ``3dmm``: ``3D_FV_files/.../<clip>.npy``, ``(751, 58)`` or ``(1, 751, 58)`` float
+* ``tdmm``: ``3D_FV_files/.../<clip>.npy``, ``(751, 58)`` or ``(1, 751, 58)`` float
   (FaceVerse layout in :mod:`reactcli.features.faceverse`).
 
 Each file must have exactly the expected width; frames beyond ``num_frames`` are dropped and up
@@ -23,7 +23,7 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.features.registry import ClipInputs, Extractor, fit_length, register_extractor
 
 #: sidecar kind -> feature width
-WIDTHS = {"emotion": 25, "3dmm": 58}
+WIDTHS = {"emotion": 25, "tdmm": 58}
 
 
 def read_emotion_csv(path: str | Path) -> np.ndarray:
@@ -57,7 +57,7 @@ def read_3dmm_npy(path: str | Path) -> np.ndarray:
         raise InputError(f"{p}: cannot read .npy ({exc})") from exc
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    if a.ndim != 2 or a.shape[1] != WIDTHS["3dmm"]:
+    if a.ndim != 2 or a.shape[1] != WIDTHS["tdmm"]:
         raise InputError(f"{p}: 3DMM array has shape {a.shape}, expected (T, 58) or (1, T, 58)")
     if not np.issubdtype(a.dtype, np.number):
         raise InputError(f"{p}: 3DMM array has dtype {a.dtype}, expected numbers")
@@ -68,7 +68,7 @@ def read_3dmm_npy(path: str | Path) -> np.ndarray:
 class PrecomputedConfig:
     """Options of the ``precomputed`` extractor."""
 
-    kinds: list[str] = field(default_factory=lambda: ["emotion", "3dmm"])
+    kinds: list[str] = field(default_factory=lambda: ["emotion", "tdmm"])
     """Sidecar kinds to import (each becomes a feature of the same name)."""
     fps: float = 25.0
     """Frame rate of the sidecar files (rows per second)."""

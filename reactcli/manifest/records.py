@@ -147,3 +147,19 @@ class AppropriateRecord(Record):
     item: str  # pair id
     appropriate: list[int] = field(default_factory=list)  # item indices j whose listener fits
     source: str = ""  # "official", "built:<rule>", "synthetic-truth"
+
+
+@record("generated")
+class GeneratedRecord(Record):
+    """K generated reactions of one speaker item, stored as (K, T, D) arrays per feature."""
+
+    run: str  # generation run name (a model or baseline + settings)
+    split: str
+    index: int  # item index
+    item: str  # pair id
+    speaker: str  # clip id
+    listener: str  # clip id
+    clip: str  # key of the arrays in the store ("gen/<run>/<split>/<index>")
+    features: list[str] = field(default_factory=list)
+    num_samples: int = 10
+    seed: int = 0

@@ -46,7 +46,7 @@ def _script(tmp: Path, d: int, seed: int = 0) -> tuple[Path, np.ndarray]:
 
 @pytest.mark.parametrize("name,dim,feature,option", [
     ("emoca", 56, "emoca", "--emoca-path"),
-    ("faceverse", 58, "3dmm", "--faceverse-path"),
+    ("faceverse", 58, "tdmm", "--faceverse-path"),
 ])
 def test_adapter_with_torchscript_standin(name: str, dim: int, feature: str, option: str,
                                           colour_video: Path, tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_factory_interface(colour_video: Path, tmp_path: Path, monkeypatch: pyte
     mod.build = lambda path: ChannelMeans(torch.from_numpy(w))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "fake_faceverse_install", mod)
     ext = get_extractor("faceverse", factory="fake_faceverse_install:build")
-    out = ext.extract(ClipInputs("c", video=colour_video, num_frames=N))["3dmm"]
+    out = ext.extract(ClipInputs("c", video=colour_video, num_frames=N))["tdmm"]
     np.testing.assert_allclose(out[:, :3], _colours() / 255.0, atol=0.03)
     with pytest.raises(MissingAssetError, match="--faceverse-path"):
         get_extractor("faceverse", factory="no_such_module_xyz:build")

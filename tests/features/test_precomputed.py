@@ -19,15 +19,15 @@ def test_reads_both_layouts(tmp_path: Path) -> None:
     fv = rng.normal(size=(1, 751, 58)).astype(np.float32)
     np.save(tmp_path / "a.npy", fv)
     inp = ClipInputs("c", num_frames=750, sidecars={"emotion": _csv(tmp_path / "a.csv", emo),
-                                                    "3dmm": tmp_path / "a.npy"})
+                                                    "tdmm": tmp_path / "a.npy"})
     out = get_extractor("precomputed").extract(inp)
     np.testing.assert_array_equal(out["emotion"], emo[:750])
-    np.testing.assert_array_equal(out["3dmm"], fv[0, :750])
+    np.testing.assert_array_equal(out["tdmm"], fv[0, :750])
     np.save(tmp_path / "b.npy", fv[0])
-    out = get_extractor("precomputed", kinds=["3dmm"]).extract(
-        ClipInputs("c", num_frames=752, sidecars={"3dmm": tmp_path / "b.npy"}))
-    assert set(out) == {"3dmm"} and out["3dmm"].shape == (752, 58)
-    np.testing.assert_array_equal(out["3dmm"][751], fv[0, 750])  # boundary frame padded
+    out = get_extractor("precomputed", kinds=["tdmm"]).extract(
+        ClipInputs("c", num_frames=752, sidecars={"tdmm": tmp_path / "b.npy"}))
+    assert set(out) == {"tdmm"} and out["tdmm"].shape == (752, 58)
+    np.testing.assert_array_equal(out["tdmm"][751], fv[0, 750])  # boundary frame padded
 
 
 def test_named_errors(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_named_errors(tmp_path: Path) -> None:
         ext.extract(ClipInputs("c", num_frames=10))
     np.save(tmp_path / "bad.npy", np.zeros((751, 56)))
     with pytest.raises(InputError, match=r"bad.npy: 3DMM array has shape \(751, 56\)"):
-        get_extractor("precomputed", kinds=["3dmm"]).extract(
-            ClipInputs("c", num_frames=751, sidecars={"3dmm": tmp_path / "bad.npy"}))
+        get_extractor("precomputed", kinds=["tdmm"]).extract(
+            ClipInputs("c", num_frames=751, sidecars={"tdmm": tmp_path / "bad.npy"}))
     with pytest.raises(ConfigError, match="unknown kinds"):
         get_extractor("precomputed", kinds=["au"])

@@ -26,12 +26,12 @@ def test_config_and_dims() -> None:
 
 def test_extract_clip_reuses_instance(tmp_path) -> None:
     np.save(tmp_path / "a.npy", np.ones((5, 58), np.float32))
-    inp = ClipInputs("c", num_frames=5, sidecars={"3dmm": tmp_path / "a.npy"})
-    out = extract_clip("precomputed", {"kinds": ["3dmm"]}, inp)
+    inp = ClipInputs("c", num_frames=5, sidecars={"tdmm": tmp_path / "a.npy"})
+    out = extract_clip("precomputed", {"kinds": ["tdmm"]}, inp)
     n = len(registry._INSTANCES)
-    out2 = extract_clip("precomputed", {"kinds": ["3dmm"]}, inp)
+    out2 = extract_clip("precomputed", {"kinds": ["tdmm"]}, inp)
     assert len(registry._INSTANCES) == n
-    np.testing.assert_array_equal(out["3dmm"], out2["3dmm"])
+    np.testing.assert_array_equal(out["tdmm"], out2["tdmm"])
 
 
 def test_fit_length() -> None:

@@ -1,0 +1,101 @@
+"""Generated reactions in the feature store.
+
+A generation run ``<run>`` writes ``features/gen-<run>-<split>.h5`` with one (K, T, D) dataset
+per item and feature at clip key ``gen/<run>/<split>/<index>``, plus
+``manifests/generated-<run>-<split>.jsonl`` (one :class:`GeneratedRecord` per item) and
+``runs/<run>/generate-<split>.json`` (the resolved settings, checkpoint, seed, version).
+Items already written are skipped on a rerun (resume).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+import reactcli
+from reactcli.errors import InputError
+from reactcli.io import write_json
+from reactcli.manifest import GeneratedRecord, read_manifest, write_manifest
+from reactcli.storage import FeatureStore
+from reactcli.training.data import ItemTable
+
+
+def gen_clip_key(run: str, split: str, index: int) -> str:
+    return f"gen/{run}/{split}/{index}"
+
+
+def manifest_path(work: str | os.PathLike, run: str, split: str) -> Path:
+    return Path(work) / "manifests" / f"generated-{run}-{split}.jsonl"
+
+
+def pending_items(work: str | os.PathLike, run: str, split: str, table: ItemTable, features: list[str]) -> list[int]:
+    """Item indices of ``split`` that ``run`` has not stored yet (for every feature)."""
+    store = FeatureStore(work)
+    store.refresh(write=False)
+    return [i for i in range(table.n) if not all(store.has(gen_clip_key(run, split, i), f) for f in features)]
+
+
+def write_generated(
+    work: str | os.PathLike,
+    run: str,
+    split: str,
+    table: ItemTable,
+    batches: Iterable[tuple[list[int], dict[str, np.ndarray]]],
+    *,
+    num_samples: int,
+    seed: int,
+    meta: dict[str, Any],
+    fps: float = 25.0,
+) -> Path:
+    """Store ``(item indices, {feature: (B, K, T, D)})`` batches; then write the manifest.
+
+    The manifest lists every item of the split and is written only once all items are stored,
+    so its existence means the run is complete.
+    """
+    work = Path(work)
+    store = FeatureStore(work)
+    features: set[str] = set()
+    with store.writer(f"gen-{run}-{split}") as w:
+        for idx, outs in batches:
+            for f, arr in outs.items():
+                features.add(f)
+                arr = np.asarray(arr)
+                if arr.ndim != 4 or arr.shape[0] != len(idx) or arr.shape[1] != num_samples:
+                    raise InputError(f"generated {f} for run {run!r} has shape {arr.shape}, expected ({len(idx)}, {num_samples}, T, D)")
+                if not np.isfinite(arr).all():
+                    raise InputError(f"generated {f} for run {run!r} contains NaN/inf (items {idx})")
+                for b, i in enumerate(idx):
+                    w.write(gen_clip_key(run, split, i), f, arr[b], fps=fps, extractor=f"generate:{run}",
+                            config={"seed": seed, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}})
+    refs = store.refresh()
+    stored = {(r.clip, r.feature) for r in refs}
+    feats = sorted(features) or sorted({r.feature for r in refs if r.clip.startswith(f"gen/{run}/{split}/")})
+    records = []
+    for i, p in enumerate(table.pairs):
+        key = gen_clip_key(run, split, i)
+        missing = [f for f in feats if (key, f) not in stored]
+        if missing:
+            raise InputError(f"run {run!r}: item {split}/{i} has no stored {missing[0]} (rerun generate to resume)")
+        records.append(GeneratedRecord(run=run, split=split, index=i, item=p.id, speaker=p.speaker, listener=p.listener,
+                                       clip=key, features=feats, num_samples=num_samples, seed=seed))
+    path = manifest_path(work, run, split)
+    write_manifest(path, records)
+    write_json(work / "runs" / run / f"generate-{split}.json", {**meta, "run": run, "split": split, "seed": seed,
+                                                             "num_samples": num_samples, "items": len(records),
+                                                             "features": feats, "reactcli_version": reactcli.__version__})
+    return path
+
+
+def load_generated(work: str | os.PathLike, run: str, split: str, feature: str, frames: int | None = None) -> np.ndarray:
+    """(N, K, T, D) array of a complete generation run."""
+    path = manifest_path(work, run, split)
+    if not path.is_file():
+        raise InputError(f"{path}: generation run {run!r} for split {split!r} not found or incomplete")
+    recs = sorted(read_manifest(path, GeneratedRecord), key=lambda r: r.index)
+    store = FeatureStore(work)
+    arrs = [store.read(r.clip, feature) for r in recs]
+    out = np.stack(arrs).astype(np.float32)
+    return out[:, :, :frames] if frames else out
