@@ -1,0 +1,60 @@
+"""``reactcli synth``: generate a synthetic dyadic corpus (REACT clip layout or raw sessions).
+
+Thin layer over :func:`reactcli.testing.synth.synthesize`; see that module for the generative
+model, the exact file names and the truth files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import STATE, handle_errors, out, progress
+from reactcli.errors import ConfigError
+
+
+@handle_errors
+def command(
+    out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to write the corpus into (created if missing)."),
+    layout: str = typer.Option("react", "--layout", help="'react': clipped REACT 2023/24 layout with split CSVs and neighbour matrices; 'raw': whole NoXI/RECOLA-like sessions."),
+    sessions: int = typer.Option(6, "--sessions", min=1, help="Number of two-person sessions (every third is RECOLA-like, at most three)."),
+    minutes: float = typer.Option(2.0, "--minutes", help="Length of each session in minutes (react: cut into 30 s clips)."),
+    fps: int = typer.Option(25, "--fps", min=1, help="Video and feature frame rate."),
+    size: int = typer.Option(128, "--size", help="Face video width = height in pixels (even; REACT used 256)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the corpus; defaults to the global --seed."),
+    clip_seconds: int = typer.Option(30, "--clip-seconds", min=1, help="Clip / behaviour-episode length in seconds."),
+    video: bool = typer.Option(True, "--video/--no-video", help="Write face videos (--no-video: features, audio and truth only)."),
+    audio_rate: int = typer.Option(16000, "--audio-rate", min=1000, help="WAV sample rate in Hz."),
+    patterns: int = typer.Option(6, "--patterns", min=1, help="Number of speaker behaviour prototypes."),
+    modes: int = typer.Option(3, "--modes", min=1, max=7, help="Appropriate response modes per speaker pattern."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Processes for rendering and encoding videos."),
+    preset: str = typer.Option("ultrafast", "--preset", help="x264 preset for the videos."),
+    crf: int = typer.Option(23, "--crf", min=0, max=51, help="x264 constant-rate factor (lower = better quality)."),
+    mux_audio: bool = typer.Option(False, "--mux-audio/--no-mux-audio", help="Also put each WAV into its mp4 as AAC."),
+) -> None:
+    """Generate a synthetic corpus with known truth (patterns, response modes, styles)."""
+    from reactcli.testing.synth import SynthConfig, synthesize  # noqa: PLC0415
+
+    if layout not in ("react", "raw"):
+        raise ConfigError(f"--layout must be 'react' or 'raw', got {layout!r}")
+    cfg = SynthConfig(
+        layout=layout, sessions=sessions, minutes=minutes, fps=fps, size=size,
+        seed=STATE.seed if seed is None else seed, clip_seconds=clip_seconds, video=video,
+        audio_rate=audio_rate, n_patterns=patterns, n_modes=modes, workers=workers,
+        preset=preset, crf=crf, mux_audio=mux_audio,
+    )
+    with progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = synthesize(out_dir, config=cfg, progress=report)
+    counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+    out.print(f"[bold green]synth[/] wrote a {summary.layout} corpus to {summary.root} in {summary.seconds:.1f} s")
+    out.print(f"  {counts}; audio {summary.audio_rate} Hz, video {summary.size}x{summary.size} @ {summary.fps} fps")
+    out.print(f"  truth: {summary.paths['truth']}")

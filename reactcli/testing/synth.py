@@ -1,0 +1,779 @@
+"""A synthetic dyadic-conversation corpus with a known truth, in the REACT or the raw layouts.
+
+Why: RECOLA and NoXI are under licence, so nothing real is available to develop or test against.
+This module generates small corpora that look like them on disk (see data.md) *and* come with the
+answers that the real data never gives: which speakers behaved alike, which response mode each
+listener chose, each listener's delay and personal style. Tests of readers, feature stores,
+appropriateness builders, models and metrics can then check results against that truth.
+
+The generative model
+====================
+
+Sessions hold two people (NoXI ``Expert``/``Novice``, RECOLA ``P25``/``P26`` ...). A session is a
+sequence of segments of ``clip_seconds`` (30 s = 750 frames); segment ``i`` covers frames
+``[i*750, (i+1)*750)``, exactly the official clipping grid, so clipping a raw session reproduces
+the clip-level truth. In every segment *both* participants get
+
+* a **speaking pattern** ``p`` drawn from ``n_patterns`` prototypes (default 6). A prototype is a
+  set of knot trajectories over normalised segment time: 8 expression logits (each prototype has
+  its own palette of 2-3 dominant expressions), a speaking propensity and a head pose. A
+  participant's *own* behaviour in a segment is that prototype read through a random monotone time
+  warp ``u + a sin(pi u) + b sin(2 pi u)`` plus smooth noise: "speakers k and j behaved alike"
+  is exactly "same pattern".
+* a **response mode** ``m`` among ``n_modes`` (default 3) for reacting to the *other* person's
+  pattern. Mode ``(p, m)`` has a preferred expression (different for each mode of a pattern), a
+  mimicry gain with an expression mapping (a permutation: "answer their surprise with a smile"),
+  and a head-nod gain. The reaction is driven by the other person's own behaviour **delayed by
+  the listener's personal delay** ``d`` (8-12 frames, 320-480 ms), and its strength follows the
+  other person's (delayed) speaking activity. Reactions respond only to the other's *own*
+  component, never to their reaction, so there is no feedback loop and the truth stays simple.
+
+The participant's total behaviour is ``0.5 * own + reaction`` in expression-logit space, then:
+
+* expression probabilities = softmax(logits) (8, sum to 1);
+* AU intensities = probabilities @ an EMFACS-like table (Happy -> AU6+AU12, Sad -> AU1+AU4+AU15
+  ..., see ``_AU_TABLE``) times the person's AU gain, plus the person's AU offsets, plus the
+  speech mouth movement (lips part AU25, jaw drop AU26) and a little noise; AU occurrence is
+  intensity > 0.5;
+* valence/arousal = probabilities @ a circumplex table + personal bias (+ arousal while talking),
+  clipped to [-1, 1];
+* 3DMM: expression [0:52] = ``mean_face[:52]`` + AU intensities @ a fixed 15x52 basis + the
+  person's fixed offset; rotation [52:55] = personal rest pose + the pattern's head motion + the
+  response's nods (pitch); translation [55:58] = slow drift;
+* audio: a harmonic (sawtooth) voice at the person's f0 through two formant resonators, plus
+  noise bursts at syllable onsets, multiplied by the same mouth envelope that drives AU25/AU26,
+  so the audio carries the speaking activity a listener reacts to.
+
+Each person has a **consistent style** across all their clips (AU offsets and gain, nod amplitude,
+valence/arousal bias, a 52-d 3DMM expression offset, rest pose, delay, voice): a personalised
+model can learn it. For the REACT direction Expert -> Novice (speaker -> listener) the truth is:
+speaker pattern = Expert's pattern, listener mode/style = Novice's; the mirrored direction uses
+the same construction with roles swapped (Novice's pattern, Expert's mode). Appropriateness:
+``A[k, j] = 1`` iff speaker items k and j have the same pattern (so each row holds at least its
+own listener). Reactions at the first ``d`` frames of a segment still follow the previous
+segment's speaker: a deliberate, realistic blur at segment edges.
+
+Randomness: the seed fixes everything (``numpy.random.default_rng([seed, ...])`` streams per
+purpose and per session); the physics (AU table, 3DMM basis, mean face) is fixed independent of
+the seed. Same seed -> identical features, audio and (with the bundled ffmpeg) video bytes.
+
+Files written
+=============
+
+``layout="react"`` (the clipped REACT 2023/24 layout, data.md)::
+
+    <root>/{train,val,test}/Video_files/<site>/<session>/<person>/<clip>.mp4   (if video=True)
+    <root>/{split}/Audio_files/<site>/<session>/<person>/<clip>.wav           (30 s, audio_rate)
+    <root>/{split}/Emotion/<site>/<session>/<P1|P2>/<clip>.csv                (header + 751 x 25)
+    <root>/{split}/3D_FV_files/<site>/<session>/<person>/<clip>.npy           (751,58) or (1,751,58)
+    <root>/{train,val,test}.csv            index,speaker_path,listener_path (no extension)
+    <root>/neighbour_emotion_{val,test}.npy   (2n, 2n) float32 0/1, mirrored item order
+    <root>/mean_face.npy                   (58,) float32 stand-in for the challenge asset
+    <root>/truth/appropriate_{split}.npy   same rule, every split (train included)
+    <root>/truth/truth.json                config, persons (styles), every clip's truth
+
+  ``<site>/<session>/<person>``: NoXI ``NoXI/003_2016-03-19_Augsburg/Expert_video`` and
+  ``Novice_video``; RECOLA ``RECOLA/group-1/P25`` and ``P26`` (group-2: P41/P42, group-3:
+  P45/P46). Emotion files use ``P1`` (Expert/P25/P41/P45) and ``P2``. Clips are numbered from 1
+  per session; clip ``c`` holds session frames ``[(c-1)*750, (c-1)*750 + 751)`` and audio
+  ``[(c-1)*30 s, c*30 s)``. The 3DMM file of clip ``c`` of side ``s`` (0 = Expert/P25 side,
+  1 = other) is saved as ``(1, 751, 58)`` when ``(c + s) % 3 == 0`` and ``(751, 58)`` otherwise.
+  Sessions go to splits by index, cycling ``train, val, test, train, train``; session ``k`` is
+  RECOLA-like when ``k % 3 == 2`` (at most 3 groups), else NoXI-like.
+
+``layout="raw"`` (whole sessions, before clipping)::
+
+    <root>/NoXI/<sid>_<date>_<city>/{Expert,Novice}/video.mp4, audio.wav, emotion.csv, 3dmm.npy
+    <root>/RECOLA/group-<g>/<P>/<P>.mp4, <P>.wav, <P>_emotion.csv, <P>_3dmm.npy
+    <root>/mean_face.npy, <root>/truth/truth.json   (sessions with per-segment truth)
+
+  A raw session lasts ``minutes`` minutes plus one frame: ``round(minutes*60*fps) + 1`` frames
+  and ``round(minutes*60*audio_rate) + audio_rate // fps`` samples, so the official cutter yields
+  ``minutes*60/clip_seconds`` clips of 751 frames and drops the 40 ms remainder.
+
+CSV header: ``AU1,...,AU26,valence,arousal,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,
+Contempt`` (data.md order). Audio: mono 16-bit PCM at ``audio_rate`` (16 kHz by default; the
+official release used 44.1 kHz).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import iirpeak, lfilter
+
+from reactcli.errors import ConfigError, InputError
+
+__all__ = [
+    "SynthConfig",
+    "SynthSummary",
+    "synthesize",
+    "read_truth",
+    "EMOTION_COLUMNS",
+    "PERSON_P1P2",
+]
+
+AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12",
+            "AU14", "AU15", "AU17", "AU23", "AU24", "AU25", "AU26")
+EXPR_NAMES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
+EMOTION_COLUMNS: tuple[str, ...] = AU_NAMES + ("valence", "arousal") + EXPR_NAMES
+_AU = {n: i for i, n in enumerate(AU_NAMES)}
+
+#: 2024 release: Emotion files name persons P1/P2 (data.md).
+PERSON_P1P2 = {"Expert_video": "P1", "Novice_video": "P2", "P25": "P1", "P26": "P2",
+               "P41": "P1", "P42": "P2", "P45": "P1", "P46": "P2"}
+_RECOLA_GROUPS = (("group-1", "P25", "P26"), ("group-2", "P41", "P42"), ("group-3", "P45", "P46"))
+_CITIES = ("Paris", "Nottingham", "Augsburg")
+_SPLIT_CYCLE = ("train", "val", "test", "train", "train")
+
+
+def _build_au_table() -> np.ndarray:
+    """(8, 15) AU intensity produced by each basic expression (EMFACS-like prototypes)."""
+    rows = {
+        "Neutral": {},
+        "Happy": {"AU6": 0.8, "AU12": 1.0, "AU25": 0.3},
+        "Sad": {"AU1": 0.8, "AU4": 0.6, "AU15": 0.9, "AU17": 0.5},
+        "Surprise": {"AU1": 0.9, "AU2": 0.9, "AU25": 0.7, "AU26": 0.8},
+        "Fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.6, "AU7": 0.6, "AU25": 0.6, "AU26": 0.3},
+        "Disgust": {"AU9": 0.9, "AU10": 0.8, "AU15": 0.4, "AU17": 0.4},
+        "Anger": {"AU4": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.6},
+        "Contempt": {"AU12": 0.5, "AU14": 0.9},
+    }
+    table = np.zeros((8, 15))
+    for e, name in enumerate(EXPR_NAMES):
+        for au, v in rows[name].items():
+            table[e, _AU[au]] = v
+    return table
+
+
+_AU_TABLE = _build_au_table()
+#: valence, arousal of each basic expression (circumplex model).
+_VA_TABLE = np.array([[0.0, 0.0], [0.7, 0.4], [-0.6, -0.4], [0.3, 0.7],
+                      [-0.6, 0.6], [-0.6, 0.2], [-0.7, 0.6], [-0.4, 0.1]])
+_PHYSICS = np.random.default_rng(20240607)
+#: fixed AU -> 52-d 3DMM expression basis (sparse-ish), independent of the user seed.
+_AU_TO_3DMM = _PHYSICS.normal(0, 0.6, (15, 52)) * (_PHYSICS.random((15, 52)) < 0.3)
+#: stand-in for the challenge's ``mean_face.npy`` (pose part zero).
+MEAN_FACE = np.concatenate([_PHYSICS.normal(0, 0.2, 52), np.zeros(6)]).astype(np.float32)
+
+
+@dataclass
+class SynthConfig:
+    """Everything that defines a synthetic corpus (saved into ``truth/truth.json``)."""
+
+    layout: Literal["react", "raw"] = "react"
+    """``react``: clipped REACT 2023/24 layout with split CSVs; ``raw``: whole sessions."""
+    sessions: int = 6
+    """Number of two-person sessions (every third one RECOLA-like, at most three of those)."""
+    minutes: float = 2.0
+    """Length of each session in minutes (REACT: full clips only, i.e. floor(minutes*60/30))."""
+    fps: int = 25
+    """Video / feature frame rate."""
+    size: int = 128
+    """Width = height of the face videos in pixels (REACT used 256)."""
+    seed: int = 0
+    """Master seed: same seed, same corpus."""
+    clip_seconds: int = 30
+    """Segment (clip) length in seconds; also the length of one behaviour-pattern episode."""
+    video: bool = True
+    """Write face videos (off: features, audio and truth only, much faster)."""
+    audio_rate: int = 16000
+    """WAV sample rate in Hz."""
+    n_patterns: int = 6
+    """Number of speaker behaviour prototypes (fewer = more appropriate neighbours per item)."""
+    n_modes: int = 3
+    """Appropriate response modes per speaker pattern."""
+    delay_range: tuple[int, int] = (8, 12)
+    """Inclusive range of per-listener reaction delays in frames."""
+    workers: int = 2
+    """Processes for video encoding (1 = in-process)."""
+    preset: str = "ultrafast"
+    """x264 preset for the face videos."""
+    crf: int = 23
+    """x264 constant-rate factor for the face videos."""
+    mux_audio: bool = False
+    """Also mux each participant's WAV into their mp4 as AAC (slower; the WAV is always written)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError for values that cannot give a sensible corpus."""
+        if self.layout not in ("react", "raw"):
+            raise ConfigError(f"layout must be 'react' or 'raw', got {self.layout!r}")
+        if self.sessions < 1:
+            raise ConfigError(f"sessions must be >= 1, got {self.sessions}")
+        if self.layout == "react" and self.sessions < 3:
+            raise ConfigError(
+                f"layout 'react' needs sessions >= 3 so that train, val and test each get one, got {self.sessions}"
+            )
+        if self.clip_seconds <= 0 or self.fps <= 0 or self.audio_rate <= 0:
+            raise ConfigError("clip_seconds, fps and audio_rate must be positive")
+        if self.minutes * 60 < self.clip_seconds:
+            raise ConfigError(
+                f"minutes={self.minutes} is shorter than one clip of {self.clip_seconds} s"
+            )
+        if self.size < 16 or self.size % 2:
+            raise ConfigError(f"size must be an even number >= 16, got {self.size}")
+        if self.n_patterns < 1 or self.n_modes < 1:
+            raise ConfigError("n_patterns and n_modes must be >= 1")
+        lo, hi = self.delay_range
+        if not 0 <= lo <= hi:
+            raise ConfigError(f"delay_range must satisfy 0 <= lo <= hi, got {self.delay_range}")
+        if self.n_modes > 7:
+            raise ConfigError("n_modes must be <= 7 (one preferred non-neutral expression per mode)")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass
+class SynthSummary:
+    """What :func:`synthesize` wrote."""
+
+    root: Path
+    layout: str
+    paths: dict[str, Path]
+    """Key files: ``truth``, ``mean_face``, and for REACT ``train_csv``/``val_csv``/``test_csv``,
+    ``neighbour_val``/``neighbour_test``."""
+    counts: dict[str, int]
+    """Numbers of sessions, clips per split (react), files per kind."""
+    audio_rate: int
+    fps: int
+    size: int
+    seconds: float
+    """Wall-clock time of the whole generation."""
+    truth: dict = field(repr=False)
+    """The content of ``truth/truth.json``."""
+
+
+# ------------------------------------------------------------------------------------------------
+# the world: prototypes and response modes
+# ------------------------------------------------------------------------------------------------
+_KNOTS = 7
+
+
+@dataclass
+class _World:
+    expr_knots: np.ndarray  # (P, K, 8) own expression logits
+    speech_knots: np.ndarray  # (P, K) speaking propensity
+    head_knots: np.ndarray  # (P, K, 3) own head rotation
+    resp_expr: np.ndarray  # (P, M) preferred response expression index
+    resp_mix: np.ndarray  # (P, M, 8, 8) permutation: speaker expression -> listener expression
+    resp_mimic: np.ndarray  # (P, M) mimicry gain
+    resp_nod: np.ndarray  # (P, M) nod gain
+
+
+def _make_world(cfg: SynthConfig) -> _World:
+    rng = np.random.default_rng([cfg.seed, 0])
+    P, M = cfg.n_patterns, cfg.n_modes
+    expr = np.full((P, _KNOTS, 8), -1.0)
+    expr[:, :, 0] = 1.0
+    speech = np.empty((P, _KNOTS))
+    head = rng.uniform(-0.12, 0.12, (P, _KNOTS, 3))
+    head[:, :, 2] *= 0.5
+    for p in range(P):
+        palette = rng.choice(np.arange(1, 8), size=rng.integers(2, 4), replace=False)
+        for k in range(_KNOTS):
+            if rng.random() < 0.8:
+                expr[p, k, rng.choice(palette)] += rng.uniform(2.5, 3.5)
+        speech[p] = rng.uniform(0.1, 0.9, _KNOTS)
+    resp_expr = np.stack([rng.choice(np.arange(1, 8), size=M, replace=False) for _ in range(P)])
+    resp_mix = np.zeros((P, M, 8, 8))
+    for p in range(P):
+        for m in range(M):
+            perm = np.concatenate([[0], 1 + rng.permutation(7)])
+            resp_mix[p, m, np.arange(8), perm] = 1.0
+    resp_mimic = rng.uniform(0.3, 1.0, (P, M))
+    resp_nod = rng.uniform(0.2, 1.0, (P, M))
+    return _World(expr, speech, head, resp_expr, resp_mix, resp_mimic, resp_nod)
+
+
+@dataclass
+class PersonStyle:
+    """A participant's consistent personal style (all values saved in the truth JSON)."""
+
+    person: str
+    au_offset: list[float]
+    au_gain: float
+    nod_amp: float
+    va_bias: list[float]
+    expr_offset: list[float]
+    head_rest: list[float]
+    delay: int
+    f0: float
+    formants: list[float]
+
+
+def _make_person(person: str, rng: np.random.Generator, cfg: SynthConfig) -> PersonStyle:
+    off = np.zeros(15)
+    picks = rng.choice(15, size=3, replace=False)
+    off[picks] = rng.uniform(-0.3, 0.3, 3)
+    return PersonStyle(
+        person=person,
+        au_offset=off.round(4).tolist(),
+        au_gain=round(float(rng.uniform(0.75, 1.25)), 4),
+        nod_amp=round(float(rng.uniform(0.03, 0.10)), 4),
+        va_bias=rng.uniform(-0.15, 0.15, 2).round(4).tolist(),
+        expr_offset=rng.normal(0, 0.3, 52).round(4).tolist(),
+        head_rest=(rng.uniform(-0.08, 0.08, 3) * [1, 1, 0.5]).round(4).tolist(),
+        delay=int(rng.integers(cfg.delay_range[0], cfg.delay_range[1] + 1)),
+        f0=round(float(rng.uniform(95, 230)), 2),
+        formants=[round(float(rng.uniform(500, 800)), 1), round(float(rng.uniform(1100, 1900)), 1)],
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# simulation
+# ------------------------------------------------------------------------------------------------
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Unit-variance Gaussian noise low-passed along axis 0 (sigma in frames)."""
+    white = rng.standard_normal(shape)
+    if sigma <= 0:
+        return white
+    out = gaussian_filter1d(white, sigma, axis=0, mode="reflect")
+    return out * np.sqrt(2 * np.sqrt(np.pi) * sigma)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def _delayed(x: np.ndarray, d: int) -> np.ndarray:
+    """x(t - d), holding the first value for t < d."""
+    if d <= 0:
+        return x
+    return np.concatenate([np.repeat(x[:1], d, axis=0), x[:-d]], axis=0)
+
+
+def _segments(n_frames: int, seg_len: int) -> list[tuple[int, int]]:
+    """[start, end) of each pattern episode: the clip grid; a trailing 1-frame tail joins the last."""
+    bounds = list(range(0, n_frames, seg_len))
+    segs = [(s, min(s + seg_len, n_frames)) for s in bounds]
+    if len(segs) > 1 and segs[-1][1] - segs[-1][0] <= 1:
+        last = segs.pop()
+        segs[-1] = (segs[-1][0], last[1])
+    return segs
+
+
+def _own_behaviour(world: _World, segs, pats, rng, T: int, fps: int, seg_len: int):
+    """Own (speaking) component of one person: logits (T,8), speaking (T,), mouth (T,), head (T,3)."""
+    logits = np.empty((T, 8))
+    speak_p = np.empty(T)
+    head = np.empty((T, 3))
+    warps = []
+    knots = np.linspace(0, 1, _KNOTS)
+    for (s, e), p in zip(segs, pats):
+        a, b = rng.uniform(-0.08, 0.08, 2)
+        warps.append([round(float(a), 4), round(float(b), 4)])
+        u = np.arange(e - s) / seg_len
+        w = np.clip(u + a * np.sin(np.pi * np.minimum(u, 1)) + b * np.sin(2 * np.pi * np.minimum(u, 1)), 0, 1)
+        idx = np.interp(w, knots, np.arange(_KNOTS))
+        lo = np.floor(idx).astype(int).clip(0, _KNOTS - 2)
+        fr = (idx - lo)[:, None]
+        logits[s:e] = world.expr_knots[p, lo] * (1 - fr) + world.expr_knots[p, lo + 1] * fr
+        speak_p[s:e] = world.speech_knots[p, lo] * (1 - fr[:, 0]) + world.speech_knots[p, lo + 1] * fr[:, 0]
+        head[s:e] = world.head_knots[p, lo] * (1 - fr) + world.head_knots[p, lo + 1] * fr
+    logits += 0.6 * _smooth_noise(rng, (T, 8), 10)
+    speaking = (speak_p + 0.35 * _smooth_noise(rng, (T,), 8) > 0.5).astype(float)
+    speaking = gaussian_filter1d(speaking, 1.5)
+    f_syl = 4.0 * (1 + 0.2 * _smooth_noise(rng, (T,), 10))
+    phase = np.cumsum(2 * np.pi * f_syl / fps) + rng.uniform(0, 2 * np.pi)
+    mouth = speaking * 0.5 * (1 - np.cos(phase))
+    head = head + 0.02 * _smooth_noise(rng, (T, 3), 6)
+    return logits, speaking, mouth, head, warps
+
+
+def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyle, PersonStyle],
+                      T: int, n_audio: int, session_seed: list[int]) -> dict:
+    """Full behaviour of both participants of one session (index 0 = Expert/P25 side)."""
+    rng = np.random.default_rng(session_seed)
+    seg_len = cfg.clip_seconds * cfg.fps
+    segs = _segments(T, seg_len)
+    n_seg = len(segs)
+    pats = rng.integers(0, cfg.n_patterns, (2, n_seg))
+    modes = rng.integers(0, cfg.n_modes, (2, n_seg))
+    own = [_own_behaviour(world, segs, pats[i], rng, T, cfg.fps, seg_len) for i in range(2)]
+    seg_of_t = np.zeros(T, int)
+    for j, (s, e) in enumerate(segs):
+        seg_of_t[s:e] = j
+    out: dict = {"segments": [], "people": []}
+    for i in range(2):
+        me, other, st = own[i], own[1 - i], persons[i]
+        d = st.delay
+        o_probs = _delayed(_softmax(other[0]), d)
+        o_speak = _delayed(gaussian_filter1d(other[1], 5), d)
+        p_o = pats[1 - i][seg_of_t]
+        m_me = modes[i][seg_of_t]
+        env = 0.4 + 0.6 * o_speak
+        bias = np.full((T, 8), -0.5)
+        bias[np.arange(T), world.resp_expr[p_o, m_me]] += 2.5
+        mix = world.resp_mix[p_o, m_me]  # (T, 8, 8)
+        mimic = world.resp_mimic[p_o, m_me][:, None] * 2.5 * np.einsum("ti,tij->tj", o_probs, mix)
+        react = bias * env[:, None] + mimic
+        logits = 0.5 * me[0] + react
+        probs = _softmax(logits)
+        inten = 1.6 * (probs @ _AU_TABLE) * st.au_gain + np.asarray(st.au_offset)
+        inten[:, _AU["AU25"]] += 0.9 * me[2]
+        inten[:, _AU["AU26"]] += 0.55 * me[2]
+        inten += 0.07 * _smooth_noise(rng, (T, 15), 2)
+        aus = (inten > 0.5).astype(np.float32)
+        va = probs @ _VA_TABLE + np.asarray(st.va_bias)
+        va[:, 1] += 0.25 * me[1] - 0.1
+        va = np.clip(va + 0.05 * _smooth_noise(rng, (T, 2), 4), -1, 1)
+        emotion = np.concatenate([aus, va, probs], 1).astype(np.float32)
+        t_sec = np.arange(T) / cfg.fps
+        nod = st.nod_amp * world.resp_nod[p_o, m_me] * np.sin(2 * np.pi * 1.7 * t_sec) * o_speak
+        rot = np.asarray(st.head_rest) + me[3]
+        rot[:, 0] += nod
+        trans = 0.03 * _smooth_noise(rng, (T, 3), 25)
+        expr = MEAN_FACE[:52] + np.clip(inten, 0, 1.2) @ _AU_TO_3DMM + np.asarray(st.expr_offset)
+        expr = expr + 0.03 * _smooth_noise(rng, (T, 52), 2)
+        tdmm = np.concatenate([expr, rot, trans], 1).astype(np.float32)
+        audio = _speech_audio(me[2], va[:, 1], st, cfg.fps, cfg.audio_rate, n_audio, rng)
+        out["people"].append({"emotion": emotion, "tdmm": tdmm, "audio": audio, "warps": own[i][4]})
+    for j, (s, e) in enumerate(segs):
+        out["segments"].append({
+            "start": s, "end": e,
+            "pattern": [int(pats[0, j]), int(pats[1, j])],
+            "mode": [int(modes[0, j]), int(modes[1, j])],
+            "warp": [out["people"][0]["warps"][j], out["people"][1]["warps"][j]],
+        })
+    return out
+
+
+def _speech_audio(mouth: np.ndarray, arousal: np.ndarray, st: PersonStyle, fps: int, sr: int,
+                  n: int, rng: np.random.Generator) -> np.ndarray:
+    """Speech-like mono signal whose envelope is the mouth (AU25/26) speech movement."""
+    T = mouth.shape[0]
+    tf = np.clip((np.arange(n, dtype=np.float64) + 0.5) * (fps / sr) - 0.5, 0, T - 1)
+    frames = np.arange(T)
+    env = np.interp(tf, frames, mouth).astype(np.float32)
+    # f0 in float64 (the phase accumulates over minutes), the rest in float32 for speed
+    f0 = st.f0 * (1 + 0.08 * np.interp(tf, frames, arousal) + 0.04 * np.sin((2 * np.pi * 0.6 / sr) * np.arange(n)))
+    phase = np.cumsum(f0 / sr)
+    saw = (2 * (phase % 1.0) - 1).astype(np.float32)
+    voiced = np.zeros(n, np.float32)
+    for f, g in zip(st.formants, (1.0, 0.6)):
+        b, a = iirpeak(f, 4.0, fs=sr)
+        voiced += np.float32(g) * lfilter(b.astype(np.float32), a.astype(np.float32), saw)
+    onset = np.clip(np.diff(env, prepend=env[0]) * np.float32(sr / fps), 0, 1)
+    noise = rng.standard_normal(n + 1, dtype=np.float32)
+    fric = (noise[1:] - noise[:-1]) * onset
+    sig = env * voiced + np.float32(0.25) * fric + np.float32(0.002) * noise[:-1]
+    peak = float(np.max(np.abs(sig)))
+    return (sig * (0.8 / peak if peak > 0 else 1.0)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# corpus plan
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class _Session:
+    index: int
+    site: str  # NoXI | RECOLA
+    name: str  # NoXI session folder or RECOLA group
+    persons: tuple[str, str]  # folder names: Expert/Novice or P25/P26 (raw layout)
+    split: str
+
+
+def _plan_sessions(cfg: SynthConfig) -> list[_Session]:
+    out = []
+    n_recola = 0
+    for k in range(cfg.sessions):
+        split = _SPLIT_CYCLE[k % len(_SPLIT_CYCLE)]
+        if k % 3 == 2 and n_recola < len(_RECOLA_GROUPS):
+            g, a, b = _RECOLA_GROUPS[n_recola]
+            n_recola += 1
+            out.append(_Session(k, "RECOLA", g, (a, b), split))
+        else:
+            day = np.datetime64("2016-03-17") + np.timedelta64(k, "D")
+            name = f"{k + 1:03d}_{day}_{_CITIES[k % len(_CITIES)]}"
+            out.append(_Session(k, "NoXI", name, ("Expert", "Novice"), split))
+    return out
+
+
+def _person_id(sess: _Session, side: int) -> str:
+    return f"{sess.site}/{sess.name}/{sess.persons[side]}"
+
+
+def _react_person(sess: _Session, side: int) -> str:
+    return f"{sess.persons[side]}_video" if sess.site == "NoXI" else sess.persons[side]
+
+
+# ------------------------------------------------------------------------------------------------
+# writers
+# ------------------------------------------------------------------------------------------------
+def _atomic_write_bytes(path: Path, write: Callable[[Path], None]) -> None:
+    from reactcli.media.encode import atomic_tmp_path  # noqa: PLC0415
+
+    tmp = atomic_tmp_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_emotion_csv(path: Path, emotion: np.ndarray) -> None:
+    def w(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            np.savetxt(fh, emotion, fmt="%.6g", delimiter=",", header=",".join(EMOTION_COLUMNS), comments="")
+
+    _atomic_write_bytes(path, w)
+
+
+def _write_npy(path: Path, arr: np.ndarray) -> None:
+    def w(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+    _atomic_write_bytes(path, w)
+
+
+def _write_text(path: Path, text: str) -> None:
+    def w(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    _atomic_write_bytes(path, w)
+
+
+def _video_job(args: tuple) -> str:
+    """Render a face video from features and encode it (runs in a worker process)."""
+    from reactcli.media.encode import VideoWriter  # noqa: PLC0415
+    from reactcli.render.face2d import iter_frames  # noqa: PLC0415
+
+    path, emotion, tdmm, size, fps, preset, crf, wav = args
+    with VideoWriter(path, size, size, fps, preset=preset, crf=crf, audio=wav) as vw:
+        for chunk in iter_frames(emotion, tdmm, size, chunk=128):
+            vw.write(chunk)
+    return str(path)
+
+
+def _run_video_jobs(jobs: list[tuple], workers: int, on_done: Callable[[int, int], None] | None) -> None:
+    if not jobs:
+        return
+    if workers <= 1 or len(jobs) == 1:
+        for k, job in enumerate(jobs):
+            _video_job(job)
+            if on_done:
+                on_done(k + 1, len(jobs))
+        return
+    ctx = multiprocessing.get_context("spawn")  # safe whatever threads the parent runs
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        futures = [ex.submit(_video_job, job) for job in jobs]
+        for k, fut in enumerate(cf.as_completed(futures)):
+            fut.result()
+            if on_done:
+                on_done(k + 1, len(jobs))
+
+
+def _appropriateness(patterns: np.ndarray) -> np.ndarray:
+    return (patterns[:, None] == patterns[None, :]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# entry point
+# ------------------------------------------------------------------------------------------------
+def synthesize(
+    out_dir: str | os.PathLike,
+    layout: Literal["react", "raw"] = "react",
+    sessions: int = 6,
+    minutes: float = 2.0,
+    fps: int = 25,
+    size: int = 128,
+    seed: int = 0,
+    clip_seconds: int = 30,
+    video: bool = True,
+    *,
+    config: SynthConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    **overrides,
+) -> SynthSummary:
+    """Generate a synthetic corpus under ``out_dir`` and return what was written.
+
+    Pass either the keyword arguments (plus any other :class:`SynthConfig` field in
+    ``overrides``) or a ready ``config``. ``progress(stage, done, total)`` is called as work
+    completes (the CLI hooks a progress bar onto it). Existing files are overwritten.
+    """
+    t0 = time.perf_counter()
+    if config is None:
+        config = SynthConfig(layout=layout, sessions=sessions, minutes=minutes, fps=fps, size=size,
+                             seed=seed, clip_seconds=clip_seconds, video=video)
+    for k, v in overrides.items():
+        if not hasattr(config, k):
+            raise ConfigError(f"unknown synth option {k!r}")
+        setattr(config, k, v)
+    if isinstance(config.delay_range, list):
+        config.delay_range = tuple(config.delay_range)
+    config.validate()
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if not os.access(root, os.W_OK):
+        raise InputError(f"output folder {root} is not writable")
+
+    world = _make_world(config)
+    plan = _plan_sessions(config)
+    person_rng = np.random.default_rng([config.seed, 1])
+    styles = {}
+    for sess in plan:
+        for side in (0, 1):
+            pid = _person_id(sess, side)
+            styles[pid] = _make_person(pid, person_rng, config)
+    report = progress or (lambda *_: None)
+
+    seg_len = config.clip_seconds * config.fps
+    if config.layout == "react":
+        n_clips = int(config.minutes * 60 // config.clip_seconds)
+        T = n_clips * seg_len + 1
+        n_audio = n_clips * config.clip_seconds * config.audio_rate + config.audio_rate // config.fps
+    else:
+        T = int(round(config.minutes * 60 * config.fps)) + 1
+        n_audio = int(round(config.minutes * 60 * config.audio_rate)) + config.audio_rate // config.fps
+
+    video_jobs: list[tuple] = []
+    counts: dict[str, int] = {"sessions": len(plan)}
+    truth: dict = {"config": _jsonable(asdict(config)), "layout": config.layout,
+                   "emotion_columns": list(EMOTION_COLUMNS), "audio_rate": config.audio_rate,
+                   "persons": {k: asdict(v) for k, v in styles.items()}}
+    paths: dict[str, Path] = {}
+    _write_npy(root / "mean_face.npy", MEAN_FACE)
+    paths["mean_face"] = root / "mean_face.npy"
+
+    clips_truth: list[dict] = []
+    sessions_truth: list[dict] = []
+    split_rows: dict[str, list[tuple[str, str]]] = {"train": [], "val": [], "test": []}
+    split_pats: dict[str, list[tuple[int, int]]] = {"train": [], "val": [], "test": []}
+    for si, sess in enumerate(plan):
+        st = (styles[_person_id(sess, 0)], styles[_person_id(sess, 1)])
+        sim = _simulate_session(world, config, st, T, n_audio, [config.seed, 2, sess.index])
+        if config.layout == "react":
+            _emit_react_session(root, config, sess, sim, st, video_jobs, clips_truth, split_rows, split_pats)
+        else:
+            _emit_raw_session(root, config, sess, sim, st, video_jobs, sessions_truth)
+        report("features", si + 1, len(plan))
+
+    if config.layout == "react":
+        for split in ("train", "val", "test"):
+            rows = split_rows[split]
+            lines = ["index,speaker_path,listener_path"] + [f"{i},{a},{b}" for i, (a, b) in enumerate(rows)]
+            _write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
+            paths[f"{split}_csv"] = root / f"{split}.csv"
+            pats = np.array(split_pats[split], dtype=int).reshape(-1, 2)
+            mirrored = np.concatenate([pats[:, 0], pats[:, 1]])
+            A = _appropriateness(mirrored)
+            _write_npy(root / "truth" / f"appropriate_{split}.npy", A)
+            if split in ("val", "test"):
+                _write_npy(root / f"neighbour_emotion_{split}.npy", A)
+                paths[f"neighbour_{split}"] = root / f"neighbour_emotion_{split}.npy"
+            counts[f"clips_{split}"] = len(rows)
+        truth["clips"] = clips_truth
+    else:
+        truth["sessions"] = sessions_truth
+
+    if config.video:
+        _run_video_jobs(video_jobs, config.workers, lambda d, n: report("videos", d, n))
+    counts["videos"] = len(video_jobs) if config.video else 0
+    truth_path = root / "truth" / "truth.json"
+    _write_text(truth_path, json.dumps(truth, indent=1))
+    paths["truth"] = truth_path
+    return SynthSummary(root=root, layout=config.layout, paths=paths, counts=counts,
+                        audio_rate=config.audio_rate, fps=config.fps, size=config.size,
+                        seconds=time.perf_counter() - t0, truth=truth)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def _emit_react_session(root, cfg, sess, sim, styles, video_jobs, clips_truth, split_rows, split_pats):
+    seg_len = cfg.clip_seconds * cfg.fps
+    clip_samples = cfg.clip_seconds * cfg.audio_rate
+    split = sess.split
+    for j, seg in enumerate(sim["segments"]):
+        if seg["start"] + seg_len + 1 > sim["people"][0]["emotion"].shape[0]:
+            break
+        c = j + 1
+        rel = [f"{sess.site}/{sess.name}/{_react_person(sess, s)}/{c}" for s in (0, 1)]
+        for s in (0, 1):
+            person = _react_person(sess, s)
+            ppl = sim["people"][s]
+            sl = slice(seg["start"], seg["start"] + seg_len + 1)
+            base = Path(sess.site) / sess.name
+            wav = root / split / "Audio_files" / base / person / f"{c}.wav"
+            _write_wav(wav, ppl["audio"][j * clip_samples:(j + 1) * clip_samples], cfg.audio_rate)
+            _write_emotion_csv(_mk(root / split / "Emotion" / base / PERSON_P1P2[person] / f"{c}.csv"), ppl["emotion"][sl])
+            tdmm = ppl["tdmm"][sl]
+            if (c + s) % 3 == 0:
+                tdmm = tdmm[None]
+            _write_npy(_mk(root / split / "3D_FV_files" / base / person / f"{c}.npy"), tdmm)
+            if cfg.video:
+                mp4 = _mk(root / split / "Video_files" / base / person / f"{c}.mp4")
+                video_jobs.append((mp4, ppl["emotion"][sl], ppl["tdmm"][sl], cfg.size, cfg.fps,
+                                   cfg.preset, cfg.crf, wav if cfg.mux_audio else None))
+        split_rows[split].append((rel[0], rel[1]))
+        split_pats[split].append((seg["pattern"][0], seg["pattern"][1]))
+        item = len(split_rows[split]) - 1
+        sides = []
+        for s in (0, 1):
+            sides.append({"person": _person_id(sess, s), "pattern": seg["pattern"][s],
+                          "mode": seg["mode"][s], "delay": styles[s].delay, "warp": seg["warp"][s]})
+        clips_truth.append({
+            "split": split, "index": item, "site": sess.site, "session": sess.name, "clip": c,
+            "speaker_path": rel[0], "listener_path": rel[1], "start_frame": seg["start"],
+            "speaker": sides[0], "listener": sides[1],
+        })
+
+
+def _emit_raw_session(root, cfg, sess, sim, styles, video_jobs, sessions_truth):
+    folder = root / sess.site / sess.name
+    names = {}
+    for s in (0, 1):
+        p = sess.persons[s]
+        d = folder / p
+        if sess.site == "NoXI":
+            files = {"video": d / "video.mp4", "audio": d / "audio.wav",
+                     "emotion": d / "emotion.csv", "tdmm": d / "3dmm.npy"}
+        else:
+            files = {"video": d / f"{p}.mp4", "audio": d / f"{p}.wav",
+                     "emotion": d / f"{p}_emotion.csv", "tdmm": d / f"{p}_3dmm.npy"}
+        ppl = sim["people"][s]
+        _write_wav(files["audio"], ppl["audio"], cfg.audio_rate)
+        _write_emotion_csv(_mk(files["emotion"]), ppl["emotion"])
+        _write_npy(_mk(files["tdmm"]), ppl["tdmm"])
+        if cfg.video:
+            video_jobs.append((_mk(files["video"]), ppl["emotion"], ppl["tdmm"], cfg.size, cfg.fps,
+                               cfg.preset, cfg.crf, files["audio"] if cfg.mux_audio else None))
+        names[p] = {k: str(v.relative_to(root)) for k, v in files.items() if k != "video" or cfg.video}
+    sessions_truth.append({
+        "site": sess.site, "session": sess.name, "split": sess.split,
+        "persons": [_person_id(sess, 0), _person_id(sess, 1)], "files": names,
+        "frames": int(sim["people"][0]["emotion"].shape[0]),
+        "segments": sim["segments"],
+    })
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    from reactcli.media.encode import write_wav  # noqa: PLC0415
+
+    write_wav(_mk(path), samples, rate)
+
+
+def read_truth(root: str | os.PathLike) -> dict:
+    """Load ``<root>/truth/truth.json`` written by :func:`synthesize`."""
+    path = Path(root) / "truth" / "truth.json"
+    if not path.is_file():
+        raise InputError(f"synthetic truth not found: {path} (was this corpus made by reactcli synth?)")
+    return json.loads(path.read_text(encoding="utf-8"))
