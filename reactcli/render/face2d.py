@@ -270,7 +270,7 @@ def _pose_matrices(pose: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
     scale = 0.5 * size * 0.92 * np.exp(-np.clip(pose[:, 5], -1.5, 1.5))
     M = R[:, :2, :] * scale[:, None, None]  # (T, 2, 3)
     off = np.stack(
-        [size / 2 + pose[:, 3] * size / 2, size / 2 + pose[:, 4] * size / 2 + _FCY * scale], -1
+        [(size - 1) / 2 + pose[:, 3] * size / 2, (size - 1) / 2 + pose[:, 4] * size / 2 + _FCY * scale], -1
     )
     return M, off
 
