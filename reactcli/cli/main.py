@@ -53,6 +53,7 @@ _GROUPS = [
 ]
 _COMMANDS = [
     ("reactcli.cli.synth", "command", "synth"),
+    ("reactcli.cli.extract", "command", "extract"),
 ]
 
 

@@ -1,0 +1,49 @@
+"""``reactcli extract``: per-frame features of every clip into the HDF5 store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import handle_errors, out, progress
+from reactcli.cli.execution import exec_options
+from reactcli.cli.prepare import _Bar
+
+
+@handle_errors
+def command(
+    work: Path = typer.Option(..., "--work", help="Work directory with manifests/clips.jsonl."),
+    features: str = typer.Option("mfcc,emotion,tdmm", help="Comma-separated: mfcc, wav2vec2, landmarks, emoca, faceverse, graphau, or the sidecar features emotion/tdmm."),
+    wav2vec2_path: Optional[Path] = typer.Option(None, "--wav2vec2-path", help="Local wav2vec2 checkpoint directory (for wav2vec2)."),
+    emoca_path: Optional[Path] = typer.Option(None, "--emoca-path", help="Local EMOCA model (TorchScript file) for emoca."),
+    faceverse_path: Optional[Path] = typer.Option(None, "--faceverse-path", help="Local FaceVerse coefficient model (TorchScript) for faceverse."),
+    graphau_path: Optional[Path] = typer.Option(None, "--graphau-path", help="Local GraphAU model (TorchScript) for graphau."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample audio to this rate before MFCC (default: the file's own rate, as the challenge)."),
+    on_error: str = typer.Option("fail", help="fail: a bad clip stops the stage; skip: report it by name and go on."),
+    num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes (or Slurm array tasks with --executor slurm)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i/N (0-based) and keep its output for a later merge; rerun without --shard (and --num-jobs N) to merge."),
+    executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
+    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
+    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
+    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
+) -> None:
+    """Run feature extractors over every clip; resumable, shardable, identical for any job count."""
+    from reactcli.features.stage import ExtractConfig, run_extract
+
+    opts: dict[str, dict] = {}
+    for name, p in (("wav2vec2", wav2vec2_path), ("emoca", emoca_path), ("faceverse", faceverse_path), ("graphau", graphau_path)):
+        if p is not None:
+            opts[name] = {"path": str(p)}
+    if sample_rate:
+        opts["mfcc"] = {"sample_rate": sample_rate}
+    cfg = ExtractConfig(features=[f.strip() for f in features.split(",") if f.strip()], options=opts, on_error=on_error)
+    ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
+    with progress() as bar:
+        summary = run_extract(work, cfg, ex, on_progress=_Bar(bar))
+    n = sum(r.get("extracted", 0) for r in summary["shards"])
+    out.print(f"extracted {n} clip x extractor outputs; store: {summary.get('store') or 'shard only (merge later)'}")
+    if summary["skipped"]:
+        out.print(f"[yellow]skipped {len(summary['skipped'])} bad clips[/], first: {summary['skipped'][0]}")

@@ -1,0 +1,124 @@
+"""The ``extract`` stage: run extractors over every clip of a work directory into the store.
+
+Per-clip work is :func:`reactcli.features.extract_clip` (a plain function of clip + config).
+This module shards the clip manifest, runs the shards through :mod:`reactcli.execution`
+(local processes or a Slurm array) and merges their store files into
+``features/extract-<names>.h5``. Clips whose outputs are already stored are skipped, so a
+rerun resumes; with ``on_error="skip"`` a bad clip is reported by name and left out instead of
+failing its shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from reactcli.errors import ConfigError, InputError
+from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path
+from reactcli.features.registry import ClipInputs, available_extractors, extract_clip, get_extractor
+from reactcli.io import write_json
+from reactcli.manifest import ClipRecord, read_manifest, shard_records
+from reactcli.storage import FeatureStore, ShardWriter
+
+log = logging.getLogger(__name__)
+
+#: feature names that are sidecar kinds imported by the ``precomputed`` extractor
+SIDECAR_FEATURES = ("emotion", "tdmm")
+
+
+@dataclass
+class ExtractConfig:
+    """What ``reactcli extract`` computes."""
+
+    features: list[str] = field(default_factory=lambda: ["mfcc", "emotion", "tdmm"])
+    """Extractor names, or the sidecar features ``emotion``/``tdmm`` (imported by ``precomputed``)."""
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-extractor options, e.g. ``{"wav2vec2": {"path": "/models/w2v"}}``."""
+    on_error: str = "fail"
+    """``fail``: a bad clip fails the stage; ``skip``: report it and go on."""
+
+
+def plan_extractors(cfg: ExtractConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(extractor name, options) pairs; sidecar features are grouped into one ``precomputed``."""
+    known = set(available_extractors())
+    plan: list[tuple[str, dict[str, Any]]] = []
+    kinds = [f for f in cfg.features if f in SIDECAR_FEATURES]
+    for f in cfg.features:
+        if f in SIDECAR_FEATURES:
+            continue
+        if f not in known:
+            raise ConfigError(f"--features: unknown feature {f!r}; available: {sorted(known | set(SIDECAR_FEATURES))}")
+        plan.append((f, dict(cfg.options.get(f, {}))))
+    if kinds:
+        plan.append(("precomputed", {**cfg.options.get("precomputed", {}), "kinds": kinds}))
+    if not plan:
+        raise ConfigError("--features: nothing to extract")
+    return plan
+
+
+def stage_name(cfg: ExtractConfig) -> str:
+    return "extract-" + "-".join(sorted(cfg.features))
+
+
+def clip_inputs(rec: ClipRecord) -> ClipInputs:
+    return ClipInputs(clip_id=rec.id, video=Path(rec.video) if rec.video else None,
+                      audio=Path(rec.audio) if rec.audio else None, num_frames=rec.num_frames, fps=rec.fps,
+                      sidecars={k: Path(v) for k, v in rec.sidecars.items()})
+
+
+def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+    """Process shard ``index`` of ``count``: the unit of work of every executor."""
+    cfg = ExtractConfig(**cfg_dict)
+    work_p = Path(work)
+    clips = read_manifest(work_p / "manifests" / "clips.jsonl", ClipRecord)
+    mine = shard_records(clips, index, count)
+    plan = plan_extractors(cfg)
+    dims = {name: list(get_extractor(name, **opts).dims) for name, opts in plan}
+    store = FeatureStore(work_p)
+    done = errors = 0
+    skipped: list[str] = []
+    with ShardWriter(shard_path(work_p, stage_name(cfg), index, count), work=work_p) as w:
+        for rec in mine:
+            for name, opts in plan:
+                outs = dims[name]
+                if all(store.has(rec.id, f) or w.has(rec.id, f) for f in outs):
+                    continue
+                try:
+                    arrays = extract_clip(name, opts, clip_inputs(rec))
+                except InputError as exc:
+                    if cfg.on_error != "skip":
+                        raise
+                    skipped.append(f"{rec.id}: {exc}")
+                    errors += 1
+                    continue
+                for f, a in arrays.items():
+                    w.write(rec.id, f, a, fps=rec.fps, extractor=name, config=opts)
+                done += 1
+    return {"shard": index, "count": count, "clips": len(mine), "extracted": done, "skipped": skipped}
+
+
+def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfig | None = None,
+                on_progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Extract features for every clip of ``work``; returns a summary (also in reports/)."""
+    exec_cfg = exec_cfg or ExecConfig()
+    work = Path(work)
+    plan_extractors(cfg)  # validate before spawning anything
+    for name, opts in plan_extractors(cfg):
+        get_extractor(name, **opts)  # missing assets fail here with one line, not in every worker
+    if not (work / "manifests" / "clips.jsonl").is_file():
+        raise InputError(f"{work}/manifests/clips.jsonl: no clips (run `reactcli prepare` and `reactcli clip` first)")
+    stage = stage_name(cfg)
+    results = run_shards(extract_shard, (str(work), asdict(cfg)), work, stage, exec_cfg, on_progress)
+    summary: dict[str, Any] = {"stage": stage, "shards": sorted(results, key=lambda r: r.get("shard", 0)),
+                               "config": asdict(cfg), "executor": exec_cfg.executor}
+    if exec_cfg.shard is None:
+        n = exec_cfg.num_jobs
+        merged = merge_shards(work, stage, n)
+        summary["store"] = str(merged) if merged else None
+    skipped = [s for r in results for s in r.get("skipped", [])]
+    summary["skipped"] = skipped
+    write_json(work / "reports" / f"{stage}.json", summary)
+    return summary
