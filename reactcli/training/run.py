@@ -1,0 +1,199 @@
+"""``reactcli train``: one recipe file -> a trained checkpoint in ``<work>/runs/<run>/``.
+
+A recipe is YAML (loaded with ``yaml.safe_load``, never executing anything)::
+
+    model: reactface            # reactface | perfrdiff
+    stage: gafrg                # perfrdiff only: gafrg | pssl | pwsg
+    seed: 0
+    data:    {split: train, audio: mfcc, crop: 256, max_appropriate: 20}   # DataConfig
+    model_config: {...}         # ReactFaceConfig / GAFRGConfig / PSSLConfig / PWSGConfig fields
+    diffusion: {...}            # perfrdiff: DiffusionConfig fields
+    step: {...}                 # perfrdiff: PerFRDiffStepConfig; reactface: {stage1_epochs: n}
+    train:   {epochs: 10, batch_size: 8, lr: 2e-5, ...}                    # TrainConfig
+    checkpoints: {gafrg: runs/perfrdiff-gafrg/model.pt, pssl: runs/perfrdiff-pssl/model.pt}
+
+Relative checkpoint paths are resolved against the work directory. The resolved recipe is saved
+as ``runs/<run>/config.yaml`` and inside every checkpoint, with the reactcli version, the seed and
+the SHA-1 of the manifests and matrices read.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+import reactcli
+from reactcli.errors import ConfigError, InputError
+from reactcli.io import atomic_open
+from reactcli.training.checkpoint import input_record
+from reactcli.training.data import DataConfig, ReactionDataset, load_items
+from reactcli.training.loop import TrainConfig, train
+
+MODELS = ("reactface", "perfrdiff")
+PERFRDIFF_STAGES = ("gafrg", "pssl", "pwsg")
+
+
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: recipe not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a recipe must be a mapping of sections")
+    return data
+
+
+def _dc(cls: type, values: dict[str, Any] | None, where: str):
+    values = dict(values or {})
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(names)}")
+    for f in fields(cls):  # YAML lists -> tuples where the dataclass wants tuples
+        if f.name in values and isinstance(values[f.name], list) and "tuple" in str(f.type):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
+
+
+def run_name(recipe: dict[str, Any]) -> str:
+    model = recipe.get("model")
+    return f"{model}-{recipe['stage']}" if recipe.get("stage") else str(model)
+
+
+def _resolve(work: Path, p: str | None) -> str | None:
+    if p is None:
+        return None
+    q = Path(p)
+    return str(q if q.is_absolute() else work / q)
+
+
+def train_recipe(
+    work: str | os.PathLike,
+    recipe: dict[str, Any],
+    *,
+    run: str | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+    resume: bool = True,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Train what ``recipe`` says; returns the final checkpoint ``runs/<run>/model.pt``."""
+    work = Path(work)
+    recipe = copy.deepcopy(recipe)
+    model_name = recipe.get("model")
+    if model_name not in MODELS:
+        raise ConfigError(f"recipe model {model_name!r}: expected one of {MODELS}")
+    if seed is not None:
+        recipe["seed"] = seed
+    seed_v = int(recipe.setdefault("seed", 0))
+    run = run or run_name(recipe)
+    run_dir = work / "runs" / run
+    data_section = dict(recipe.get("data", {}))
+    split = data_section.pop("split", "train")
+    data_cfg = _dc(DataConfig, data_section, "data")
+    train_cfg = _dc(TrainConfig, recipe.get("train"), "train")
+    table = load_items(work, split)
+    dataset = ReactionDataset(work, table, data_cfg, seed=seed_v, train=True)
+    inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy",
+                           work / "manifests/arrays.jsonl"])
+    extra: dict[str, Any] = {"recipe": recipe, "run": run, "inputs": inputs, "reactcli_version": reactcli.__version__}
+    parameters = None
+    optimizer_factory = None
+
+    if model_name == "reactface":
+        from reactcli.models.reactface import ReactFace, ReactFaceConfig
+        from reactcli.training.reactface_losses import reactface_training_step
+
+        cfg = _dc(ReactFaceConfig, recipe.get("model_config"), "model_config")
+        model: torch.nn.Module = ReactFace(cfg)
+        stage1 = int((recipe.get("step") or {}).get("stage1_epochs", max(1, train_cfg.epochs // 2)))
+
+        def step(net, batch, gen):
+            # Paper Sec. 4.4: stage 1 for the first epochs, then stage 2 (dataset.epoch is set by
+            # the loop on every rank, so DDP ranks switch together and resume keeps the stage).
+            return reactface_training_step(net, batch, stage=1 if dataset.epoch < stage1 else 2, generator=gen)
+
+        extra.update(model="reactface", kind="reactface", build=model.to_dict(), config=model.to_dict(),
+                     stage1_epochs=stage1)
+        epoch_cb = on_epoch
+    else:
+        from reactcli.models.perfrdiff import (
+            GAFRG,
+            DiffusionConfig,
+            GAFRGConfig,
+            PSSLConfig,
+            PSSLEncoder,
+            PWSGConfig,
+            build_pwsg_training,
+            make_scheduler,
+        )
+        from reactcli.training.perfrdiff_losses import (
+            PerFRDiffStepConfig,
+            gafrg_training_step,
+            pssl_training_step,
+            pwsg_training_step,
+        )
+
+        stage_name = recipe.get("stage")
+        if stage_name not in PERFRDIFF_STAGES:
+            raise ConfigError(f"perfrdiff needs stage: one of {PERFRDIFF_STAGES} (got {stage_name!r})")
+        step_cfg = _dc(PerFRDiffStepConfig, recipe.get("step"), "step")
+        dcfg = _dc(DiffusionConfig, recipe.get("diffusion"), "diffusion")
+        scheduler = make_scheduler(dcfg)
+        epoch_cb = on_epoch
+        if stage_name == "gafrg":
+            gcfg = _dc(GAFRGConfig, recipe.get("model_config"), "model_config")
+            model = GAFRG(gcfg)
+
+            def step(net, batch, gen):
+                return gafrg_training_step(net, scheduler, batch, generator=gen, config=step_cfg)
+
+            extra.update(model="perfrdiff-gafrg", kind="gafrg", build=gcfg.to_dict(), config=gcfg.to_dict(),
+                         diffusion=dcfg.to_dict())
+        elif stage_name == "pssl":
+            pcfg = _dc(PSSLConfig, recipe.get("model_config"), "model_config")
+            model = PSSLEncoder(pcfg)
+            temp = float(recipe.get("temperature", 0.07))
+
+            def step(net, batch, gen):
+                return pssl_training_step(net, batch, temperature=temp)
+
+            extra.update(model="perfrdiff-pssl", kind="pssl", build=pcfg.to_dict(), config=pcfg.to_dict())
+        else:
+            ck = recipe.get("checkpoints") or {}
+            wcfg = _dc(PWSGConfig, recipe.get("model_config"), "model_config")
+            setup = build_pwsg_training(_resolve(work, ck.get("gafrg")), _resolve(work, ck.get("pssl")), wcfg, device="cpu")
+            scheduler = make_scheduler(setup.diffusion)
+            model = setup.editor
+            parameters = setup.trainable_parameters()
+            sgd = recipe.get("optimizer", "sgd")
+            if sgd == "sgd":
+                optimizer_factory = lambda ps: torch.optim.SGD(ps, lr=train_cfg.lr, momentum=0.9, weight_decay=1e-4)  # noqa: E731
+
+            def step(net, batch, gen):
+                setup.gafrg.to(batch["speaker_audio"].device)
+                setup.pssl.to(batch["speaker_audio"].device)
+                return pwsg_training_step(setup, scheduler, batch, generator=gen, config=step_cfg)
+
+            extra.update(model="perfrdiff-pwsg", kind="pwsg", build=wcfg.to_dict(), config=wcfg.to_dict(),
+                         layer_shapes={k: list(v) for k, v in setup.editor.layer_shapes.items()},
+                         gafrg_checkpoint=_resolve(work, ck.get("gafrg")), pssl_checkpoint=_resolve(work, ck.get("pssl")),
+                         diffusion=setup.diffusion.to_dict())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_open(run_dir / "config.yaml", "w") as fh:
+        yaml.safe_dump({**recipe, "run": run, "reactcli_version": reactcli.__version__}, fh, sort_keys=False)
+    extra["data_config"] = asdict(data_cfg)
+    extra["split"] = split
+    train(model, step, dataset, train_cfg, run_dir, seed=seed_v, device=device, checkpoint_extra=extra,
+          parameters=parameters, resume=resume, optimizer_factory=optimizer_factory, on_epoch=epoch_cb, on_step=on_step)
+    return run_dir / "model.pt"
