@@ -19,7 +19,9 @@ denoised together:
 * **Overlapping windows** (render variant): windows of w frames with stride w/2, all cut from ONE
   initial noise sequence (so overlapping frames start identical), and after every DDIM step the
   overlapping predictions are blended back into one sequence with triangular weights, so the
-  windows never drift apart and no seam appears at window edges.
+  windows never drift apart and no seam appears at window edges. The blending lets a frame
+  feel windows that start up to ``w - stride`` frames later, so this mode is not strictly online
+  (use it for rendering; the default non-overlapping mode is causal, and tested to be).
 
 Seeds: the initial noise is drawn from one ``torch.Generator`` (a CPU generator for an integer
 seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
@@ -178,7 +180,8 @@ def generate(
         steps: DDIM steps (fewer = faster, see the benchmark).
         guidance: classifier-free guidance scale; 1 disables the unconditional half.
         style: optional (B, 512) personal style vectors (PSSL); needs ``editor``.
-        editor: a PWSG module: ``editor(style)`` -> per-item weight shifts applied functionally.
+        editor: a PWSG module (moved to ``device``): ``editor(style)`` -> per-item weight shifts,
+            applied functionally (batch items may belong to different listeners).
         generator: torch.Generator or integer seed (required).
         device: where to run (default: the model's device).
         overlap: overlapping windows (stride ``stride`` or w/2, shared noise, blended each step).
@@ -217,7 +220,7 @@ def generate(
         with torch.inference_mode():
             win = [gather_speaker_windows(x.to(dev, torch.float32), sp_frames)
                    for x in (speaker_audio, speaker_emotion, speaker_tdmm)]
-            shifts = editor(style.to(dev, torch.float32)) if style is not None else None
+            shifts = editor.to(dev)(style.to(dev, torch.float32)) if style is not None else None
             mem = gafrg.encode_speaker(*(x.reshape(b * nw, w, x.shape[-1]) for x in win))
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:

@@ -1,0 +1,135 @@
+"""Benchmark PerFRDiff generation: batched K samples vs the authors' sequential pattern.
+
+Measures, for one 750-frame clip with K = 10 samples and classifier-free guidance:
+
+1. ``reactcli``'s :func:`generate`: K samples x 15 windows x (cond, uncond) in ONE batch per
+   DDIM step (windows depend only on speaker windows, never on generated output, so they can
+   all be denoised together);
+2. the authors' pattern: 10 sequential runs with batch 1, each walking the 15 windows one after
+   another (same network, same number of steps; only the batching differs);
+3. the same as 1 but 10 sequential ``generate(num_samples=1)`` calls (isolates the K batching);
+4. the parameter count of the low-rank (rank 8) vs full-rank PWSG editor at paper size;
+5. the wall time of 1 at the paper's sizes and the requested number of DDIM steps.
+
+Per-step cost is constant, so the comparison (1-3) can run with fewer steps (``--compare-steps``)
+and still give the right ratio. Usage::
+
+    python benchmarks/bench_perfrdiff_generate.py                 # paper size, 50 steps
+    python benchmarks/bench_perfrdiff_generate.py --steps 10 --compare-steps 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from reactcli.models.perfrdiff import GAFRG, GAFRGConfig, PWSGConfig, editor_parameter_count, generate, make_scheduler
+from reactcli.models.perfrdiff.diffusion import guided
+from reactcli.models.perfrdiff.gafrg import gather_speaker_windows, speaker_window_frames, window_starts
+from reactcli.models.perfrdiff.pwsg import resolve_layer_names
+
+
+def authors_pattern(model: GAFRG, audio, emotion, tdmm, num_samples: int, steps: int, guidance: float,
+                    seed: int, device: torch.device) -> torch.Tensor:
+    """K sequential runs of batch 1, each window after the other (the released code's loop)."""
+    cfg = model.config
+    w = cfg.window
+    t_len = audio.shape[1]
+    starts = window_starts(t_len, w, w)
+    gen = torch.Generator().manual_seed(seed)
+    samples = []
+    with torch.inference_mode():
+        null = model.encode_speaker(*(torch.zeros(1, w, x.shape[-1], device=device) for x in (audio, emotion, tdmm)))
+        for _ in range(num_samples):
+            windows = []
+            for s in starts:
+                frames = speaker_window_frames(torch.tensor([s], device=device), w, cfg.speaker_lag)
+                win = [gather_speaker_windows(x, frames)[:, 0] for x in (audio, emotion, tdmm)]
+                mem = torch.cat([model.encode_speaker(*win), null])  # (2, S, d): cond, uncond
+                kv = model.static_kv(mem)
+                sch = make_scheduler()
+                sch.set_timesteps(steps, device=device)
+                x = torch.randn(1, w, cfg.reaction_dim, generator=gen).to(device)
+                for t in sch.timesteps.tolist():
+                    out = model(x.expand(2, -1, -1), torch.tensor([t], device=device), kv, group=1)
+                    x = sch.step(guided(out[:1], out[1:], guidance), t, x).prev_sample
+                windows.append(x)
+            samples.append(torch.cat(windows, dim=1)[:, :t_len])
+    return torch.stack(samples, dim=1)
+
+
+def flops_per_step(cfg: GAFRGConfig, samples: int, windows: int, guidance: bool) -> float:
+    """Analytic FLOPs of one batched denoiser call (matmuls and attention only)."""
+    d, f, w = cfg.d_model, cfg.ffn_dim, cfg.window
+    mem = 2 + w * (cfg.audio_tokens_per_frame + 1)  # time token + speaker memory
+    per_token = 3 * d * d + 3 * d * d + 2 * d * f + 2 * (w + mem) * d  # qkv, out, cross q/out, FFN, scores
+    tokens = samples * windows * w * (2 if guidance else 1)
+    return 2.0 * per_token * cfg.num_layers * tokens
+
+
+def _time(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=750)
+    ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=50, help="DDIM steps for the paper-size timing")
+    ap.add_argument("--compare-steps", type=int, default=5, help="DDIM steps for the batched vs sequential comparison")
+    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-paper", action="store_true", help="skip the full paper-size timing")
+    ap.add_argument("--skip-authors", action="store_true", help="skip the authors'-pattern timing")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    model = GAFRG(GAFRGConfig()).to(dev).eval()
+    g = torch.Generator().manual_seed(1)
+    audio = torch.randn(1, args.frames, 78, generator=g).to(dev)
+    emotion = torch.rand(1, args.frames, 25, generator=g).to(dev)
+    tdmm = torch.randn(1, args.frames, 58, generator=g).to(dev)
+    k, cs = args.samples, args.compare_steps
+    res: dict[str, object] = {"device": str(dev), "threads": torch.get_num_threads(), "frames": args.frames,
+                              "samples": k, "gafrg_params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+
+    generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0)  # warm-up
+    nw = len(window_starts(args.frames, model.config.window, model.config.window))
+    res["gflop_per_ddim_step"] = round(flops_per_step(model.config, k, nw, args.guidance != 1.0) / 1e9, 1)
+    res["compare_steps"] = cs
+    res["batched_s"] = _time(lambda: generate(model, audio, emotion, tdmm, num_samples=k, steps=cs,
+                                              guidance=args.guidance, generator=0), dev)
+    res["sequential_k1_s"] = _time(lambda: [generate(model, audio, emotion, tdmm, num_samples=1, steps=cs,
+                                                     guidance=args.guidance, generator=i) for i in range(k)], dev)
+    res["speedup_vs_sequential_k1"] = res["sequential_k1_s"] / res["batched_s"]
+    if not args.skip_authors:
+        res["authors_pattern_s"] = _time(lambda: authors_pattern(model, audio, emotion, tdmm, k, cs, args.guidance,
+                                                                 0, dev), dev)
+        res["speedup_vs_authors_pattern"] = res["authors_pattern_s"] / res["batched_s"]
+
+    shapes = model.editable_layers()
+    names = resolve_layer_names(PWSGConfig().layers, model.config)
+    sel = {n: shapes[n] for n in names}
+    res["editor_layers"] = names
+    res["editor_params_rank8"] = editor_parameter_count(sel, 8)
+    res["editor_params_full"] = editor_parameter_count(sel, None)
+    res["editor_full_over_rank8"] = res["editor_params_full"] / res["editor_params_rank8"]
+
+    if not args.skip_paper:
+        res["paper_steps"] = args.steps
+        res["paper_size_s"] = _time(lambda: generate(model, audio, emotion, tdmm, num_samples=k, steps=args.steps,
+                                                     guidance=args.guidance, generator=0), dev)
+    print(json.dumps({key: (round(v, 3) if isinstance(v, float) else v) for key, v in res.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
