@@ -32,7 +32,7 @@ The participant's total behaviour is ``0.5 * own + reaction`` in expression-logi
 
 * expression probabilities = softmax(logits) (8, sum to 1);
 * AU intensities = probabilities @ an EMFACS-like table (Happy -> AU6+AU12, Sad -> AU1+AU4+AU15
-  ..., see ``_AU_TABLE``) times the person's AU gain, plus the person's AU offsets, plus the
+  ..., see ``AU_TABLE``) times the person's AU gain, plus the person's AU offsets, plus the
   speech mouth movement (lips part AU25, jaw drop AU26) and a little noise; AU occurrence is
   intensity > 0.5;
 * valence/arousal = probabilities @ a circumplex table + personal bias (+ arousal while talking),
@@ -120,6 +120,9 @@ __all__ = [
     "read_truth",
     "EMOTION_COLUMNS",
     "PERSON_P1P2",
+    "AU_TABLE",
+    "VA_TABLE",
+    "MEAN_FACE",
 ]
 
 AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12",
@@ -155,9 +158,9 @@ def _build_au_table() -> np.ndarray:
     return table
 
 
-_AU_TABLE = _build_au_table()
+AU_TABLE = _build_au_table()
 #: valence, arousal of each basic expression (circumplex model).
-_VA_TABLE = np.array([[0.0, 0.0], [0.7, 0.4], [-0.6, -0.4], [0.3, 0.7],
+VA_TABLE = np.array([[0.0, 0.0], [0.7, 0.4], [-0.6, -0.4], [0.3, 0.7],
                       [-0.6, 0.6], [-0.6, 0.2], [-0.7, 0.6], [-0.4, 0.1]])
 _PHYSICS = np.random.default_rng(20240607)
 #: fixed AU -> 52-d 3DMM expression basis (sparse-ish), independent of the user seed.
@@ -419,12 +422,12 @@ def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyl
         react = bias * env[:, None] + mimic
         logits = 0.5 * me[0] + react
         probs = _softmax(logits)
-        inten = 1.6 * (probs @ _AU_TABLE) * st.au_gain + np.asarray(st.au_offset)
+        inten = 1.6 * (probs @ AU_TABLE) * st.au_gain + np.asarray(st.au_offset)
         inten[:, _AU["AU25"]] += 0.9 * me[2]
         inten[:, _AU["AU26"]] += 0.55 * me[2]
         inten += 0.07 * _smooth_noise(rng, (T, 15), 2)
         aus = (inten > 0.5).astype(np.float32)
-        va = probs @ _VA_TABLE + np.asarray(st.va_bias)
+        va = probs @ VA_TABLE + np.asarray(st.va_bias)
         va[:, 1] += 0.25 * me[1] - 0.1
         va = np.clip(va + 0.05 * _smooth_noise(rng, (T, 2), 4), -1, 1)
         emotion = np.concatenate([aus, va, probs], 1).astype(np.float32)
@@ -552,7 +555,7 @@ def _video_job(args: tuple) -> str:
 
     path, emotion, tdmm, size, fps, preset, crf, wav = args
     with VideoWriter(path, size, size, fps, preset=preset, crf=crf, audio=wav) as vw:
-        for chunk in iter_frames(emotion, tdmm, size, chunk=128):
+        for chunk in iter_frames(emotion, tdmm, size, chunk=256):
             vw.write(chunk)
     return str(path)
 
