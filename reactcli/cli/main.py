@@ -54,6 +54,7 @@ _GROUPS = [
 _COMMANDS = [
     ("reactcli.cli.synth", "command", "synth"),
     ("reactcli.cli.extract", "command", "extract"),
+    ("reactcli.cli.clip", "command", "clip"),
 ]
 
 

@@ -57,3 +57,77 @@ def react(
     if summary.skipped_items:
         out.print(f"[yellow]skipped {len(summary.skipped_items)} bad items; see {summary.report_path}[/]")
     out.print(f"report: {summary.report_path}")
+
+
+def _raw_config(split_rule: str, split_cycle: str, skip_bad: bool, require_sidecars: bool,
+                session_glob: str | None, patterns: dict[str, str | None]):
+    from reactcli.corpora.raw import RawConfig
+
+    pats = {k: tuple(x.strip() for x in v.split(",") if x.strip()) for k, v in patterns.items() if v}
+    return RawConfig(split_rule=split_rule, split_cycle=tuple(s.strip() for s in split_cycle.split(",") if s.strip()),
+                     patterns=pats, session_glob=session_glob, require_sidecars=require_sidecars, skip_bad=skip_bad)
+
+
+def _print_raw(name: str, root: Path, summary) -> None:
+    splits = ", ".join(f"{k}: {v}" for k, v in sorted(summary.splits.items()))
+    out.print(f"prepare {name}: {summary.sessions} sessions ({splits}) from {root}")
+    if summary.skipped:
+        out.print(f"[yellow]skipped {len(summary.skipped)} sessions[/], first: {summary.skipped[0]}")
+    out.print(f"report: {summary.report_path}")
+
+
+_SPLIT_RULE_HELP = "How sessions get splits (raw corpora have none): cycle (sorted ids through --split-cycle), hash (SHA-1 of the id), truth (synthetic only)."
+_SPLIT_CYCLE_HELP = "Comma-separated splits dealt to sessions in turn (one name = every session in that split)."
+_PATTERN_HELP = "Comma-separated alternative file patterns for the {kind}, relative to the session folder ({{person}}, {{session}} placeholders); default: the layout's."
+
+
+def _raw_command(name: str, fn_name: str, default_rule: str, doc: str):
+    def cmd(
+        root: Path = typer.Option(..., "--root", help=f"{name} root folder (see the layout in `reactcli.corpora.raw`)."),
+        work: Path = typer.Option(..., "--work", help="Work directory: manifests/sessions.jsonl and reports are written here."),
+        split_rule: str = typer.Option(default_rule, "--split-rule", help=_SPLIT_RULE_HELP),
+        split_cycle: str = typer.Option("train,val,test,train,train", "--split-cycle", help=_SPLIT_CYCLE_HELP),
+        skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave unmatched/unreadable sessions out (listed in the report) instead of failing."),
+        require_sidecars: bool = typer.Option(False, "--require-sidecars", help="Treat a missing emotion/3DMM file as a problem."),
+        session_glob: str = typer.Option(None, "--session-glob", help="Glob of session folders relative to the root (default: the layout's, e.g. NoXI/*)."),
+        video_pattern: str = typer.Option(None, "--video-pattern", help=_PATTERN_HELP.format(kind="video")),
+        audio_pattern: str = typer.Option(None, "--audio-pattern", help=_PATTERN_HELP.format(kind="audio")),
+        emotion_pattern: str = typer.Option(None, "--emotion-pattern", help=_PATTERN_HELP.format(kind="emotion sidecar (.csv or .npy)")),
+        tdmm_pattern: str = typer.Option(None, "--tdmm-pattern", help=_PATTERN_HELP.format(kind="3DMM sidecar (.npy)")),
+    ) -> None:
+        import reactcli.corpora.raw as raw
+
+        cfg = _raw_config(split_rule, split_cycle, skip_bad, require_sidecars, session_glob,
+                          {"video": video_pattern, "audio": audio_pattern, "emotion": emotion_pattern, "tdmm": tdmm_pattern})
+        with progress() as bar:
+            summary = getattr(raw, fn_name)(root, work, cfg, on_progress=_Bar(bar))
+        _print_raw(name, root, summary)
+
+    cmd.__doc__ = doc
+    cmd.__name__ = name.lower()
+    return handle_errors(cmd)
+
+
+app.command("recola")(_raw_command("RECOLA", "prepare_recola", "cycle",
+                                   "Read raw RECOLA sessions (group-<g>/P<n>/...) into manifests/sessions.jsonl."))
+app.command("noxi")(_raw_command("NoXI", "prepare_noxi", "cycle",
+                                 "Read raw NoXI sessions (<session>/{Expert,Novice}/...) into manifests/sessions.jsonl."))
+app.command("synthetic")(_raw_command("synthetic", "prepare_synthetic", "truth",
+                                      "Read the synthetic raw corpus (`reactcli synth --layout raw`) into manifests/sessions.jsonl."))
+
+
+@app.command("mars")
+@handle_errors
+def mars(
+    root: Path = typer.Option(..., "--root", help="REACT 2025/26 (MARS) root with <split>/video-face-crop, audio, facial-attributes, coefficients."),
+    work: Path = typer.Option(..., "--work", help="Work directory: manifests/sessions.jsonl and reports are written here."),
+    splits: str = typer.Option("train,val,test", "--splits", help="Comma-separated split folders to read."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave recordings with a missing side or file out (listed in the report)."),
+) -> None:
+    """Read the MARS layout (variable-length 30 fps recordings) into manifests/sessions.jsonl."""
+    from reactcli.corpora.mars import MarsConfig, prepare_mars
+
+    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad)
+    with progress() as bar:
+        summary = prepare_mars(root, work, cfg, on_progress=_Bar(bar))
+    _print_raw("mars", root, summary)
