@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $$(test -d /opt/wheels && echo --find-links /opt/wheels)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "torch-fidelity==0.4.0"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -302,6 +302,6 @@ def sweep(work: str | os.PathLike, split: str, truth: np.ndarray, base: BuildCon
     for s in settings:
         a, thr = apply_rule(dist, s)
         pr = precision_recall(a, truth)
-        label = {"auto": f"auto (thr {thr:.4g})", "topk": f"top-{s.top_k}", "threshold": f"thr {thr:.4g}"}[s.rule]
+        label = f"top-{s.top_k}" if s.rule == "topk" else f"{'auto' if s.rule == 'auto' else 'threshold'} {thr:.4g}"
         rows.append({"rule": label, **pr, "mean_per_item": float(a.sum(1).mean())})
     return rows

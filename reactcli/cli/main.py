@@ -55,6 +55,8 @@ _COMMANDS = [
     ("reactcli.cli.synth", "command", "synth"),
     ("reactcli.cli.extract", "command", "extract"),
     ("reactcli.cli.clip", "command", "clip"),
+    ("reactcli.cli.train", "command", "train"),
+    ("reactcli.cli.generate", "command", "generate"),
 ]
 
 
@@ -70,6 +72,8 @@ def _load(module: str, attr: str):
 def _register() -> None:
     for module, attr, name in _GROUPS:
         obj = _load(module, attr)
+        if obj is not None and name == "evaluate":
+            obj.command("run")(_load("reactcli.cli.evaluate_run", "run_command"))
         if obj is not None:
             app.add_typer(obj, name=name)
     for module, attr, name in _COMMANDS:

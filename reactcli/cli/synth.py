@@ -17,7 +17,7 @@ from reactcli.errors import ConfigError
 
 @handle_errors
 def command(
-    out_dir: Path = typer.Argument(..., metavar="OUT", help="Folder to write the corpus into (created if missing)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the corpus into (created if missing)."),
     layout: str = typer.Option("react", "--layout", help="'react': clipped REACT 2023/24 layout with split CSVs and neighbour matrices; 'raw': whole NoXI/RECOLA-like sessions."),
     sessions: int = typer.Option(6, "--sessions", min=1, help="Number of two-person sessions (every third is RECOLA-like, at most three)."),
     minutes: float = typer.Option(2.0, "--minutes", help="Length of each session in minutes (react: cut into 30 s clips)."),

@@ -1,0 +1,56 @@
+"""``reactcli generate``: K reactions per speaker item from a checkpoint or a naive baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import STATE, handle_errors, out, progress
+from reactcli.cli.prepare import _Bar
+
+
+@handle_errors
+def command(
+    work: Path = typer.Option(..., "--work", help="Work directory."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A ReactFace, GAFRG or PWSG checkpoint (model.pt)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Instead of a checkpoint: gt, mime, random, meanseq or meanfr."),
+    model: Optional[str] = typer.Option(None, "--model", help="Accepted for symmetry with train (reactface/perfrdiff); the checkpoint decides."),
+    split: str = typer.Option("test", help="Split whose speaker items get reactions."),
+    num_samples: int = typer.Option(10, "--num-samples", help="K reactions per item (one batch inside the model)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run name in the store (default: the checkpoint's run or the baseline's name)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Clips per model call."),
+    frames: int = typer.Option(750, help="Frames per clip."),
+    window: Optional[int] = typer.Option(None, help="ReactFace: online window size."),
+    momentum: Optional[float] = typer.Option(None, help="ReactFace: latent momentum alpha in [0, 1]."),
+    steps: int = typer.Option(50, help="PerFRDiff: DDIM steps."),
+    guidance: float = typer.Option(7.5, help="PerFRDiff: classifier-free guidance scale."),
+    overlap: bool = typer.Option(False, help="PerFRDiff: overlapping windows (stride w/2) to avoid seams."),
+    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing (PSSL + PWSG)."),
+    pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
+    mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),
+    train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+) -> None:
+    """Write (N, K, T, D) reactions to the store with a manifest (resumable, seeded)."""
+    from reactcli.errors import ConfigError
+    from reactcli.generation.run import GenerateConfig, generate_run
+
+    if (checkpoint is None) == (baseline is None):
+        raise ConfigError("give exactly one of --checkpoint or --baseline")
+    seed = STATE.seed if seed is None else seed
+    with progress() as bar:
+        if baseline:
+            from reactcli.generation.baselines import generate_baseline
+
+            path = generate_baseline(work, baseline, split=split, num_samples=num_samples, run=run, seed=seed,
+                                     frames=frames, mime_lag=mime_lag, train_split=train_split)
+        else:
+            cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
+                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
+                                 personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
+                                 seed=seed, device=device)
+            path = generate_run(work, checkpoint, cfg, run=run, on_progress=_Bar(bar))
+    out.print(f"generated: {path}")

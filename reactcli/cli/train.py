@@ -1,0 +1,60 @@
+"""``reactcli train``: train ReactFace or a PerFRDiff stage from a recipe file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import STATE, handle_errors, out, progress
+
+
+@handle_errors
+def command(
+    work: Path = typer.Option(..., "--work", help="Work directory (prepared items, stored features, appropriateness)."),
+    config: Path = typer.Option(..., "--config", help="Recipe YAML, e.g. pipelines/synthetic/reactface.yaml."),
+    model: Optional[str] = typer.Option(None, "--model", help="reactface or perfrdiff (overrides the recipe's model)."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="PerFRDiff stage: gafrg, pssl or pwsg (overrides the recipe)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run name: checkpoints go to WORK/runs/RUN/ (default: model[-stage])."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto. Multi-GPU: launch with torchrun (see README)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override train.epochs."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps (smoke runs)."),
+    gafrg_checkpoint: Optional[Path] = typer.Option(None, "--gafrg-checkpoint", help="PWSG stage: the trained GAFRG checkpoint."),
+    pssl_checkpoint: Optional[Path] = typer.Option(None, "--pssl-checkpoint", help="PWSG stage: the trained PSSL checkpoint."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the recipe's, else the global --seed)."),
+    resume: bool = typer.Option(True, help="Resume from WORK/runs/RUN/last.pt when it exists."),
+) -> None:
+    """Train a generator; logs per-epoch losses to WORK/runs/RUN/log.jsonl and the console."""
+    from reactcli.training.run import load_recipe, train_recipe
+
+    recipe = load_recipe(config)
+    if model:
+        recipe["model"] = model
+    if stage:
+        recipe["stage"] = stage
+    if epochs is not None:
+        recipe.setdefault("train", {})["epochs"] = epochs
+    if max_steps is not None:
+        recipe.setdefault("train", {})["max_steps"] = max_steps
+    ck = recipe.setdefault("checkpoints", {}) or {}
+    if gafrg_checkpoint:
+        ck["gafrg"] = str(gafrg_checkpoint)
+    if pssl_checkpoint:
+        ck["pssl"] = str(pssl_checkpoint)
+    recipe["checkpoints"] = ck
+    if seed is None and "seed" not in recipe:
+        seed = STATE.seed
+    with progress() as bar:
+        task = bar.add_task(f"train {recipe.get('model')} {recipe.get('stage') or ''}".strip(), total=None)
+
+        def on_step(step: int, total: int) -> None:
+            bar.update(task, completed=step, total=total)
+
+        def on_epoch(epoch: int, logs: dict) -> None:
+            bar.console.print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4g}" for k, v in logs.items()
+                                                              if k not in ("epoch", "step", "seconds")))
+
+        path = train_recipe(work, recipe, run=run, device=device, seed=seed, resume=resume,
+                            on_epoch=on_epoch, on_step=on_step)
+    out.print(f"checkpoint: {path}")

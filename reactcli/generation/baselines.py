@@ -1,0 +1,45 @@
+"""The naive baselines as generation runs (``reactcli generate --baseline NAME``).
+
+Each baseline writes every feature the split has (``emotion`` and ``tdmm``), so it can be scored
+with either protocol, into the store like a model's run (run name = the baseline's name).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from reactcli.generation.store import write_generated
+from reactcli.metrics.store import real_arrays
+from reactcli.models.baselines import make_baseline
+from reactcli.storage import FeatureStore
+from reactcli.training.data import load_items
+
+FEATURES = ("emotion", "tdmm")
+
+
+def generate_baseline(work: str | os.PathLike, name: str, *, split: str = "test", num_samples: int = 10,
+                      run: str | None = None, seed: int = 0, frames: int = 750, mime_lag: int = 25,
+                      train_split: str = "train", features: tuple[str, ...] = FEATURES) -> Path:
+    work = Path(work)
+    opts = {"lag": mime_lag} if name == "mime" else {}
+    table = load_items(work, split)
+    outs: dict[str, np.ndarray] = {}
+    for f in features:
+        base = make_baseline(name, **opts)
+        if name in ("meanseq", "meanfr"):
+            train = load_items(work, train_split)
+            store = FeatureStore(work)
+            base.fit(np.stack([np.asarray(store.read(p.listener, f), np.float32)[:frames] for p in train.pairs]))
+        L, S, A = real_arrays(work, split, f, frames) if (work / "appropriate" / f"{split}.npy").is_file() else (None, None, None)
+        if L is None:
+            store = FeatureStore(work)
+            L = np.stack([np.asarray(store.read(p.listener, f), np.float32)[:frames] for p in table.pairs])
+            S = np.stack([np.asarray(store.read(p.speaker, f), np.float32)[:frames] for p in table.pairs])
+            A = table.appropriate
+        outs[f] = base.generate(S, L, A, num_samples=num_samples, seed=seed)
+    idx = list(range(table.n))
+    return write_generated(work, run or name, split, table, [(idx, outs)], num_samples=num_samples, seed=seed,
+                           meta={"model": f"baseline:{name}", "mime_lag": mime_lag, "train_split": train_split})
