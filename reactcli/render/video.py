@@ -345,9 +345,13 @@ def grid_layout(num_samples: int, size: int, rows: int | None = None) -> GridLay
 
 def put_label(img: np.ndarray, text: str) -> None:
     """White text with a dark outline in the top-left corner of ``img`` (in place)."""
-    scale = max(0.3, img.shape[0] / 320)
+    scale = max(0.25, img.shape[0] / 320)
     thick = max(1, int(round(scale * 1.5)))
-    org = (max(2, img.shape[1] // 40), int(12 * scale / 0.4))
+    margin = max(2, img.shape[1] // 40)
+    (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick + 2)
+    if w > img.shape[1] - 2 * margin:  # shrink long labels to fit the panel
+        scale *= (img.shape[1] - 2 * margin) / w
+    org = (margin, margin + int(round(22 * scale)))
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
