@@ -102,6 +102,7 @@ import concurrent.futures as cf
 import json
 import multiprocessing
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -560,6 +561,19 @@ def _video_job(args: tuple) -> str:
     return str(path)
 
 
+def _start_method() -> str:
+    """'spawn' (safe whatever threads the parent runs) unless the main module cannot be re-imported.
+
+    Spawned workers re-import ``__main__``; when that is stdin, ``python -c`` or a notebook there
+    is no file to import, so fall back to 'fork' where the platform has it.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path and os.path.isfile(path):
+        return "spawn"
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 def _run_video_jobs(jobs: list[tuple], workers: int, on_done: Callable[[int, int], None] | None) -> None:
     if not jobs:
         return
@@ -569,11 +583,16 @@ def _run_video_jobs(jobs: list[tuple], workers: int, on_done: Callable[[int, int
             if on_done:
                 on_done(k + 1, len(jobs))
         return
-    ctx = multiprocessing.get_context("spawn")  # safe whatever threads the parent runs
+    ctx = multiprocessing.get_context(_start_method())
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
         futures = [ex.submit(_video_job, job) for job in jobs]
         for k, fut in enumerate(cf.as_completed(futures)):
-            fut.result()
+            try:
+                fut.result()
+            except cf.process.BrokenProcessPool as exc:
+                raise InputError(
+                    f"a video worker process died ({exc}); rerun with workers=1 to see the error"
+                ) from None
             if on_done:
                 on_done(k + 1, len(jobs))
 
