@@ -135,36 +135,133 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
     ex.update_parameters(**params)
     cols = [[a] * len(todo) for a in args]
     jobs = ex.map_array(fn, *cols, todo, [n] * len(todo))
-    log.info("submitted %d Slurm array tasks (job %s); logs in %s", len(jobs), jobs[0].job_id.split("_")[0], folder)
+    array_id = jobs[0].job_id.split("_")[0]
+    log.info("submitted %d Slurm array tasks (job %s); logs in %s", len(jobs), array_id, folder)
     deadline = time.monotonic() + cfg.slurm_timeout
     pending = dict(zip(todo, jobs))
     results: list[dict] = []
     failures: list[str] = []
     total = len(pending)
-    while pending:
-        for i, job in list(pending.items()):
-            if job.done():
-                pending.pop(i)
-                try:
-                    results.append(job.result())
-                except Exception as exc:  # submitit wraps job errors in FailedJobError etc.
-                    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                    failures.append(f"shard {i}/{n} (job {job.job_id}) failed: {first}; log: {job.paths.stderr}")
-                if on_progress:
-                    on_progress(f"{stage} slurm tasks", total - len(pending), total)
-            elif shard_path(work, stage, i, n).exists() and job.state in ("COMPLETED", "UNKNOWN"):
-                pending.pop(i)  # output committed; accounting may not know yet
-                results.append({"shard": i})
-                if on_progress:
-                    on_progress(f"{stage} slurm tasks", total - len(pending), total)
-        if pending and time.monotonic() > deadline:
-            ids = ", ".join(f"shard {i} (job {j.job_id}, log {j.paths.stderr})" for i, j in pending.items())
-            raise ShardFailed(f"timed out waiting for Slurm: {ids}; rerun to resubmit only unfinished shards")
-        if pending:
-            time.sleep(0.5)
+    # Without accounting, sacct fails and submitit never sees a cancelled/killed task as done:
+    # the queue (squeue keeps finished jobs for MinJobAge) tells us instead. ``gone_since``
+    # holds when a task was first seen finished without a result, to allow for a late result file.
+    gone_since: dict[int, float] = {}
+    next_queue_check = 0.0
+    quiet = _OnceFilter("Bypassing sacct error")
+    sublog = logging.getLogger("submitit")
+    sublog.addFilter(quiet)
+    try:
+        while pending:
+            now = time.monotonic()
+            states = None
+            if now >= next_queue_check:
+                states = _queue_states(array_id)
+                next_queue_check = now + 2.0
+            for i, job in list(pending.items()):
+                finished = False
+                if job.done():
+                    finished = True
+                    try:
+                        results.append(job.result())
+                    except Exception as exc:  # submitit wraps job errors in FailedJobError etc.
+                        failures.append(f"shard {i}/{n} (job {job.job_id}) failed: {_job_error_line(exc)}; "
+                                        f"log: {job.paths.stderr}")
+                elif shard_path(work, stage, i, n).exists():
+                    # Output committed; the result file normally follows within milliseconds.
+                    t0 = gone_since.setdefault(i, now)
+                    if now - t0 > _RESULT_GRACE_S:
+                        finished = True
+                        results.append({"shard": i})
+                elif states is not None:
+                    state = states.get(job.job_id)
+                    if state is None or state in _ENDED_STATES:
+                        t0 = gone_since.setdefault(i, now)
+                        if now - t0 > _RESULT_GRACE_S:
+                            finished = True
+                            what = f"ended as {state}" if state else "left the queue"
+                            failures.append(f"shard {i}/{n} (job {job.job_id}) {what} without a result "
+                                            f"(cancelled or killed?); log: {job.paths.stderr}")
+                    else:
+                        gone_since.pop(i, None)
+                if finished:
+                    pending.pop(i)
+                    if on_progress:
+                        on_progress(f"{stage} slurm tasks", total - len(pending), total)
+            if pending and time.monotonic() > deadline:
+                ids = ", ".join(f"shard {i} (job {j.job_id}, log {j.paths.stderr})" for i, j in pending.items())
+                raise ShardFailed(f"timed out waiting for Slurm: {ids}; rerun to resubmit only unfinished shards")
+            if pending:
+                time.sleep(0.25)
+    finally:
+        sublog.removeFilter(quiet)
     if failures:
-        raise ShardFailed(f"{len(failures)} Slurm shard(s) failed; rerun to resubmit only them. {failures[0]}")
+        raise ShardFailed(f"{len(failures)} Slurm shard(s) failed; rerun to resubmit only them. "
+                          + " | ".join(failures))
     return results
+
+
+#: seconds a task may look finished (in the queue) before its missing result counts as a failure
+_RESULT_GRACE_S = 3.0
+#: squeue states of a task that will not produce a result any more
+_ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                           "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})
+
+
+def _job_error_line(exc: BaseException) -> str:
+    """The one line that says what went wrong in a Slurm task.
+
+    submitit's ``FailedJobError`` text is the task's whole traceback between two dashed rules,
+    followed by log paths; the useful line is the traceback's last one (``pkg.SomeError: msg``),
+    shortened to ``SomeError: msg``.
+    """
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    parts = text.split("----------------------")
+    trace = parts[1] if len(parts) >= 3 else text
+    lines = [ln for ln in trace.strip().splitlines() if ln.strip()]
+    last = lines[-1].strip() if lines else text.splitlines()[-1]
+    head, sep, msg = last.partition(": ")
+    if sep and " " not in head and "." in head:
+        last = f"{head.rsplit('.', 1)[1]}: {msg}"
+    return last
+
+
+def _queue_states(array_id: str) -> dict[str, str] | None:
+    """``{"<array>_<task>": state}`` from ``squeue`` (finished tasks included while the
+    controller remembers them); None when squeue cannot be asked (then only the timeout applies)."""
+    import subprocess
+
+    try:
+        r = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-j", array_id, "-o", "%i %T"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        # An unknown (purged) job id is an error for squeue: every task has left the queue.
+        return {} if "Invalid job id" in r.stderr else None
+    states: dict[str, str] = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            states[parts[0]] = parts[1].rstrip("+")
+    return states
+
+
+class _OnceFilter(logging.Filter):
+    """Let a recurring log message through once (submitit warns about sacct on every poll)."""
+
+    def __init__(self, needle: str):
+        super().__init__()
+        self.needle, self.seen = needle, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.needle not in record.getMessage():
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        return True
 
 
 def merge_shards(work: str | os.PathLike, stage: str, n: int, name: str | None = None) -> Path | None:
