@@ -52,22 +52,37 @@ SHORT = ("--clip-seconds", "2", "--stride", "2", "--frames", "51", "--preset", "
 # ------------------------------------------------------------------ synthetic corpus end to end
 
 
+def run_pipeline(root: Path, work: Path, synth_args: str, clip_args: str, jobs: int = 1, targets=("synth", "all")):
+    """Run pipelines/rawsessions/Makefile unchanged (only its documented variables set)."""
+    import shutil
+    import subprocess
+    import sys
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make not installed")
+    pipe = Path(__file__).resolve().parents[2] / "pipelines" / "rawsessions"
+    cmd = [make, "-C", str(pipe), *targets, f"ROOT={root}", f"WORK={work}", f"JOBS={jobs}",
+           f"REACTCLI={sys.executable} -m reactcli.cli.main", f"SYNTH_ARGS={synth_args}", f"CLIP_ARGS={clip_args}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return " ".join(proc.stdout.split())
+
+
 @pytest.fixture(scope="module")
 def synth_runs(tmp_path_factory):
-    from reactcli.testing.synth import synthesize
-
+    """1 job: the rawsessions pipeline (synth -> prepare -> clip -> extract); 2 jobs: the CLI."""
     base = tmp_path_factory.mktemp("clipstage")
     root = base / "raw"
-    synthesize(root, layout="raw", sessions=1, minutes=1, size=32, seed=SEED, workers=2)
-    works = {}
-    for jobs in (1, 2):
-        work = base / f"work{jobs}"
-        for args in (("prepare", "synthetic", "--root", root, "--work", work),
-                     ("clip", "--work", work, "--num-jobs", jobs, "--preset", "ultrafast"),
-                     ("extract", "--work", work, "--features", "mfcc,emotion,tdmm", "--num-jobs", jobs)):
-            res, flat = invoke(*args)
-            assert res.exit_code == 0, flat
-        works[jobs] = work
+    works = {1: base / "work1", 2: base / "work2"}
+    run_pipeline(root, works[1], f"--sessions 1 --minutes 1 --size 32 --seed {SEED} --workers 2",
+                 "--preset ultrafast", jobs=1)
+    work = works[2]
+    for args in (("prepare", "synthetic", "--root", root, "--work", work),
+                 ("clip", "--work", work, "--num-jobs", 2, "--preset", "ultrafast"),
+                 ("extract", "--work", work, "--features", "mfcc,emotion,tdmm", "--num-jobs", 2)):
+        res, flat = invoke(*args)
+        assert res.exit_code == 0, flat
     return root, works
 
 
@@ -345,3 +360,14 @@ def test_interrupted_run_resumes_to_same_result(good_root, tmp_path, monkeypatch
         assert decode_indices(Path(c.video)) == decode_indices(other)
         for f in (c.audio, *c.sidecars.values()):
             assert Path(f).read_bytes() == Path(f.replace(str(ref), str(work))).read_bytes()
+
+
+# ------------------------------------------------------------------ the pipeline, rerun
+
+
+def test_rawsessions_pipeline_rerun_is_noop(synth_runs) -> None:
+    """``make all`` again: the clip manifest is up to date and extract finds everything stored."""
+    root, works = synth_runs
+    out = run_pipeline(root, works[1], "", "--preset ultrafast", targets=("all",))
+    assert "extracted 0 " in out
+    assert len(FeatureStore(works[1]).refresh()) == 4 * 3
