@@ -57,6 +57,7 @@ _COMMANDS = [
     ("reactcli.cli.clip", "command", "clip"),
     ("reactcli.cli.train", "command", "train"),
     ("reactcli.cli.generate", "command", "generate"),
+    ("reactcli.cli.render", "command", "render"),
 ]
 
 
