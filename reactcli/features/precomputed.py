@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.errors import ConfigError, InputError
+from reactcli.corpora.common import load_emotion_csv, load_tdmm_npy
+from reactcli.errors import ConfigError
 from reactcli.features.registry import ClipInputs, Extractor, fit_length, register_extractor
 
 #: sidecar kind -> feature width
@@ -27,41 +28,13 @@ WIDTHS = {"emotion": 25, "tdmm": 58}
 
 
 def read_emotion_csv(path: str | Path) -> np.ndarray:
-    """A REACT emotion CSV -> ``(T, 25)`` float32 (header row skipped)."""
-    p = Path(path)
-    try:
-        with p.open("r", encoding="utf-8") as fh:
-            lines = [ln for ln in fh.read().splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{p}: cannot read emotion CSV ({exc})") from exc
-    if len(lines) < 2:
-        raise InputError(f"{p}: emotion CSV has no data rows (expected a header + one row per frame)")
-    rows = []
-    for i, ln in enumerate(lines[1:], start=2):
-        cells = ln.split(",")
-        if len(cells) != WIDTHS["emotion"]:
-            raise InputError(f"{p}: line {i} has {len(cells)} columns, expected {WIDTHS['emotion']}")
-        try:
-            rows.append([float(c) for c in cells])
-        except ValueError as exc:
-            raise InputError(f"{p}: line {i} is not numeric ({exc})") from exc
-    return np.asarray(rows, np.float32)
+    """A REACT emotion CSV -> ``(T, 25)`` float32 (header row skipped; NaN/inf rejected)."""
+    return load_emotion_csv(path)
 
 
 def read_3dmm_npy(path: str | Path) -> np.ndarray:
     """A REACT 3DMM ``.npy`` -> ``(T, 58)`` float32 (a leading axis of size 1 is dropped)."""
-    p = Path(path)
-    try:
-        a = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{p}: cannot read .npy ({exc})") from exc
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2 or a.shape[1] != WIDTHS["tdmm"]:
-        raise InputError(f"{p}: 3DMM array has shape {a.shape}, expected (T, 58) or (1, T, 58)")
-    if not np.issubdtype(a.dtype, np.number):
-        raise InputError(f"{p}: 3DMM array has dtype {a.dtype}, expected numbers")
-    return a.astype(np.float32)
+    return load_tdmm_npy(path)
 
 
 @dataclass
@@ -99,9 +72,6 @@ class PrecomputedExtractor(Extractor):
         for kind in self.cfg.kinds:
             p = inputs.need(kind)
             a = read_emotion_csv(p) if kind == "emotion" else read_3dmm_npy(p)
-            bad = ~np.isfinite(a).all(axis=1)
-            if bad.any():
-                raise InputError(f"{p}: NaN/inf in frame {int(np.argmax(bad))} ({int(bad.sum())} bad frames)")
             out[kind] = np.ascontiguousarray(
                 fit_length(a, inputs.num_frames, self.cfg.max_pad_frames, f"{inputs.clip_id}: {p}", mode="edge"))
         return out

@@ -34,9 +34,9 @@ def test_named_errors(tmp_path: Path) -> None:
     ext = get_extractor("precomputed", kinds=["emotion"])
     a = np.zeros((10, 25), np.float32)
     a[4, 3] = np.nan
-    with pytest.raises(InputError, match="nan.csv: NaN/inf in frame 4"):
+    with pytest.raises(InputError, match=r"nan.csv: emotion CSV has NaN/inf \(first at frame 4"):
         ext.extract(ClipInputs("c", num_frames=10, sidecars={"emotion": _csv(tmp_path / "nan.csv", a)}))
-    with pytest.raises(InputError, match="w.csv: line 2 has 24 columns, expected 25"):
+    with pytest.raises(InputError, match=r"w.csv: emotion CSV has shape \(\d+, 24\), expected \(frames, 25\)"):
         ext.extract(ClipInputs("c", num_frames=10, sidecars={"emotion": _csv(tmp_path / "w.csv", a[:, :24])}))
     with pytest.raises(InputError, match="short.csv.*needs 10"):
         ext.extract(ClipInputs("c", num_frames=10, sidecars={"emotion": _csv(tmp_path / "short.csv", np.zeros((5, 25)))}))
