@@ -43,6 +43,7 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, write_manifest
 from reactcli.storage import FeatureStore
+from reactcli.corpora.common import check_matrix
 from reactcli.training.data import ItemTable, load_items
 
 EMOTION_GROUPS = ((0, 15), (15, 17), (17, 25))
@@ -262,16 +263,9 @@ def import_matrix(work: str | os.PathLike, split: str, path: str | os.PathLike) 
         m = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: cannot read appropriateness matrix ({exc})") from exc
-    n = table.n
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise InputError(f"{path}: appropriateness matrix has shape {m.shape}, expected square ({n}, {n})")
-    if m.shape[0] != n:
-        raise InputError(f"{path}: appropriateness matrix is {m.shape[0]}x{m.shape[0]}, but split {split!r} has {n} items")
-    if not np.isfinite(m).all() or not np.isin(m, (0, 1)).all():
-        raise InputError(f"{path}: appropriateness matrix must hold only 0/1 values")
-    empty = np.flatnonzero(m.sum(1) == 0)
-    if empty.size:
-        raise InputError(f"{path}: appropriateness row {int(empty[0])} (item {split}/{int(empty[0])}) is empty")
+    err = check_matrix(m, path, table.n, split)
+    if err:
+        raise InputError(err)
     a = m.astype(np.uint8)
     report = {"split": split, "source": f"official:{path}", "stats": row_stats(a)}
     report["path"] = str(write_matrix(work, split, table, a, "official", report))

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 import reactcli
-from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import ValidationReport, check_matrix, load_emotion_csv, load_tdmm_npy
 from reactcli.errors import InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest
@@ -165,19 +165,6 @@ def _video_path(finder: _Finder, site, session, person, clip, alias, frames: int
     return None, f"{exp}: video not found (expected an .mp4 or a folder of PNG frames)"
 
 
-def _check_matrix(m: np.ndarray, path: Path, n_items: int) -> str | None:
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        return f"{path}: appropriateness matrix has shape {m.shape}, expected square ({n_items}, {n_items})"
-    if not np.isfinite(m).all() or not np.isin(m, (0, 1)).all():
-        return f"{path}: appropriateness matrix must hold only 0/1 values"
-    if m.shape[0] != n_items:
-        return f"{path}: appropriateness matrix is {m.shape[0]}x{m.shape[0]}, expected {n_items}x{n_items} for this split"
-    empty = np.flatnonzero(m.sum(1) == 0)
-    if empty.size:
-        return f"{path}: appropriateness row {int(empty[0])} is empty ({empty.size} empty rows; every item needs at least its own listener)"
-    return None
-
-
 def prepare_react(
     root: str | os.PathLike,
     work: str | os.PathLike,
@@ -285,7 +272,7 @@ def prepare_react(
         if mirrored:
             items += [(r, l.strip("/"), s.strip("/"), True) for r, s, l in rows]
         if matrix is not None:
-            err = _check_matrix(matrix, mpath, len(items))
+            err = check_matrix(matrix, mpath, len(items), split)
             if err:
                 matrix_errors.append(err)
                 matrix = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+
+from reactcli.io import atomic_open
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,9 @@ def _jsonable(value: Any) -> Any:
 def write_report(metrics: dict, path: str | Path) -> Path:
     """Write ``metrics`` as indented JSON atomically (temp file in the same dir, then os.replace)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_jsonable(metrics), indent=2, sort_keys=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
 
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from reactcli.errors import InputError
 from reactcli.generation.store import load_generated
-from reactcli.io import write_json
 from reactcli.metrics.core import evaluate_arrays
+from reactcli.metrics.report import write_report
 from reactcli.storage import FeatureStore
 from reactcli.training.data import load_items
 
@@ -45,6 +45,6 @@ def evaluate_run(
     res = evaluate_arrays(P[:, :, :T], L, S, A, feature="emotion" if feature == "emotion" else "tdmm", compat=compat, fid=fid)
     res.update(run=run, split=split, work=str(work), feature_name=feature)
     path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}.json"
-    write_json(path, res)
+    write_report(res, path)
     res["path"] = str(path)
     return res

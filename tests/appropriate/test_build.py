@@ -98,7 +98,7 @@ def test_cli_build_import_check(cli, tmp_path):
     # import: validated against the split's items
     np.save(tmp_path / "bad.npy", np.eye(7))
     res = cli("appropriate", "import", "--work", work, "--split", "val", "--matrix", tmp_path / "bad.npy")
-    assert res.exit_code == 1 and "is 7x7, but split 'val' has 8 items" in " ".join(res.output.split())
+    assert res.exit_code == 1 and "is 7x7, expected 8x8 for split 'val'" in " ".join(res.output.split())
     m = np.eye(8)
     m[3, 3] = 0
     np.save(tmp_path / "empty.npy", m)

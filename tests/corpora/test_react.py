@@ -137,7 +137,7 @@ def _break(case, root):
         m = np.eye(4)
         m[2, 2] = 0
         np.save(root / "neighbour_emotion_val.npy", m)
-        return "appropriateness row 2 is empty"
+        return "appropriateness row 2 (item val/2) is empty"
     if case == "matrix not binary":
         np.save(root / "neighbour_emotion_val.npy", np.eye(4) * 0.5)
         return "must hold only 0/1 values"

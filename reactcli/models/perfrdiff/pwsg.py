@@ -20,8 +20,6 @@ really loaded from its stage-1 checkpoint (:func:`build_pwsg_training`).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reactcli.io import atomic_path
 from reactcli.errors import ConfigError, InputError, MissingAssetError
 
 from .diffusion import DiffusionConfig, make_scheduler
@@ -179,17 +178,9 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[
     without any training config (the diffusers convention).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"kind": kind, "config": config, "state_dict": model.state_dict(), **(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, suffix=".tmp.pt") as tmp:
+        torch.save(payload, tmp)
     return path
 
 
