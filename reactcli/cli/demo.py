@@ -38,6 +38,7 @@ def command(
         cfg.recipes = str(recipes)
     if train_appropriate is not None:
         cfg.train_appropriate = train_appropriate
+    cfg.validate()  # bad options fail before any progress display
 
     with progress() as bar:
         overall = bar.add_task("demo", total=len(DEMO_STAGES))

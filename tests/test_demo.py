@@ -1,0 +1,195 @@
+"""The demo: recipe shrinking, config checks, poster frames, the CLI, and (slow) the whole --quick run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from reactcli.demo import (
+    DEMO_STAGES,
+    DemoConfig,
+    _absolute_pwsg_layers,
+    _check_same_config,
+    load_demo_recipe,
+    poster_frame,
+    quick_config,
+)
+from reactcli.errors import ConfigError, InputError
+from reactcli.testing.screenshot import find_chromium, screenshot
+
+MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised")
+BASELINES = ("gt", "mime", "random", "meanseq", "meanfr")
+
+
+def _app():
+    from reactcli.cli.demo import command
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:  # a group, as in reactcli.cli.main
+        pass
+
+    app.command("demo")(command)
+    return app
+
+
+def _write_recipe(folder: Path, name: str, recipe: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(yaml.safe_dump(recipe))
+
+
+def test_load_demo_recipe_shrinks_only_what_it_says(tmp_path):
+    rec = {"model": "reactface", "seed": 3, "data": {"split": "train", "crop": 200},
+           "model_config": {"d_model": 64, "n_heads": 4}, "step": {"stage1_epochs": 6},
+           "train": {"epochs": 12, "batch_size": 8, "lr": 1e-3}}
+    _write_recipe(tmp_path, "reactface.yaml", rec)
+    cfg = DemoConfig(recipes=str(tmp_path), seed=5, epochs={"reactface": 4}, max_steps=7, crop=64,
+                     model_overrides={"reactface": {"d_model": 16}})
+    got, source = load_demo_recipe("reactface", cfg)
+    assert source == str(tmp_path / "reactface.yaml")
+    assert got["train"] == {"epochs": 4, "batch_size": 8, "lr": 1e-3, "max_steps": 7}
+    assert got["step"]["stage1_epochs"] == 2  # 6 of 12 epochs -> 2 of 4
+    assert got["model_config"] == {"d_model": 16, "n_heads": 4}
+    assert got["data"] == {"split": "train", "crop": 64}
+    assert got["seed"] == 5
+    # a recipe with fewer epochs than the cap keeps its own
+    got, _ = load_demo_recipe("reactface", DemoConfig(recipes=str(tmp_path), epochs={"reactface": 50}))
+    assert got["train"]["epochs"] == 12 and got["step"]["stage1_epochs"] == 6 and "max_steps" not in got["train"]
+
+
+def test_load_demo_recipe_missing_files(tmp_path):
+    got, source = load_demo_recipe("perfrdiff-pssl", DemoConfig(recipes=str(tmp_path)))
+    assert source.startswith("built-in") and got["stage"] == "pssl"
+    with pytest.raises(InputError, match="reactface.yaml: recipe not found"):
+        load_demo_recipe("reactface", DemoConfig(recipes=str(tmp_path)))
+
+
+def test_shipped_recipes_load():
+    cfg = quick_config()
+    for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg"):
+        recipe, _ = load_demo_recipe(run, cfg)
+        assert recipe["train"]["epochs"] == 1 and recipe["train"]["max_steps"] == 2
+
+
+def test_absolute_pwsg_layers():
+    got = _absolute_pwsg_layers({"rank": 2}, {"model_config": {"num_layers": 3, "d_model": 16, "num_heads": 2}})
+    assert got == {"rank": 2, "layers": ["layers.1.ffn2", "layers.2.ffn1", "layers.2.ffn2", "output"]}
+
+
+def test_config_checks(tmp_path):
+    with pytest.raises(ConfigError, match="train_appropriate"):
+        DemoConfig(train_appropriate="oracle").validate()
+    with pytest.raises(ConfigError, match="num_samples"):
+        DemoConfig(num_samples=1).validate()
+    with pytest.raises(ConfigError, match="baselines"):
+        DemoConfig(baselines=("gt", "copycat")).validate()
+    with pytest.raises(ConfigError, match="unknown demo option"):
+        quick_config(epoch=3)
+    quick_config().validate()
+    DemoConfig().validate()
+    # a rerun resumes only with the same settings (render options may change)
+    _check_same_config(tmp_path, quick_config())
+    _check_same_config(tmp_path, quick_config(skip_render=True, render_items=0))
+    with pytest.raises(ConfigError, match="sessions"):
+        _check_same_config(tmp_path, quick_config(sessions=4))
+
+
+def _encode(path: Path, levels: list[int], size: int = 32) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width = s.height = size
+        s.pix_fmt = "yuv420p"
+        s.options = {"crf": "0", "preset": "ultrafast"}
+        for v in levels:
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), v, np.uint8), format="rgb24")
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+def test_poster_frame_takes_the_middle_frame(tmp_path):
+    levels = [20 * i for i in range(11)]  # frame i is uniformly grey 20*i
+    _encode(tmp_path / "v.mp4", levels)
+    mid = np.asarray(Image.open(poster_frame(tmp_path / "v.mp4", tmp_path / "p.png")).convert("L")).astype(float)
+    assert abs(mid.mean() - 100) < 4
+    first = np.asarray(Image.open(poster_frame(tmp_path / "v.mp4", tmp_path / "q.png", at=0.0)).convert("L")).astype(float)
+    assert abs(first.mean() - 0) < 4
+    (tmp_path / "bad.mp4").write_bytes(b"nope")
+    with pytest.raises(InputError, match="bad.mp4"):
+        poster_frame(tmp_path / "bad.mp4", tmp_path / "r.png")
+
+
+def test_cli_prints_report_path_last(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run_demo(out_dir, cfg, on_stage=None, on_progress=None):
+        seen["cfg"] = cfg
+        for i, s in enumerate(DEMO_STAGES):
+            on_stage(s, i, len(DEMO_STAGES))
+            on_progress(f"{s} work", 1, 1)
+        return {"metrics": {"mime": {"FRCorr": 1.0}}, "total_wall_s": 1.0, "total_cpu_s": 1.0,
+                "report_html": str(Path(out_dir) / "report.html")}
+
+    monkeypatch.setattr("reactcli.demo.run_demo", fake_run_demo)
+    res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--quick", "--seed", "4", "--skip-render"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-1] == str((tmp_path / "o" / "report.html").resolve())
+    cfg = seen["cfg"]
+    assert cfg.seed == 4 and cfg.skip_render and cfg.max_steps == 2  # the quick preset
+    res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--train-appropriate", "oracle"])
+    assert res.exit_code == 1 and "train_appropriate" in res.output
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    """The whole chain with the tiny preset through the CLI (about 25 s of CPU, ~1 min wall on 2 busy cores)."""
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(_app(), ["demo", "--out", str(out), "--quick"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = out / "report.html"
+    assert res.output.strip().splitlines()[-1] == str(report.resolve())
+    assert (out / "report.md").is_file() and (out / "work" / "manifests" / "pairs.jsonl").is_file()
+    data = json.loads((out / "demo.json").read_text())
+    assert list(data["metrics"]) == [*MODELS, *BASELINES]
+    assert [t["stage"] for t in data["timings"]] == list(DEMO_STAGES)
+    html = report.read_text()
+    for name in (*MODELS, *BASELINES):
+        m = json.loads((out / "metrics" / f"{name}.json").read_text())
+        assert m["K"] == 3 and m["T"] == 150 and m["N"] == data["metrics"][name]["N"]
+        assert np.isclose(m["FRCorr_per_sample"] * 3, m["FRCorr"])
+        assert f"<a href='metrics/{name}.json'>{name}</a>" in html
+    # the ground truth reaction is appropriate for its own item: FRCorr per sample is ~1 there
+    # (its own listener is in every row), far above random noise
+    assert data["metrics"]["gt"]["FRCorr_per_sample"] > 0.5 > data["metrics"]["random"]["FRCorr_per_sample"]
+    assert data["metrics"]["gt"]["FRdist"] == pytest.approx(0.0, abs=1e-6)
+    for split in ("train", "val", "test"):
+        pr = data["appropriateness"][split]["built"]["vs_truth"]
+        assert 0 <= pr["precision"] <= 1 and 0 <= pr["recall"] <= 1
+    # videos: one per rendered run, each with a poster frame laid out speaker | samples | listener
+    assert len(data["videos"]) == 2
+    for v in data["videos"]:
+        assert (out / v["path"]).stat().st_size > 1000
+        frame = np.asarray(Image.open(out / v["poster"]).convert("RGB"))
+        h, w, _ = frame.shape
+        assert h == 32 and w > 2 * 32  # the speaker and listener panels (32 px) with the samples between
+        assert frame.std() > 5  # a drawn face, not a blank frame
+    # a rerun resumes: nothing is recomputed, the same numbers come back
+    res2 = CliRunner().invoke(_app(), ["demo", "--out", str(out), "--quick"], catch_exceptions=False)
+    assert res2.exit_code == 0
+    again = json.loads((out / "demo.json").read_text())
+    assert again["metrics"]["reactface"]["FRCorr"] == data["metrics"]["reactface"]["FRCorr"]
+    if find_chromium():
+        shot = np.asarray(Image.open(screenshot(report, tmp_path / "shot.png")).convert("RGB"))
+        assert shot.shape == (2000, 1280, 3) and shot.std() > 10
