@@ -156,7 +156,7 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
             states = None
             if now >= next_queue_check:
                 states = _queue_states(array_id)
-                next_queue_check = now + 2.0
+                next_queue_check = now + 1.0
             for i, job in list(pending.items()):
                 finished = False
                 if job.done():
@@ -176,7 +176,10 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
                     state = states.get(job.job_id)
                     if state is None or state in _ENDED_STATES:
                         t0 = gone_since.setdefault(i, now)
-                        if now - t0 > _RESULT_GRACE_S:
+                        # A task that ran to the end should have left a result file (allow for
+                        # a slow shared filesystem); a cancelled/killed one will not.
+                        grace = _RESULT_GRACE_S if state in (None, "COMPLETED") else _KILLED_GRACE_S
+                        if now - t0 > grace:
                             finished = True
                             what = f"ended as {state}" if state else "left the queue"
                             failures.append(f"shard {i}/{n} (job {job.job_id}) {what} without a result "
@@ -200,8 +203,11 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
     return results
 
 
-#: seconds a task may look finished (in the queue) before its missing result counts as a failure
-_RESULT_GRACE_S = 3.0
+#: seconds a task may look COMPLETED (or gone from the queue) before its missing result counts
+#: as a failure (result files can show up late on network filesystems)
+_RESULT_GRACE_S = 10.0
+#: the same for cancelled/failed/timed-out tasks (their processes are gone; no result will come)
+_KILLED_GRACE_S = 1.0
 #: squeue states of a task that will not produce a result any more
 _ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                            "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"})

@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import h5py
 import pytest
+import torch
 import submitit  # noqa: F401 - imported before any CliRunner run, so that submitit's log handler
 # binds to the real stderr and not to a captured stream that CliRunner closes afterwards
 
@@ -144,10 +147,10 @@ def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_pat
             time.sleep(0.1)
         assert partial.exists(), "shard 0 never started writing"
         time.sleep(0.3)  # shard 0 is now parsing the long CSV
-        jobs = slurm.jobs()
-        running = [j for j, s in jobs if s == "RUNNING"]
-        assert running, jobs
-        array_id = running[0].split("_")[0]
+        # the array id, from the submission script submitit left in the log folder
+        subs = list((work / "logs" / "slurm" / STAGE).glob("*_submission.sh"))
+        assert len(subs) == 1, subs
+        array_id = subs[0].name.split("_")[0]
         r = slurm.run("scancel", array_id)
         assert r.returncode == 0, r.stderr
         th.join(60)
@@ -156,10 +159,11 @@ def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_pat
         with open(victim, "wb") as fh:
             fh.write(saved)
     err = box.get("error")
-    assert isinstance(err, ShardFailed), box
+    context = f"{box!r}; queue {slurm.jobs()}"
+    assert isinstance(err, ShardFailed), context
     msg = str(err)
-    assert "shard 0/2" in msg and "CANCELLED" in msg and "log:" in msg
-    assert "shard 1/2" not in msg  # the finished shard is not reported
+    assert "shard 0/2" in msg and "CANCELLED" in msg and "log:" in msg, context
+    assert "shard 1/2" not in msg, context  # the finished shard is not reported
     # Nothing merged, nothing half-written under a final name.
     assert not list((work / "features").glob("*.h5"))
     names = sorted(p.name for p in shard_dir(work, STAGE).iterdir())
@@ -178,10 +182,10 @@ def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_pat
     # Rerunning the same command resubmits only shard 0 and completes.
     res = _cli("extract", "--work", work, "--features", FEATURES, "--executor", "slurm", "--num-jobs", 2,
                "--slurm-timeout", 90)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 0, f"{res.output}; queue {slurm.jobs()}"
     _assert_same(work, reference)
     logs = sorted((work / "logs" / "slurm" / STAGE).glob("*_log.err"))
-    assert len(logs) == 3  # two tasks of the first array + only shard 0 again in the rerun
+    assert len(logs) == 3, logs  # two tasks of the first array + only shard 0 again in the rerun
 
 
 def test_failing_shard_reported_by_id_with_log(root, tmp_path, slurm, reference):
@@ -211,3 +215,64 @@ def test_failing_shard_reported_by_id_with_log(root, tmp_path, slurm, reference)
                "--slurm-timeout", 90)
     assert res.exit_code == 0, res.output
     _assert_same(work, reference)
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "pipelines" / "slurm"
+
+
+def _wait_jobs(slurm, ids, timeout=120.0):
+    """Wait until every job id in ``ids`` has ended; returns {id: state}."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {}
+        for jid, state in slurm.jobs():
+            states.setdefault(jid.split("_")[0], []).append(state)
+        if all(i in states and all(s not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for s in states[i])
+               for i in ids):
+            return {i: states[i] for i in ids}
+        time.sleep(0.25)
+    raise AssertionError(f"jobs {ids} still running after {timeout} s: {slurm.jobs()}")
+
+
+def test_extract_array_template(root, tmp_path, slurm, reference):
+    """pipelines/slurm/extract_array.sbatch: array of --shard tasks, then the afterok merge."""
+    work = _work(root, tmp_path, "template")
+    env = {**slurm.env, "WORK": str(work), "FEATURES": FEATURES, "N": "2",
+           "REACTCLI": str(Path(sys.executable).parent / "reactcli")}
+    r = subprocess.run(["bash", str(TEMPLATES / "extract_array.sbatch"), "submit"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ids = re.findall(r"job (\d+)", r.stdout)
+    assert len(ids) == 2, r.stdout
+    states = _wait_jobs(slurm, ids)
+    assert states == {ids[0]: ["COMPLETED", "COMPLETED"], ids[1]: ["COMPLETED"]}, states
+    _assert_same(work, reference)
+    out = sorted(p.name for p in (work / "logs" / "slurm").iterdir())
+    assert out == [f"extract-{ids[0]}_0.out", f"extract-{ids[0]}_1.out", f"extract-merge-{ids[1]}.out"]
+    assert "shard 1/2" in (work / "logs" / "slurm" / f"extract-{ids[0]}_1.out").read_text()
+
+
+@pytest.mark.slow
+def test_train_ddp_template(tmp_path, slurm):
+    """pipelines/slurm/train_ddp.sbatch on CPUs: srun -> torchrun (2 processes, gloo) -> the
+    tiny training script of tests/training/test_ddp.py; rank 0 writes a world-size-2 model."""
+    from tests.training.test_ddp import _reference_two_ranks
+
+    run_dir = tmp_path / "run"
+    script = Path(__file__).resolve().parents[1] / "training" / "test_ddp.py"
+    env = {**slurm.env, "NPROC": "2", "ENTRY": str(script), "REACTCLI_PYTHON": sys.executable}
+    r = subprocess.run(["sbatch", "--parsable", "--gpus-per-node=0", "--cpus-per-task=2",
+                        f"--output={tmp_path / 'train-%j.out'}", str(TEMPLATES / "train_ddp.sbatch"), str(run_dir)],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    jid = r.stdout.strip().split(";")[0]
+    states = _wait_jobs(slurm, [jid], timeout=240)
+    log = (tmp_path / f"train-{jid}.out").read_text()
+    assert states[jid] == ["COMPLETED"], log
+    assert "1 node(s) x 2 process(es)" in log
+    from reactcli.training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run_dir / "model.pt")
+    assert ck["world_size"] == 2
+    for k, v in _reference_two_ranks().items():
+        torch.testing.assert_close(ck["state_dict"][k], v, rtol=1e-5, atol=1e-6)
