@@ -58,6 +58,7 @@ _COMMANDS = [
     ("reactcli.cli.train", "command", "train"),
     ("reactcli.cli.generate", "command", "generate"),
     ("reactcli.cli.render", "command", "render"),
+    ("reactcli.cli.demo", "command", "demo"),
 ]
 
 
