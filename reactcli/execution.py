@@ -164,8 +164,15 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
                     try:
                         results.append(job.result())
                     except Exception as exc:  # submitit wraps job errors in FailedJobError etc.
-                        failures.append(f"shard {i}/{n} (job {job.job_id}) failed: {_job_error_line(exc)}; "
-                                        f"log: {job.paths.stderr}")
+                        if shard_path(work, stage, i, n).exists():
+                            # The committed shard file is the contract; a task killed after
+                            # committing (e.g. scancel) can leave an empty result pickle.
+                            log.warning("shard %d/%d: output committed but no readable result (%s)", i, n,
+                                        _job_error_line(exc))
+                            results.append({"shard": i})
+                        else:
+                            failures.append(f"shard {i}/{n} (job {job.job_id}) failed: {_job_error_line(exc)}; "
+                                            f"log: {job.paths.stderr}")
                 elif shard_path(work, stage, i, n).exists():
                     # Output committed; the result file normally follows within milliseconds.
                     t0 = gone_since.setdefault(i, now)
