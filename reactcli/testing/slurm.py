@@ -90,6 +90,8 @@ class SlurmCluster:
     """The daemons this object started, by name: only these are ever signalled."""
     _old_conf: str | None = None
     _stopped: bool = False
+    _own_root: bool = False
+    """The root directory was created here (a temporary one): removed by :meth:`stop`."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -143,6 +145,8 @@ class SlurmCluster:
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = self._old_conf
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _which(name: str) -> str | None:
@@ -339,7 +343,7 @@ def start_local_slurm(root: str | os.PathLike | None = None, settings: SlurmSett
     mdir, uid, gid = _prepare_munge(root_p)
     cluster = SlurmCluster(root=root_p, conf=conf, node=node, partition=settings.partition, ports=ports,
                            startup_seconds=0.0, install_seconds=install_seconds,
-                           _old_conf=os.environ.get("SLURM_CONF"))
+                           _old_conf=os.environ.get("SLURM_CONF"), _own_root=own_root)
     env = cluster.env
     t0 = time.monotonic()
     try:
@@ -379,8 +383,6 @@ def start_local_slurm(root: str | os.PathLike | None = None, settings: SlurmSett
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         logs = cluster.logs(tail=8)
         cluster.stop()
-        if own_root:
-            shutil.rmtree(root_p, ignore_errors=True)
         return f"{exc}\n{logs}".strip()
     cluster.startup_seconds = time.monotonic() - t0
     os.environ["SLURM_CONF"] = str(conf)
