@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/reactcli demo --out $(DEMO_OUT)
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -rs $(PYTEST_ARGS)
 
 test-all: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not gpu" $(PYTEST_ARGS)
