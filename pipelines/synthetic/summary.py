@@ -1,0 +1,63 @@
+"""Print the metric table of a synthetic recipe run and check the recipe's targets.
+
+Usage: ``python summary.py METRICS_DIR MODEL [MODEL ...]`` where each MODEL has
+``METRICS_DIR/<model>.json`` (``reactcli evaluate run``) and optionally
+``<model>-personal.json`` (``reactcli.metrics.personal``). Targets checked (README.md):
+the first model beats mime, random and meanseq on FRCorr (higher) and FRdist (lower) with
+FRDiv > 0; ``perfrdiff-personalised`` beats ``perfrdiff-generic`` on personal FRCorr/FRdist.
+Exit status is always 0: the table is a report, not a gate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLS = [("FRCorr", "FRCorr"), ("FRCorr/K", "FRCorr_per_sample"), ("FRdist", "FRdist"), ("FRDiv", "FRDiv"),
+        ("FRDvs", "FRDvs"), ("FRVar", "FRVar"), ("FRSyn", "FRSyn"), ("pers.FRCorr", "personal_FRCorr"),
+        ("pers.FRdist", "personal_FRdist")]
+NAIVE = ("mime", "random", "meanseq")
+
+
+def _load(d: Path, name: str) -> dict | None:
+    p = d / f"{name}.json"
+    if not p.is_file():
+        return None
+    res = json.loads(p.read_text())
+    q = d / f"{name}-personal.json"
+    if q.is_file():
+        res.update({k: v for k, v in json.loads(q.read_text()).items() if k.startswith("personal_")})
+    return res
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+def main(argv: list[str]) -> int:
+    d, names = Path(argv[0]), argv[1:]
+    rows = {n: r for n in names if (r := _load(d, n)) is not None}
+    print("| run | " + " | ".join(c for c, _ in COLS) + " |")
+    print("|---" * (len(COLS) + 1) + "|")
+    for n, r in rows.items():
+        print(f"| {n} | " + " | ".join(_fmt(r.get(k)) for _, k in COLS) + " |")
+    model = names[0] if names else None
+    if model in rows:
+        m = rows[model]
+        for b in NAIVE:
+            if b in rows:
+                ok_c = m["FRCorr"] > rows[b]["FRCorr"]
+                ok_d = m["FRdist"] < rows[b]["FRdist"]
+                print(f"{model} vs {b}: FRCorr {'beats' if ok_c else 'LOSES'}, FRdist {'beats' if ok_d else 'LOSES'}")
+        print(f"{model}: FRDiv {'> 0' if m['FRDiv'] > 0 else '= 0 (FAILS)'}")
+    g, p = rows.get("perfrdiff-generic"), rows.get("perfrdiff-personalised")
+    if g and p and "personal_FRCorr" in g and "personal_FRCorr" in p:
+        print("personalised vs generic (same-listener references): personal FRCorr "
+              f"{'beats' if p['personal_FRCorr'] > g['personal_FRCorr'] else 'LOSES'}, personal FRdist "
+              f"{'beats' if p['personal_FRdist'] < g['personal_FRdist'] else 'LOSES'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
