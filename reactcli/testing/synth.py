@@ -273,20 +273,114 @@ class _World:
     resp_nod: np.ndarray  # (P, M) nod gain
 
 
+#: Behaviour mixing weights in expression-logit space (see the module docstring for the why).
+_OWN_WEIGHT = 1.0
+"""Weight of a person's own (speaking-pattern) logits."""
+_REACT_BIAS = 2.0
+"""Logit boost of the response mode's preferred expression at full strength of the other's speech."""
+_REACT_FLOOR = 0.0
+"""Reaction strength while the other person is silent (1.0 while they speak)."""
+_MIMIC_GAIN = 2.0
+"""Scale of the (mapped) mimicry of the other person's expression probabilities."""
+_DISPLAY_GAIN = 2.0
+"""AU display of the preferred response expression at full strength of the other's speech."""
+_MIMIC_AU_GAIN = 1.2
+"""AU display of the (mapped) expression the other person shows."""
+_FLASH_RATE = 1.5
+"""Brow flashes per second of speech."""
+_FLASH_GAIN = 0.8
+"""AU1/AU2 intensity of a brow flash at its peak."""
+_ACK_GAIN = 1.5
+"""Intensity of the acknowledgement display (preferred expression) answering the other's flash."""
+_FLASH_LOGIT = 2.5
+"""Surprise logit boost of a brow flash at its peak."""
+_ACK_LOGIT = 3.0
+"""Logit boost of the preferred expression answering the other's flash."""
+_VA_BIAS = 0.06
+"""Range (+-) of a person's valence/arousal bias."""
+_TALK_AROUSAL = 0.1
+"""Arousal added while talking."""
+_VA_NOISE = 0.05
+"""Std of the smooth valence/arousal noise."""
+_VA_SMOOTH = 8.0
+"""Gaussian sigma (frames) of the expression probabilities that valence/arousal follow."""
+_AU_NOISE = 0.07
+"""Std of the fast AU intensity noise."""
+_LOGIT_NOISE = 0.3
+"""Std of the smooth noise added to a person's own logits."""
+_CANDIDATES_PER_PATTERN = 60
+"""Random prototype candidates drawn per requested pattern before the max-min selection."""
+
+
+def _dtw_one_to_many(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """DTW (sqrt of the summed squared-Euclidean path cost) of x (L, F) to each of ys (C, L2, F).
+
+    Tiny and vectorised over the candidates: the prototype selection only compares sequences of a
+    few dozen points, so a numpy recursion over the cells is fast enough and keeps this module
+    free of the compiled metric kernels.
+    """
+    cost = ((x[None, :, None, :] - ys[:, None, :, :]) ** 2).sum(-1)  # (C, L, L2)
+    C, L, L2 = cost.shape
+    acc = np.full((C, L + 1, L2 + 1), np.inf)
+    acc[:, 0, 0] = 0.0
+    for i in range(1, L + 1):
+        for j in range(1, L2 + 1):
+            best = np.minimum(np.minimum(acc[:, i - 1, j], acc[:, i, j - 1]), acc[:, i - 1, j - 1])
+            acc[:, i, j] = cost[:, i - 1, j - 1] + best
+    return np.sqrt(acc[:, L, L2])
+
+
+def _prototype_signature(expr_knots: np.ndarray) -> np.ndarray:
+    """(C, L, 10) what a prototype looks like in the emotion features: VA course + expressions/8.
+
+    The knots are interpolated (in logit space, as the simulation does) to 4 points per knot gap,
+    then read through the softmax and the circumplex table. The expression part carries the
+    FRdist group weight 1/8 so the selection sees distances as the appropriateness builder will.
+    """
+    u = np.linspace(0, _KNOTS - 1, 4 * (_KNOTS - 1) + 1)
+    lo = np.floor(u).astype(int).clip(0, _KNOTS - 2)
+    fr = (u - lo)[None, :, None]
+    logits = expr_knots[:, lo] * (1 - fr) + expr_knots[:, lo + 1] * fr
+    probs = _softmax(_OWN_WEIGHT * logits)
+    return np.concatenate([probs @ VA_TABLE, probs / 8], -1)
+
+
 def _make_world(cfg: SynthConfig) -> _World:
+    """Prototypes (well separated) and response modes, from the seed.
+
+    Each prototype is a sequence of dominant expressions over its knots (a palette of 2-3
+    expressions, at most two knots in a row on the same one, sometimes a neutral knot), so it has
+    a distinct expression sequence, AU signature and valence/arousal course. Many random
+    candidates are drawn and ``n_patterns`` of them kept by greedy max-min selection under DTW
+    on their emotion signature: random prototypes alone are sometimes near-duplicates (Fear and
+    Anger, say, sit close on the circumplex), which would make "same pattern" ill-defined.
+    """
     rng = np.random.default_rng([cfg.seed, 0])
     P, M = cfg.n_patterns, cfg.n_modes
-    expr = np.full((P, _KNOTS, 8), -1.0)
-    expr[:, :, 0] = 1.0
-    speech = np.empty((P, _KNOTS))
+    n_cand = max(int(_CANDIDATES_PER_PATTERN * P), 32)
+    cand = np.full((n_cand, _KNOTS, 8), -1.0)
+    cand[:, :, 0] = 1.0
+    for c in range(n_cand):
+        # 2-4 episodes, each holding one expression (neutral allowed) for 1-4 knots
+        n_ep = int(rng.integers(2, 5))
+        cuts = np.sort(rng.choice(np.arange(1, _KNOTS), size=n_ep - 1, replace=False))
+        prev = -1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, _KNOTS]):
+            e = int(rng.choice([q for q in range(8) if q != prev]))
+            prev = e
+            cand[c, lo:hi, e] += rng.uniform(4.0, 5.0, hi - lo) if e else 0.0
+    sig = _prototype_signature(cand)
+    chosen = [0]
+    mind = _dtw_one_to_many(sig[0], sig)
+    for _ in range(1, P):
+        mind[chosen] = -np.inf
+        nxt = int(np.argmax(mind))
+        chosen.append(nxt)
+        mind = np.minimum(mind, _dtw_one_to_many(sig[nxt], sig))
+    expr = cand[chosen]
+    speech = rng.uniform(0.1, 0.9, (P, _KNOTS))
     head = rng.uniform(-0.12, 0.12, (P, _KNOTS, 3))
     head[:, :, 2] *= 0.5
-    for p in range(P):
-        palette = rng.choice(np.arange(1, 8), size=rng.integers(2, 4), replace=False)
-        for k in range(_KNOTS):
-            if rng.random() < 0.8:
-                expr[p, k, rng.choice(palette)] += rng.uniform(2.5, 3.5)
-        speech[p] = rng.uniform(0.1, 0.9, _KNOTS)
     resp_expr = np.stack([rng.choice(np.arange(1, 8), size=M, replace=False) for _ in range(P)])
     resp_mix = np.zeros((P, M, 8, 8))
     for p in range(P):
@@ -323,7 +417,7 @@ def _make_person(person: str, rng: np.random.Generator, cfg: SynthConfig) -> Per
         au_offset=off.round(4).tolist(),
         au_gain=round(float(rng.uniform(0.75, 1.25)), 4),
         nod_amp=round(float(rng.uniform(0.03, 0.10)), 4),
-        va_bias=rng.uniform(-0.15, 0.15, 2).round(4).tolist(),
+        va_bias=rng.uniform(-_VA_BIAS, _VA_BIAS, 2).round(4).tolist(),
         expr_offset=rng.normal(0, 0.3, 52).round(4).tolist(),
         head_rest=(rng.uniform(-0.08, 0.08, 3) * [1, 1, 0.5]).round(4).tolist(),
         delay=int(rng.integers(cfg.delay_range[0], cfg.delay_range[1] + 1)),
@@ -384,14 +478,17 @@ def _own_behaviour(world: _World, segs, pats, rng, T: int, fps: int, seg_len: in
         logits[s:e] = world.expr_knots[p, lo] * (1 - fr) + world.expr_knots[p, lo + 1] * fr
         speak_p[s:e] = world.speech_knots[p, lo] * (1 - fr[:, 0]) + world.speech_knots[p, lo + 1] * fr[:, 0]
         head[s:e] = world.head_knots[p, lo] * (1 - fr) + world.head_knots[p, lo + 1] * fr
-    logits += 0.6 * _smooth_noise(rng, (T, 8), 10)
+    logits += _LOGIT_NOISE * _smooth_noise(rng, (T, 8), 10)
     speaking = (speak_p + 0.35 * _smooth_noise(rng, (T,), 8) > 0.5).astype(float)
     speaking = gaussian_filter1d(speaking, 1.5)
     f_syl = 4.0 * (1 + 0.2 * _smooth_noise(rng, (T,), 10))
     phase = np.cumsum(2 * np.pi * f_syl / fps) + rng.uniform(0, 2 * np.pi)
     mouth = speaking * 0.5 * (1 - np.cos(phase))
     head = head + 0.02 * _smooth_noise(rng, (T, 3), 6)
-    return logits, speaking, mouth, head, warps
+    # brow flashes: short emphasis gestures while talking (Poisson, _FLASH_RATE per second of speech)
+    events = (rng.random(T) < _FLASH_RATE / fps * speaking).astype(float)
+    flash = np.clip(gaussian_filter1d(events, 2.5) * (np.sqrt(2 * np.pi) * 2.5), 0, 1)
+    return logits, speaking, mouth, head, warps, flash
 
 
 def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyle, PersonStyle],
@@ -415,22 +512,37 @@ def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyl
         o_speak = _delayed(gaussian_filter1d(other[1], 5), d)
         p_o = pats[1 - i][seg_of_t]
         m_me = modes[i][seg_of_t]
-        env = 0.4 + 0.6 * o_speak
-        bias = np.full((T, 8), -0.5)
-        bias[np.arange(T), world.resp_expr[p_o, m_me]] += 2.5
+        env = _REACT_FLOOR + (1 - _REACT_FLOOR) * o_speak
+        bias = np.zeros((T, 8))
+        bias[np.arange(T), world.resp_expr[p_o, m_me]] = _REACT_BIAS
         mix = world.resp_mix[p_o, m_me]  # (T, 8, 8)
-        mimic = world.resp_mimic[p_o, m_me][:, None] * 2.5 * np.einsum("ti,tij->tj", o_probs, mix)
+        mapped = np.einsum("ti,tij->tj", o_probs, mix)  # the other's expressions, as this mode answers them
+        mimic = world.resp_mimic[p_o, m_me][:, None] * _MIMIC_GAIN * mapped
         react = bias * env[:, None] + mimic
-        logits = 0.5 * me[0] + react
+        logits = _OWN_WEIGHT * me[0] + react
+        logits[:, 3] += _FLASH_LOGIT * me[5]  # a brow flash reads as a brief surprise
+        logits[np.arange(T), world.resp_expr[p_o, m_me]] += _ACK_LOGIT * _delayed(other[5], d)
         probs = _softmax(logits)
-        inten = 1.6 * (probs @ AU_TABLE) * st.au_gain + np.asarray(st.au_offset)
+        # listening displays (back-channel): the preferred expression's AUs while the other talks,
+        # and AU mimicry of the other's (mapped) expression
+        shown = np.zeros((T, 8))
+        shown[np.arange(T), world.resp_expr[p_o, m_me]] = _DISPLAY_GAIN * env
+        shown += _MIMIC_AU_GAIN * world.resp_mimic[p_o, m_me][:, None] * mapped
+        shown[:, world.resp_expr[p_o, m_me]] += _ACK_GAIN * _delayed(other[5], d)
+        shown[:, 0] = 0.0
+        inten = (1.6 * (probs @ AU_TABLE) + shown @ AU_TABLE) * st.au_gain + np.asarray(st.au_offset)
         inten[:, _AU["AU25"]] += 0.9 * me[2]
         inten[:, _AU["AU26"]] += 0.55 * me[2]
-        inten += 0.07 * _smooth_noise(rng, (T, 15), 2)
+        inten[:, _AU["AU1"]] += _FLASH_GAIN * me[5]
+        inten[:, _AU["AU2"]] += 0.8 * _FLASH_GAIN * me[5]
+        inten += _AU_NOISE * _smooth_noise(rng, (T, 15), 2)
         aus = (inten > 0.5).astype(np.float32)
-        va = probs @ VA_TABLE + np.asarray(st.va_bias)
-        va[:, 1] += 0.25 * me[1] - 0.1
-        va = np.clip(va + 0.05 * _smooth_noise(rng, (T, 2), 4), -1, 1)
+        # felt affect (valence/arousal) follows the person's own course, smoothly; the social
+        # displays (reaction, flashes) change the shown expression and AUs but not the affect
+        own_probs = _softmax(_OWN_WEIGHT * me[0])
+        va = gaussian_filter1d(own_probs, _VA_SMOOTH, axis=0, mode="nearest") @ VA_TABLE + np.asarray(st.va_bias)
+        va[:, 1] += _TALK_AROUSAL * (me[1] - 0.4)
+        va = np.clip(va + _VA_NOISE * _smooth_noise(rng, (T, 2), 4), -1, 1)
         emotion = np.concatenate([aus, va, probs], 1).astype(np.float32)
         t_sec = np.arange(T) / cfg.fps
         nod = st.nod_amp * world.resp_nod[p_o, m_me] * np.sin(2 * np.pi * 1.7 * t_sec) * o_speak
