@@ -15,11 +15,13 @@ sequence of segments of ``clip_seconds`` (30 s = 750 frames); segment ``i`` cove
 the clip-level truth. In every segment *both* participants get
 
 * a **speaking pattern** ``p`` drawn from ``n_patterns`` prototypes (default 6). A prototype is a
-  set of knot trajectories over normalised segment time: 8 expression logits (each prototype has
-  its own palette of 2-3 dominant expressions), a speaking propensity and a head pose. A
-  participant's *own* behaviour in a segment is that prototype read through a random monotone time
-  warp ``u + a sin(pi u) + b sin(2 pi u)`` plus smooth noise: "speakers k and j behaved alike"
-  is exactly "same pattern".
+  set of knot trajectories over normalised segment time: 8 expression logits (2-4 episodes, each
+  holding one dominant expression for 1-4 of the 7 knots), a speaking propensity and a head pose.
+  The prototypes are the ``n_patterns`` most mutually distant (greedy max-min DTW on their
+  valence/arousal + expression signature) of many random candidates, so no two are
+  near-duplicates. A participant's *own* behaviour in a segment is that prototype read through a
+  random monotone time warp ``u + a sin(pi u) + b sin(2 pi u)`` plus smooth noise: "speakers k
+  and j behaved alike" is exactly "same pattern".
 * a **response mode** ``m`` among ``n_modes`` (default 3) for reacting to the *other* person's
   pattern. Mode ``(p, m)`` has a preferred expression (different for each mode of a pattern), a
   mimicry gain with an expression mapping (a permutation: "answer their surprise with a smile"),
@@ -27,16 +29,28 @@ the clip-level truth. In every segment *both* participants get
   the listener's personal delay** ``d`` (8-12 frames, 320-480 ms), and its strength follows the
   other person's (delayed) speaking activity. Reactions respond only to the other's *own*
   component, never to their reaction, so there is no feedback loop and the truth stays simple.
+* **brow flashes**: short emphasis gestures while talking (about 1.5 per second of speech, AU1/AU2
+  and a brief surprise); the other person answers each one ``d`` frames later with a flash of
+  its mode's preferred expression. These sharp events give the coupling its timing.
 
-The participant's total behaviour is ``0.5 * own + reaction`` in expression-logit space, then:
+Why own and reaction act on different channels: every person is the speaker of one item and the
+listener of its mirrored twin, so the same features must carry both the own pattern (for the
+appropriateness truth to be recoverable from speaker features, issue 3) and the reaction (for a
+model to learn). The *felt affect* (valence/arousal, the heaviest group of the FRdist distance)
+follows only the person's own expression course; the reaction shows in the *displayed*
+expression and AUs. Mixing both into one channel (the first version: ``0.5 * own + reaction``)
+let the reaction swamp the pattern (built-matrix F1 about 0.2).
+
+The participant's displayed expression logits are ``own + reaction + flashes``, then:
 
 * expression probabilities = softmax(logits) (8, sum to 1);
-* AU intensities = probabilities @ an EMFACS-like table (Happy -> AU6+AU12, Sad -> AU1+AU4+AU15
-  ..., see ``AU_TABLE``) times the person's AU gain, plus the person's AU offsets, plus the
-  speech mouth movement (lips part AU25, jaw drop AU26) and a little noise; AU occurrence is
-  intensity > 0.5;
-* valence/arousal = probabilities @ a circumplex table + personal bias (+ arousal while talking),
-  clipped to [-1, 1];
+* AU intensities = (1.6 x probabilities + back-channel displays: the preferred expression while
+  the other talks, mimicry of the other's mapped expression, the flash answers) @ an EMFACS-like
+  table (Happy -> AU6+AU12, Sad -> AU1+AU4+AU15 ..., see ``AU_TABLE``) times the person's AU
+  gain, plus the person's AU offsets, the speech mouth movement (lips part AU25, jaw drop AU26),
+  own brow flashes and a little noise; AU occurrence is intensity > 0.5;
+* valence/arousal = the *own* expression probabilities, smoothed (sigma 8 frames), @ a circumplex
+  table + personal bias (+ arousal while talking) + a little noise, clipped to [-1, 1];
 * 3DMM: expression [0:52] = ``mean_face[:52]`` + AU intensities @ a fixed 15x52 basis + the
   person's fixed offset; rotation [52:55] = personal rest pose + the pattern's head motion + the
   response's nods (pitch); translation [55:58] = slow drift;
