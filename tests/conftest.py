@@ -17,3 +17,13 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _reset_cli_state():
+    """Global CLI options (``--debug``, ``--seed``) must not leak from one test to the next."""
+    from reactcli.cli.common import STATE, GlobalState
+
+    saved = GlobalState(**vars(STATE))
+    yield
+    STATE.seed, STATE.debug, STATE.log_level = saved.seed, saved.debug, saved.log_level
