@@ -52,7 +52,7 @@ td:first-child,th:first-child{text-align:left}
 td.best{font-weight:700;background:#e3f4e6} tr.baseline td:first-child{color:#667085}
 .bar{display:inline-block;height:12px;background:#4c78a8;vertical-align:middle}
 .grid{display:flex;flex-wrap:wrap;gap:16px}
-figure{margin:0;background:#fff;border:1px solid #d8dde6;padding:8px;max-width:580px}
+figure{margin:0;background:#fff;border:1px solid #d8dde6;padding:8px;max-width:540px}
 figure img,figure video{display:block;max-width:100%}
 figcaption{font-size:.85em;color:#444;margin-top:4px}
 pre{background:#fff;border:1px solid #d8dde6;padding:8px;overflow:auto;font-size:.8em;max-height:320px}
