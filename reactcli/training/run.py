@@ -185,7 +185,10 @@ def train_recipe(
                 setup.pssl.to(batch["speaker_audio"].device)
                 return pwsg_training_step(setup, scheduler, batch, generator=gen, config=step_cfg)
 
-            extra.update(model="perfrdiff-pwsg", kind="pwsg", build=wcfg.to_dict(), config=wcfg.to_dict(),
+            # the editor resolves relative layer names ("layers.-1.ffn1"); save what it resolved to,
+            # so the checkpoint rebuilds with the same names as its layer_shapes
+            extra.update(model="perfrdiff-pwsg", kind="pwsg", build=setup.editor.config.to_dict(),
+                         config=setup.editor.config.to_dict(),
                          layer_shapes={k: list(v) for k, v in setup.editor.layer_shapes.items()},
                          gafrg_checkpoint=_resolve(work, ck.get("gafrg")), pssl_checkpoint=_resolve(work, ck.get("pssl")),
                          diffusion=setup.diffusion.to_dict())
