@@ -55,6 +55,27 @@ def configure_logging(level: str) -> None:
     )
 
 
+def set_threads(n: int) -> None:
+    """Limit CPU threads of torch, numba and OpenMP (also for child processes)."""
+    import os
+
+    from reactcli.errors import ConfigError
+
+    if n < 1:
+        raise ConfigError("--threads must be >= 1")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ["NUMBA_NUM_THREADS"] = os.environ.get("NUMBA_NUM_THREADS", str(n))
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+
+
 def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorator for command functions: expected errors become one line + exit code."""
 

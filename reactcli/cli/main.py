@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Optional
 
 import typer
 
 import reactcli
-from reactcli.cli.common import STATE, configure_logging
+from reactcli.cli.common import STATE, configure_logging, set_threads
 
 app = typer.Typer(
     name="reactcli",
@@ -36,8 +37,11 @@ def main_options(
     seed: int = typer.Option(0, "--seed", help="Global random seed (stages record it; same seed -> same output)."),
     log_level: str = typer.Option("INFO", "--log-level", help="Logging level: DEBUG, INFO, WARNING, ERROR."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for expected errors instead of one line."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch, numba and OpenMP (default: all cores). 1 is fastest when other jobs share the machine."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
+    if threads is not None:
+        set_threads(threads)
     STATE.seed = seed
     STATE.debug = debug
     STATE.log_level = log_level
@@ -76,6 +80,7 @@ def _register() -> None:
         obj = _load(module, attr)
         if obj is not None and name == "evaluate":
             obj.command("run")(_load("reactcli.cli.evaluate_run", "run_command"))
+            obj.command("personal")(_load("reactcli.cli.evaluate_personal", "personal_command"))
         if obj is not None:
             app.add_typer(obj, name=name)
     for module, attr, name in _COMMANDS:

@@ -152,4 +152,4 @@ def test_makefile_wires_the_recipes(tmp_path):
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
     bad = subprocess.run(["make", "-n", "-C", str(HERE), "reactface"], capture_output=True, text=True)
-    assert bad.returncode != 0 and "OUT" in bad.stderr
+    assert bad.returncode != 0 and "set OUT=DIR (the output folder)" in bad.stderr

@@ -1,0 +1,27 @@
+"""``reactcli evaluate personal``: appropriateness against each listener's own reactions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import handle_errors, out
+
+
+@handle_errors
+def personal_command(
+    work: Path = typer.Option(..., "--work", help="Work directory."),
+    run: list[str] = typer.Option(..., "--run", help="Generation run name(s) (repeat the option for several)."),
+    split: str = typer.Option("test", help="Split the runs generated."),
+    feature: str = typer.Option("emotion", help="emotion or tdmm."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>-personal.json (default WORK/metrics)."),
+) -> None:
+    """FRCorr/FRdist where A is restricted to reactions of the item's own listener identity."""
+    from reactcli.metrics.personal import evaluate_personal
+
+    for r in run:
+        dest = (out_dir / f"{r}-personal.json") if out_dir else None
+        res = evaluate_personal(work, r, split, feature=feature, out=dest)
+        out.print(f"{r}: personal FRCorr {res.get('FRCorr', float('nan')):.4g}  FRdist {res.get('FRdist', float('nan')):.4g}")
