@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import STATE, handle_errors, out, progress
+from reactcli.cli.execution import exec_options
 from reactcli.cli.prepare import _Bar
 
 
@@ -33,6 +34,13 @@ def command(
     train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes over whole batches (or Slurm array tasks with --executor slurm)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Generate only shard i/N of the batches; rerun without --shard (and --num-jobs N) to merge."),
+    executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
+    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
+    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
+    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
 ) -> None:
     """Write (N, K, T, D) reactions to the store with a manifest (resumable, seeded)."""
     from reactcli.errors import ConfigError
@@ -52,5 +60,6 @@ def command(
                                  momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  seed=seed, device=device)
-            path = generate_run(work, checkpoint, cfg, run=run, on_progress=_Bar(bar))
+            ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
+            path = generate_run(work, checkpoint, cfg, run=run, on_progress=_Bar(bar), exec_cfg=ex)
     out.print(f"generated: {path}")

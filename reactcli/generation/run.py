@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.generation.store import pending_items, write_generated
+from reactcli.generation.store import pending_items
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, collate, load_items
 from reactcli.training.loop import resolve_device
@@ -155,33 +155,93 @@ def load_generator(checkpoint: str | os.PathLike, cfg: GenerateConfig) -> _Model
     raise InputError(f"{checkpoint}: checkpoint of kind {kind!r} cannot generate (expected reactface, gafrg or pwsg)")
 
 
+def item_batches(n: int, batch_size: int) -> list[list[int]]:
+    """The fixed batches of a split: item ``i`` is always in batch ``i // batch_size``.
+
+    Noise is seeded per batch, so fixing the batches (not just the items still to do) keeps the
+    output identical whether a run is resumed, split into shards or run in one go.
+    """
+    if batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    return [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+
+
+def _generate_batches(work: Path, gen_model: _Model, cfg: GenerateConfig, run: str, batches: list[list[int]],
+                      on_progress: Callable[[str, int, int], None] | None):
+    table = load_items(work, cfg.split)
+    data_cfg = DataConfig(**{**asdict(gen_model.data_config), "frames": cfg.frames, "crop": None, "max_appropriate": 1})
+    ds = ReactionDataset(work, table, data_cfg, seed=cfg.seed, train=False)
+    pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
+    todo = [b for b in batches if any(i in pending for i in b)]
+    dev = resolve_device(cfg.device)
+    for n, idx in enumerate(todo, 1):
+        batch = collate([ds[i] for i in idx])
+        batch = {k: v.to(dev) for k, v in batch.items()}
+        outs = gen_model(batch, cfg.num_samples, _seeded(cfg.seed, idx[0], dev))
+        if on_progress:
+            on_progress(f"generate {run}", n, len(todo))
+        yield idx, outs
+
+
+def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
+    return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint), "config": asdict(cfg)}
+
+
+def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int) -> dict[str, Any]:
+    """Shard ``index`` of ``count`` of a generation run (whole batches), into a shard store file."""
+    from reactcli.execution import shard_path
+    from reactcli.manifest import shard_records
+    from reactcli.storage import ShardWriter
+
+    from reactcli.generation.store import store_batches
+
+    cfg = GenerateConfig(**cfg_dict)
+    work_p = Path(work)
+    gen_model = load_generator(checkpoint, cfg)
+    table = load_items(work_p, cfg.split)
+    mine = shard_records(item_batches(table.n, cfg.batch_size), index, count)
+    stage = f"generate-{run}-{cfg.split}"
+    with ShardWriter(shard_path(work_p, stage, index, count), work=work_p) as w:
+        store_batches(w, run, cfg.split, _generate_batches(work_p, gen_model, cfg, run, mine, None),
+                      num_samples=cfg.num_samples, seed=cfg.seed, meta=_meta(gen_model, checkpoint, cfg))
+    return {"shard": index, "batches": len(mine)}
+
+
 def generate_run(
     work: str | os.PathLike,
     checkpoint: str | os.PathLike,
     cfg: GenerateConfig,
     run: str | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    exec_cfg: Any = None,
 ) -> Path:
-    """Generate ``cfg.num_samples`` reactions for every item of ``cfg.split``; returns the manifest path."""
+    """Generate ``cfg.num_samples`` reactions for every item of ``cfg.split``; returns the manifest path.
+
+    ``exec_cfg`` (:class:`reactcli.execution.ExecConfig`) splits the run into shards of whole
+    batches (local processes, ``--shard i/N`` or a Slurm array); the result is identical.
+    """
+    from reactcli.generation.store import finalize_run, store_batches
+
     work = Path(work)
     gen_model = load_generator(checkpoint, cfg)
     run = run or Path(checkpoint).parent.name + ("-personalised" if cfg.personalised else "")
     table = load_items(work, cfg.split)
-    data_cfg = DataConfig(**{**asdict(gen_model.data_config), "frames": cfg.frames, "crop": None, "max_appropriate": 1})
-    ds = ReactionDataset(work, table, data_cfg, seed=cfg.seed, train=False)
-    todo = pending_items(work, run, cfg.split, table, gen_model.features)
-    dev = resolve_device(cfg.device)
+    meta = _meta(gen_model, checkpoint, cfg)
+    sharded = exec_cfg is not None and (exec_cfg.num_jobs > 1 or exec_cfg.shard is not None or exec_cfg.executor != "local")
+    if not sharded:
+        from reactcli.storage import FeatureStore
 
-    def batches():
-        for n0 in range(0, len(todo), cfg.batch_size):
-            idx = todo[n0:n0 + cfg.batch_size]
-            batch = collate([ds[i] for i in idx])
-            batch = {k: v.to(dev) for k, v in batch.items()}
-            outs = gen_model(batch, cfg.num_samples, _seeded(cfg.seed, idx[0], dev))
-            if on_progress:
-                on_progress(f"generate {run}", min(n0 + cfg.batch_size, len(todo)), len(todo))
-            yield idx, outs
+        batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress)
+        with FeatureStore(work).writer(f"gen-{run}-{cfg.split}") as w:
+            feats = store_batches(w, run, cfg.split, batches, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
+        return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
+                            features=feats or gen_model.features)
+    from reactcli.execution import merge_shards, run_shards
 
-    meta = {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),
-            "config": asdict(cfg)}
-    return write_generated(work, run, cfg.split, table, batches(), num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
+    stage = f"generate-{run}-{cfg.split}"
+    run_shards(generate_shard, (str(work), str(checkpoint), asdict(cfg), run), work, stage, exec_cfg, on_progress)
+    if exec_cfg.shard is not None:
+        return work / "features" / "shards" / stage
+    merge_shards(work, stage, exec_cfg.num_jobs, name=f"gen-{run}-{cfg.split}")
+    return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
+                        features=gen_model.features)

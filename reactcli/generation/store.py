@@ -19,7 +19,7 @@ import reactcli
 from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.manifest import GeneratedRecord, read_manifest, write_manifest
-from reactcli.storage import FeatureStore
+from reactcli.storage import FeatureStore, ShardWriter
 from reactcli.training.data import ItemTable
 
 
@@ -38,6 +38,60 @@ def pending_items(work: str | os.PathLike, run: str, split: str, table: ItemTabl
     return [i for i in range(table.n) if not all(store.has(gen_clip_key(run, split, i), f) for f in features)]
 
 
+def store_batches(
+    writer: ShardWriter,
+    run: str,
+    split: str,
+    batches: Iterable[tuple[list[int], dict[str, np.ndarray]]],
+    *,
+    num_samples: int,
+    seed: int,
+    meta: dict[str, Any],
+    fps: float = 25.0,
+) -> set[str]:
+    """Write ``(item indices, {feature: (B, K, T, D)})`` batches into an open shard writer."""
+    features: set[str] = set()
+    config = {"seed": seed, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}}
+    for idx, outs in batches:
+        for f, arr in outs.items():
+            features.add(f)
+            arr = np.asarray(arr)
+            if arr.ndim != 4 or arr.shape[0] != len(idx) or arr.shape[1] != num_samples:
+                raise InputError(f"generated {f} for run {run!r} has shape {arr.shape}, expected ({len(idx)}, {num_samples}, T, D)")
+            if not np.isfinite(arr).all():
+                raise InputError(f"generated {f} for run {run!r} contains NaN/inf (items {idx})")
+            for b, i in enumerate(idx):
+                writer.write(gen_clip_key(run, split, i), f, arr[b], fps=fps, extractor=f"generate:{run}", config=config)
+    return features
+
+
+def finalize_run(work: str | os.PathLike, run: str, split: str, table: ItemTable, *, num_samples: int, seed: int,
+                 meta: dict[str, Any], features: Iterable[str] = ()) -> Path:
+    """Check every item of the split is stored, then write the run's manifest and settings.
+
+    The manifest lists every item and is written only once all are stored, so its existence
+    means the run is complete.
+    """
+    work = Path(work)
+    refs = FeatureStore(work).refresh()
+    stored = {(r.clip, r.feature) for r in refs}
+    feats = sorted(features) or sorted({r.feature for r in refs if r.clip.startswith(f"gen/{run}/{split}/")})
+    records = []
+    for i, p in enumerate(table.pairs):
+        key = gen_clip_key(run, split, i)
+        missing = [f for f in feats if (key, f) not in stored]
+        if missing or not feats:
+            raise InputError(f"run {run!r}: item {split}/{i} has no stored {(missing or ['reaction'])[0]} (rerun generate to resume)")
+        records.append(GeneratedRecord(run=run, split=split, index=i, item=p.id, speaker=p.speaker, listener=p.listener,
+                                       clip=key, features=feats, num_samples=num_samples, seed=seed))
+    path = manifest_path(work, run, split)
+    write_manifest(path, records)
+    write_json(work / "runs" / run / f"generate-{split}.json", {**meta, "run": run, "split": split, "seed": seed,
+                                                             "num_samples": num_samples, "items": len(records),
+                                                             "features": feats, "reactcli_version": reactcli.__version__})
+    return path
+
+
 def write_generated(
     work: str | os.PathLike,
     run: str,
@@ -50,43 +104,11 @@ def write_generated(
     meta: dict[str, Any],
     fps: float = 25.0,
 ) -> Path:
-    """Store ``(item indices, {feature: (B, K, T, D)})`` batches; then write the manifest.
-
-    The manifest lists every item of the split and is written only once all items are stored,
-    so its existence means the run is complete.
-    """
-    work = Path(work)
+    """Store the batches in one new shard file, then :func:`finalize_run`."""
     store = FeatureStore(work)
-    features: set[str] = set()
     with store.writer(f"gen-{run}-{split}") as w:
-        for idx, outs in batches:
-            for f, arr in outs.items():
-                features.add(f)
-                arr = np.asarray(arr)
-                if arr.ndim != 4 or arr.shape[0] != len(idx) or arr.shape[1] != num_samples:
-                    raise InputError(f"generated {f} for run {run!r} has shape {arr.shape}, expected ({len(idx)}, {num_samples}, T, D)")
-                if not np.isfinite(arr).all():
-                    raise InputError(f"generated {f} for run {run!r} contains NaN/inf (items {idx})")
-                for b, i in enumerate(idx):
-                    w.write(gen_clip_key(run, split, i), f, arr[b], fps=fps, extractor=f"generate:{run}",
-                            config={"seed": seed, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool))}})
-    refs = store.refresh()
-    stored = {(r.clip, r.feature) for r in refs}
-    feats = sorted(features) or sorted({r.feature for r in refs if r.clip.startswith(f"gen/{run}/{split}/")})
-    records = []
-    for i, p in enumerate(table.pairs):
-        key = gen_clip_key(run, split, i)
-        missing = [f for f in feats if (key, f) not in stored]
-        if missing:
-            raise InputError(f"run {run!r}: item {split}/{i} has no stored {missing[0]} (rerun generate to resume)")
-        records.append(GeneratedRecord(run=run, split=split, index=i, item=p.id, speaker=p.speaker, listener=p.listener,
-                                       clip=key, features=feats, num_samples=num_samples, seed=seed))
-    path = manifest_path(work, run, split)
-    write_manifest(path, records)
-    write_json(work / "runs" / run / f"generate-{split}.json", {**meta, "run": run, "split": split, "seed": seed,
-                                                             "num_samples": num_samples, "items": len(records),
-                                                             "features": feats, "reactcli_version": reactcli.__version__})
-    return path
+        feats = store_batches(w, run, split, batches, num_samples=num_samples, seed=seed, meta=meta, fps=fps)
+    return finalize_run(work, run, split, table, num_samples=num_samples, seed=seed, meta=meta, features=feats)
 
 
 def load_generated(work: str | os.PathLike, run: str, split: str, feature: str, frames: int | None = None) -> np.ndarray:

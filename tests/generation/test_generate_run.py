@@ -89,3 +89,19 @@ def test_baselines_write_both_protocols(work):
     spk = np.asarray(store.read(t.pairs[0].speaker, "emotion"))[:60]
     np.testing.assert_array_equal(P[0, 0, 3:], spk[:57])
     assert load_generated(work, "meanseq", "val", "tdmm").shape == (6, 2, 60, 58)
+
+
+def test_sharded_generation_equals_one_process(work, tmp_path):
+    from reactcli.execution import ExecConfig
+
+    ckpt = train_recipe(work, {**TINY_REACTFACE, "train": {**TINY_REACTFACE["train"], "epochs": 1}}, run="rf-shard")
+    cfg = dict(split="val", num_samples=2, batch_size=2, frames=60, seed=3)
+    generate_run(work, ckpt, GenerateConfig(**cfg), run="one")
+    generate_run(work, ckpt, GenerateConfig(**cfg), run="two", exec_cfg=ExecConfig(num_jobs=2))
+    generate_run(work, ckpt, GenerateConfig(**cfg), run="hand", exec_cfg=ExecConfig(shard=(1, 3)))
+    assert not manifest_path(work, "hand", "val").exists()
+    generate_run(work, ckpt, GenerateConfig(**cfg), run="hand", exec_cfg=ExecConfig(shard=(0, 3)))
+    generate_run(work, ckpt, GenerateConfig(**cfg), run="hand", exec_cfg=ExecConfig(num_jobs=3))  # shard 2 + merge
+    one = load_generated(work, "one", "val", "emotion")
+    for run in ("two", "hand"):
+        assert load_generated(work, run, "val", "emotion").tobytes() == one.tobytes()
