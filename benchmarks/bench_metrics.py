@@ -5,12 +5,19 @@
     python benchmarks/bench_metrics.py --frdist-rows 64  # time FRdist on 64 rows, extrapolate
 
 Inputs are realistic-ish: binary AUs, valence/arousal in [-1, 1], softmax expression probabilities,
-all smoothed over time so DTW paths and TLCC peaks are not degenerate.
+all smoothed over time so DTW paths and TLCC peaks are not degenerate. P is drawn from the same
+generator as L independently of it ("random predictions", not model-like ones); FRdist's cost does
+not depend on that, since every appropriate pair is computed in full (no pruning).
+
+Timings are wall clock; on a shared machine the FRdist line also prints the process CPU seconds
+and the load average, because wall time then says more about the neighbours than about the code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import time
 
 import numpy as np
@@ -71,13 +78,19 @@ def main() -> None:
     times.update({k: v for k, v in full["timings_s"].items()})
     rows = args.frdist_rows or args.n
     sel = np.arange(rows)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     fd, _ = core.frdist(P[sel], L, A[sel], num_threads=args.threads)
     t_fd = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_fd = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     pairs = int(A[sel].sum()) * args.k
     times["FRdist"] = t_fd * args.n / rows
     print(f"FRdist on {rows} rows: {t_fd:.2f} s for {pairs} pairs x 3 DTWs "
           f"({t_fd / pairs * 1e3:.3f} ms/pair); extrapolated to all rows: {times['FRdist']:.1f} s")
+    print(f"FRdist CPU: {cpu_fd:.2f} s ({cpu_fd / pairs * 1e3:.3f} ms/pair, {cpu_fd * args.n / rows:.1f} s "
+          f"extrapolated; CPU/wall {cpu_fd / t_fd:.2f} on {os.cpu_count()} cores), load average "
+          f"{os.getloadavg()[0]:.2f}")
     for key in ("FRCorr", "FRCorr_per_sample", "FRDiv", "FRDvs", "FRVar", "FRSyn"):
         print(f"  {key:18s} = {full[key]}")
     print(f"  {'FRdist':18s} = {fd}  (rows 0..{rows - 1})")
