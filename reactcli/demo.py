@@ -119,7 +119,7 @@ class DemoConfig:
     recipes: str = "pipelines/synthetic"
     """Folder of the recipe YAMLs (relative: the current directory, then the repository root)."""
     epochs: dict[str, int] = field(default_factory=lambda: {
-        "reactface": 6, "perfrdiff-gafrg": 16, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3})
+        "reactface": 4, "perfrdiff-gafrg": 16, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3})
     """Upper bound on each run's epochs (a recipe with fewer keeps its own); ReactFace's
     ``stage1_epochs`` is scaled by the same factor."""
     max_steps: int | None = None
