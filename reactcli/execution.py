@@ -80,13 +80,19 @@ def run_shards(
     stage: str,
     cfg: ExecConfig,
     on_progress: Callable[[str, int, int], None] | None = None,
+    is_done: Callable[[int, int], bool] | None = None,
 ) -> list[dict]:
-    """Run ``fn(*args, i, n)`` for every shard not yet committed; returns their summaries."""
+    """Run ``fn(*args, i, n)`` for every shard not yet done; returns their summaries.
+
+    A shard is done when its committed store file exists (``shard_path``), or, for stages whose
+    outputs are files of their own (rendered videos), when ``is_done(i, n)`` says so.
+    """
+    done_fn = is_done or (lambda i, n: shard_path(work, stage, i, n).exists())
     n = cfg.num_jobs if cfg.shard is None else cfg.shard[1]
     if n < 1:
         raise ConfigError("--num-jobs must be >= 1")
     wanted = [cfg.shard[0]] if cfg.shard is not None else list(range(n))
-    todo = [i for i in wanted if not shard_path(work, stage, i, n).exists()]
+    todo = [i for i in wanted if not done_fn(i, n)]
     done: list[dict] = []
     if not todo:
         return done
@@ -110,13 +116,13 @@ def run_shards(
                 if errors:
                     raise ShardFailed(f"{len(errors)} shard(s) failed; rerun to redo only them. First: {errors[0]}")
     elif cfg.executor == "slurm":
-        done = _run_slurm(fn, args, work, stage, todo, n, cfg, on_progress)
+        done = _run_slurm(fn, args, work, stage, todo, n, cfg, on_progress, done_fn)
     else:
         raise ConfigError(f"--executor {cfg.executor!r}: expected local or slurm")
     return done
 
 
-def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> list[dict]:
+def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress, done_fn) -> list[dict]:
     try:
         import submitit
     except ImportError as exc:  # pragma: no cover - dependency is declared
@@ -164,7 +170,7 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
                     try:
                         results.append(job.result())
                     except Exception as exc:  # submitit wraps job errors in FailedJobError etc.
-                        if shard_path(work, stage, i, n).exists():
+                        if done_fn(i, n):
                             # The committed shard file is the contract; a task killed after
                             # committing (e.g. scancel) can leave an empty result pickle.
                             log.warning("shard %d/%d: output committed but no readable result (%s)", i, n,
@@ -173,7 +179,7 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress) -> 
                         else:
                             failures.append(f"shard {i}/{n} (job {job.job_id}) failed: {_job_error_line(exc)}; "
                                             f"log: {job.paths.stderr}")
-                elif shard_path(work, stage, i, n).exists():
+                elif done_fn(i, n):
                     # Output committed; the result file normally follows within milliseconds.
                     t0 = gone_since.setdefault(i, now)
                     if now - t0 > _RESULT_GRACE_S:

@@ -59,6 +59,12 @@ def command(
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write feature-curve PNGs to WORK/plots/RUN/SPLIT/."),
     plot_dims: Optional[str] = typer.Option(None, "--plot-dims", help="Emotion dims to plot (default 7,13,15,16: AU12, AU25, valence, arousal)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for PIRender."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Render only shard i/N (0-based) of the chosen items."),
+    executor: str = typer.Option("local", help="local, or slurm: the items as one Slurm job array (--num-jobs tasks) through submitit."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
+    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
+    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
+    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
 ) -> None:
     """Render generated reactions: speaker | K samples | real listener, with the speaker's audio."""
     from reactcli.render.renderers import RendererConfig  # noqa: PLC0415
@@ -79,7 +85,13 @@ def command(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        if videos:
+        if videos and (shard is not None or executor != "local"):
+            from reactcli.cli.execution import exec_options  # noqa: PLC0415
+            from reactcli.render.stage import render_sharded  # noqa: PLC0415
+
+            ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
+            paths = render_sharded(work, run, split, item_list, cfg, ex, on_progress=report)
+        elif videos:
             paths = render_items(work, run, split, item_list, cfg, on_progress=report)
         if fid_frames is not None:
             from reactcli.render.fid_frames import export_fid_frames  # noqa: PLC0415

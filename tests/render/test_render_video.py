@@ -156,6 +156,22 @@ def test_two_jobs_give_the_same_videos(real_work: Path, tmp_path: Path) -> None:
         assert np.array_equal(_decode(p), ref[p.name])
 
 
+def test_hand_shards_give_the_same_videos(real_work: Path) -> None:
+    from reactcli.execution import ExecConfig
+    from reactcli.render.stage import render_sharded
+
+    cfg = RenderConfig(size=SIZE, audio=False, frames=10, grid_rows=2)
+    a = render_items(real_work, "r1", "test", [0, 2], cfg)
+    ref = {p.name: _decode(p) for p in a}
+    for p in a:
+        p.unlink()
+    first = render_sharded(real_work, "r1", "test", [0, 2], cfg, ExecConfig(shard=(1, 2)))
+    assert [p.exists() for p in first] == [False, True]  # only shard 1's item
+    render_sharded(real_work, "r1", "test", [0, 2], cfg, ExecConfig(shard=(0, 2)))
+    for p in first:
+        assert np.array_equal(_decode(p), ref[p.name])
+
+
 def test_grid_layout() -> None:
     lay = grid_layout(10, 128)
     assert (lay.rows, lay.cols, lay.cell, lay.width, lay.height) == (2, 5, 64, 2 * 128 + 5 * 64, 128)
