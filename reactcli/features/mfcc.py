@@ -163,7 +163,7 @@ class MfccExtractor(Extractor):
             )
         if 1 + (chunk - win) // shift != 2:
             raise ConfigError(f"mfcc: options give {1 + (chunk - win) // shift} MFCC frames per video frame, not 2")
-        x = fit_length(np.asarray(x, np.float32), num_frames * chunk, int(round(c.max_pad_s * sr)), what)
+        x = fit_length(np.asarray(x, np.float32), num_frames * chunk, int(round(c.max_pad_s * sr)), what, quiet=chunk)
         if chunk % shift == 0:
             full = self._mfcc(x, sr)
             step = chunk // shift

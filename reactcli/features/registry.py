@@ -187,12 +187,13 @@ def check_outputs(ext: Extractor, inputs: ClipInputs, out: Mapping[str, np.ndarr
 # --------------------------------------------------------------------------------------------
 
 
-def fit_length(x: np.ndarray, n: int, max_pad: int, what: str, mode: str = "zeros") -> np.ndarray:
+def fit_length(x: np.ndarray, n: int, max_pad: int, what: str, mode: str = "zeros", quiet: int = 1) -> np.ndarray:
     """Truncate ``x`` (first axis) to ``n`` or pad up to ``max_pad`` missing entries.
 
     ``mode="zeros"`` pads with zeros (audio: silence), ``"edge"`` repeats the last entry (video
-    frames). Missing more than ``max_pad`` is an :class:`InputError`; padding more than one
-    entry logs a warning naming ``what``.
+    frames). Missing more than ``max_pad`` is an :class:`InputError`; padding more than ``quiet``
+    entries logs a warning naming ``what`` (audio passes one video frame's worth of samples: a
+    751-frame REACT clip needs 30.04 s of audio but ships exactly 30 s, every time).
     """
     have = x.shape[0]
     if have >= n:
@@ -200,7 +201,7 @@ def fit_length(x: np.ndarray, n: int, max_pad: int, what: str, mode: str = "zero
     missing = n - have
     if have == 0 or missing > max_pad:
         raise InputError(f"{what}: has {have} samples/frames, needs {n} (at most {max_pad} may be padded)")
-    if missing > 1:
+    if missing > quiet:
         log.warning("%s: %d of %d samples/frames missing at the end; padded (%s)", what, missing, n, mode)
     pad = [(0, missing)] + [(0, 0)] * (x.ndim - 1)
     return np.pad(x, pad, mode="constant" if mode == "zeros" else "edge")
