@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -69,6 +70,17 @@ def clip_inputs(rec: ClipRecord) -> ClipInputs:
                       sidecars={k: Path(v) for k, v in rec.sidecars.items()})
 
 
+def _slow_clip() -> tuple[str, float] | None:
+    """Fault injection for the cancellation tests: ``REACTCLI_TEST_SLOW_CLIP="<clip id>=<seconds>"``
+    makes a shard stall before that clip, so a test can cancel a job array mid-shard without
+    racing the machine's speed. Unset in normal use."""
+    spec = os.environ.get("REACTCLI_TEST_SLOW_CLIP")
+    if not spec or "=" not in spec:
+        return None
+    clip, _, secs = spec.rpartition("=")
+    return clip, float(secs)
+
+
 def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> dict[str, Any]:
     """Process shard ``index`` of ``count``: the unit of work of every executor."""
     cfg = ExtractConfig(**cfg_dict)
@@ -80,8 +92,11 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -
     store = FeatureStore(work_p)
     done = errors = 0
     skipped: list[str] = []
+    slow = _slow_clip()
     with ShardWriter(shard_path(work_p, stage_name(cfg), index, count), work=work_p) as w:
         for rec in mine:
+            if slow and rec.id == slow[0]:
+                time.sleep(slow[1])
             for name, opts in plan:
                 outs = dims[name]
                 if all(store.has(rec.id, f) or w.has(rec.id, f) for f in outs):

@@ -120,16 +120,12 @@ def _clips_of_shard(work, i, n):
 
 def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_path, slurm, reference):
     work = _work(root, tmp_path, "cancel")
-    # Shard 0 is slow on its last clip: its emotion CSV gets ~225k rows (~10 s of parsing, then
-    # truncated), so the earlier clips are already in the shard's .partial file when the array
-    # is cancelled and the task dies in the middle of its shard. (scancel sends SIGTERM, which
-    # submitit's job wrapper ignores, then SIGKILL after KillWait=2 s: the clip must outlast it.)
+    # Shard 0 stalls (fault injection, inherited by the array tasks through sbatch's exported
+    # environment) before its last clip, so its earlier clips are already in the shard's .partial
+    # file when the array is cancelled and the task dies in the middle of its shard. The stall
+    # outlasts scancel's SIGTERM + KillWait=2 s on any machine, however fast.
     victim_rec = _clips_of_shard(work, 0, 2)[-1]
-    victim = victim_rec.sidecars["emotion"]
-    saved = open(victim, "rb").read()
-    head, *rows = saved.decode().splitlines()
-    with open(victim, "w") as fh:
-        fh.write("\n".join([head] + rows * 300) + "\n")
+    os.environ["REACTCLI_TEST_SLOW_CLIP"] = f"{victim_rec.id}=120"
     box: dict = {}
 
     def drive():
@@ -156,8 +152,7 @@ def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_pat
         th.join(60)
         assert not th.is_alive(), "the driver did not notice the cancelled task"
     finally:
-        with open(victim, "wb") as fh:
-            fh.write(saved)
+        os.environ.pop("REACTCLI_TEST_SLOW_CLIP", None)
     err = box.get("error")
     context = f"{box!r}; queue {slurm.jobs()}"
     assert isinstance(err, ShardFailed), context
