@@ -50,18 +50,26 @@ def _fmt(value: Any, mult: float) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, (int, float)):
-        return f"{value * mult:.4g}" if mult != 1.0 else f"{value:.4g}"
+        return f"{value * mult:.3g}"
     return str(value)
 
 
 def metrics_table(metrics_by_name: dict[str, dict], title: str = "REACT metrics") -> Table:
     """A rich table with one row per model/baseline and one column per metric."""
-    table = Table(title=title)
-    table.add_column("model", style="bold")
-    for _, header, _ in COLUMNS:
-        table.add_column(header, justify="right")
+    # Compact so that a whole row fits an 80-column terminal: two-line headers, 3 significant
+    # digits, and a column that is n/a for every row (FRRea without Inception weights) is left
+    # out; names and numbers are never cut. Every value is in the JSON.
+    cols = [c for c in COLUMNS if any(m.get(c[0]) is not None for m in metrics_by_name.values())]
+    table = Table(title=title, padding=(0, 1), collapse_padding=True,
+                  caption="ΣK: official sum over the K samples; /K: per sample; diversity metrics x100"
+                          + ("" if len(cols) == len(COLUMNS) else "; FRRea n/a (no Inception weights)"))
+    table.add_column("model", style="bold", no_wrap=True)
+    for _, header, _ in cols:
+        name, _, rest = header.partition(" ")
+        rest = rest.replace("(sum K)", "ΣK").replace("(/K)", "/K").replace("(FID)", "FID").replace("x100", "")
+        table.add_column(f"{name}\n{' '.join(rest.split())}", justify="right", no_wrap=True)
     for name, m in metrics_by_name.items():
-        table.add_row(name, *(_fmt(m.get(key), mult) for key, _, mult in COLUMNS))
+        table.add_row(name, *(_fmt(m.get(key), mult) for key, _, mult in cols))
     return table
 
 
