@@ -9,8 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from reactcli.cli.common import handle_errors, out, progress
-from reactcli.cli.prepare import _Bar
+from reactcli.cli.common import StageProgress, handle_errors, out, progress
 
 app = typer.Typer(help="Which real listener reactions are appropriate for each speaker item.", no_args_is_help=True)
 
@@ -43,7 +42,7 @@ def build(
     cfg = BuildConfig(feature=feature, distance=distance, rule=rule, threshold=threshold, top_k=top_k,
                       downsample=downsample, frames=frames)
     with progress() as bar:
-        rep = build_matrix(work, split, cfg, on_progress=_Bar(bar))
+        rep = build_matrix(work, split, cfg, on_progress=StageProgress(bar))
     thr = f" (threshold {rep['threshold']:.4g})" if rep.get("threshold") is not None else ""
     _print_stats(f"{split}: {rep['source']}{thr}", rep["stats"])
     out.print(f"matrix: {rep['path']}")

@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import handle_errors, out, progress
+from reactcli.cli.common import StageProgress, handle_errors, out, progress
 from reactcli.cli.execution import exec_options
-from reactcli.cli.prepare import _Bar
 
 
 @handle_errors
@@ -45,7 +44,7 @@ def command(
                           mirror_splits=tuple(s.strip() for s in mirror_splits.split(",") if s.strip()))
     ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
     with progress() as bar:
-        summary = run_clip(work, cfg, ex, on_progress=_Bar(bar))
+        summary = run_clip(work, cfg, ex, on_progress=StageProgress(bar))
     if not summary["merged"]:
         out.print(f"shard {shard} done; rerun without --shard (--num-jobs {ex.shard[1] if ex.shard else num_jobs}) to merge")
     else:

@@ -109,6 +109,20 @@ def progress() -> Progress:
     )
 
 
+class StageProgress:
+    """Adapter from the library's ``on_progress(stage, done, total)`` callbacks to a rich bar:
+    one bar per stage name, created on first use."""
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
     """Iterate with a progress bar."""
     if total is None:

@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import handle_errors, out, progress
+from reactcli.cli.common import StageProgress, handle_errors, out, progress
 from reactcli.cli.execution import exec_options
-from reactcli.cli.prepare import _Bar
 
 
 @handle_errors
@@ -42,7 +41,7 @@ def command(
     cfg = ExtractConfig(features=[f.strip() for f in features.split(",") if f.strip()], options=opts, on_error=on_error)
     ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
     with progress() as bar:
-        summary = run_extract(work, cfg, ex, on_progress=_Bar(bar))
+        summary = run_extract(work, cfg, ex, on_progress=StageProgress(bar))
     n = sum(r.get("extracted", 0) for r in summary["shards"])
     out.print(f"extracted {n} clip x extractor outputs; store: {summary.get('store') or 'shard only (merge later)'}")
     if summary["skipped"]:

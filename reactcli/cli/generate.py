@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import STATE, handle_errors, out, progress
+from reactcli.cli.common import STATE, StageProgress, handle_errors, out, progress
 from reactcli.cli.execution import exec_options
-from reactcli.cli.prepare import _Bar
 
 
 @handle_errors
@@ -61,5 +60,5 @@ def command(
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  seed=seed, device=device)
             ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
-            path = generate_run(work, checkpoint, cfg, run=run, on_progress=_Bar(bar), exec_cfg=ex)
+            path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=ex)
     out.print(f"generated: {path}")

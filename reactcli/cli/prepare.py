@@ -7,22 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from reactcli.cli.common import handle_errors, out, progress
+from reactcli.cli.common import StageProgress, handle_errors, out, progress
 
 app = typer.Typer(help="Read a corpus (REACT clips, RECOLA/NoXI sessions, synthetic) into a work directory.", no_args_is_help=True)
-
-
-class _Bar:
-    """Adapter from the library's on_progress(stage, done, total) callback to rich."""
-
-    def __init__(self, bar):
-        self.bar = bar
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=total)
-        self.bar.update(self.tasks[stage], completed=done, total=total)
 
 
 @app.command("react")
@@ -43,7 +30,7 @@ def react(
     cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
                       mirror=mirror, skip_bad=skip_bad, require_media=require_media)
     with progress() as bar:
-        summary = prepare_react(root, work, cfg, on_progress=_Bar(bar))
+        summary = prepare_react(root, work, cfg, on_progress=StageProgress(bar))
     table = Table(title=f"prepare react: {root}")
     for col in ("split", "pairs", "items", "mirrored", "appropriate/item (mean, min, max)"):
         table.add_column(col)
@@ -100,7 +87,7 @@ def _raw_command(name: str, fn_name: str, default_rule: str, doc: str):
         cfg = _raw_config(split_rule, split_cycle, skip_bad, require_sidecars, session_glob,
                           {"video": video_pattern, "audio": audio_pattern, "emotion": emotion_pattern, "tdmm": tdmm_pattern})
         with progress() as bar:
-            summary = getattr(raw, fn_name)(root, work, cfg, on_progress=_Bar(bar))
+            summary = getattr(raw, fn_name)(root, work, cfg, on_progress=StageProgress(bar))
         _print_raw(name, root, summary)
 
     cmd.__doc__ = doc
@@ -129,5 +116,5 @@ def mars(
 
     cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad)
     with progress() as bar:
-        summary = prepare_mars(root, work, cfg, on_progress=_Bar(bar))
+        summary = prepare_mars(root, work, cfg, on_progress=StageProgress(bar))
     _print_raw("mars", root, summary)

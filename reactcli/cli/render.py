@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import handle_errors, out, progress
+from reactcli.cli.common import StageProgress, handle_errors, out, progress
 from reactcli.errors import ConfigError
 
 
@@ -78,12 +78,7 @@ def command(
         num_jobs=num_jobs, audio=audio, device=device,
     )
     with progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+        report = StageProgress(bar)
 
         if videos and (shard is not None or executor != "local"):
             from reactcli.cli.execution import exec_options  # noqa: PLC0415

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import STATE, handle_errors, out, progress
+from reactcli.cli.common import STATE, StageProgress, handle_errors, out, progress
 from reactcli.errors import ConfigError
 
 
@@ -46,12 +46,7 @@ def command(
         preset=preset, crf=crf, mux_audio=mux_audio,
     )
     with progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+        report = StageProgress(bar)
 
         summary = synthesize(out_dir, config=cfg, progress=report)
     counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
