@@ -253,23 +253,6 @@ def load_demo_recipe(run: str, cfg: DemoConfig) -> tuple[dict[str, Any], str]:
     return recipe, source
 
 
-def _absolute_pwsg_layers(pwsg_cfg: dict[str, Any], gafrg_recipe: dict[str, Any]) -> dict[str, Any]:
-    """The PWSG ``model_config`` with its edited layers named absolutely (``layers.1.ffn2``).
-
-    Why: ``train_recipe`` stores the recipe's PWSG config in the checkpoint as written, while the
-    layer shapes it stores use resolved names; ``load_pwsg`` then cannot match relative names such
-    as ``layers.-1.ffn1``. Naming the same layers absolutely avoids that mismatch (same layers,
-    same model) until the checkpoint stores the resolved config.
-    """
-    from reactcli.models.perfrdiff import GAFRGConfig
-    from reactcli.models.perfrdiff.pwsg import DEFAULT_EDIT_LAYERS, resolve_layer_names
-
-    gcfg = GAFRGConfig(**{k: v for k, v in (gafrg_recipe.get("model_config") or {}).items()
-                          if k in {f.name for f in fields(GAFRGConfig)}})
-    layers = tuple(pwsg_cfg.get("layers") or DEFAULT_EDIT_LAYERS)
-    return {**pwsg_cfg, "layers": resolve_layer_names(layers, gcfg)}
-
-
 def _git_commit() -> str | None:
     root = _repo_root()
     if not (root / ".git").exists():
@@ -462,8 +445,6 @@ def run_demo(
         recipe, source = load_demo_recipe(run, cfg)
         if run == "perfrdiff-pwsg":
             recipe["checkpoints"] = {"gafrg": "runs/perfrdiff-gafrg/model.pt", "pssl": "runs/perfrdiff-pssl/model.pt"}
-            recipe["model_config"] = _absolute_pwsg_layers(recipe.get("model_config") or {},
-                                                           training["perfrdiff-gafrg"]["recipe"])
 
         def train_one(recipe=recipe, run=run) -> Path:
             return train_recipe(work, recipe, run=run, device=cfg.device, seed=cfg.seed,

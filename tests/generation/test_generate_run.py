@@ -105,3 +105,22 @@ def test_sharded_generation_equals_one_process(work, tmp_path):
     one = load_generated(work, "one", "val", "emotion")
     for run in ("two", "hand"):
         assert load_generated(work, run, "val", "emotion").tobytes() == one.tobytes()
+
+
+def test_personalised_generation_from_relative_pwsg_layer_names(work):
+    """A PWSG recipe naming layers relatively (``layers.-1.ffn1``) reloads for generation."""
+    from reactcli.models.perfrdiff import load_pwsg
+
+    data = {"split": "train", "audio": "mfcc", "crop": None, "frames": 60, "max_appropriate": 2}
+    gafrg = {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16, "window": 20, "speaker_lag": 20}
+    tiny_train = {"epochs": 1, "batch_size": 4, "max_steps": 1}
+    train_recipe(work, {"model": "perfrdiff", "stage": "gafrg", "data": data, "model_config": gafrg, "train": tiny_train})
+    train_recipe(work, {"model": "perfrdiff", "stage": "pssl", "data": data, "train": tiny_train,
+                        "model_config": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 16}})
+    ck = train_recipe(work, {"model": "perfrdiff", "stage": "pwsg", "data": data, "train": tiny_train,
+                             "model_config": {"style_dim": 16, "hidden": [16, 16], "rank": 2, "layers": ["layers.-1.ffn1"]},
+                             "checkpoints": {"gafrg": "runs/perfrdiff-gafrg/model.pt", "pssl": "runs/perfrdiff-pssl/model.pt"}})
+    assert load_pwsg(ck).config.layers == ("layers.1.ffn1",)
+    cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=2, guidance=1.0, seed=0, personalised=True)
+    generate_run(work, ck, cfg, run="pers")
+    assert load_generated(work, "pers", "val", "emotion").shape == (6, 2, 60, 25)
