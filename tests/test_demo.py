@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from reactcli.demo import (
     DEMO_STAGES,
     DemoConfig,
-    _absolute_pwsg_layers,
     _check_same_config,
     load_demo_recipe,
     poster_frame,
@@ -77,11 +76,6 @@ def test_shipped_recipes_load():
     for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg"):
         recipe, _ = load_demo_recipe(run, cfg)
         assert recipe["train"]["epochs"] == 1 and recipe["train"]["max_steps"] == 2
-
-
-def test_absolute_pwsg_layers():
-    got = _absolute_pwsg_layers({"rank": 2}, {"model_config": {"num_layers": 3, "d_model": 16, "num_heads": 2}})
-    assert got == {"rank": 2, "layers": ["layers.1.ffn2", "layers.2.ffn1", "layers.2.ffn2", "output"]}
 
 
 def test_config_checks(tmp_path):
