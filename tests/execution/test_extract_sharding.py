@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from reactcli.corpora.react import ReactConfig, prepare_react
 from reactcli.execution import ExecConfig, shard_path
 from reactcli.features.stage import ExtractConfig, run_extract, stage_name
 from reactcli.storage import FeatureStore
 from reactcli.testing.react_layout import write_tiny_react
+from tests.execution.helpers import prepared_work, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -15,35 +15,22 @@ def root(tmp_path_factory):
     return write_tiny_react(tmp_path_factory.mktemp("react") / "r", pairs_per_split=3)
 
 
-def _work(root, tmp_path, name):
-    work = tmp_path / name
-    prepare_react(root, work, ReactConfig(import_features=False))
-    return work
-
-
-def _snapshot(work):
-    store = FeatureStore(work)
-    refs = store.refresh()
-    arrays = {(r.clip, r.feature): store.read(r.clip, r.feature) for r in refs}
-    return arrays, (work / "manifests/arrays.jsonl").read_bytes()
-
-
 def test_jobs_and_shards_identical(root, tmp_path):
     cfg = ExtractConfig(features=["emotion", "tdmm"])
-    w1 = _work(root, tmp_path, "one")
+    w1 = prepared_work(root, tmp_path, "one")
     run_extract(w1, cfg, ExecConfig(num_jobs=1))
-    w2 = _work(root, tmp_path, "two")
+    w2 = prepared_work(root, tmp_path, "two")
     run_extract(w2, cfg, ExecConfig(num_jobs=2))
-    w3 = _work(root, tmp_path, "hand")
+    w3 = prepared_work(root, tmp_path, "hand")
     run_extract(w3, cfg, ExecConfig(shard=(1, 2)))
     assert shard_path(w3, stage_name(cfg), 1, 2).exists()
     assert not list((w3 / "features").glob("*.h5"))  # nothing merged yet
     run_extract(w3, cfg, ExecConfig(shard=(0, 2)))
     run_extract(w3, cfg, ExecConfig(num_jobs=2))  # same command without --shard merges
-    a1, m1 = _snapshot(w1)
+    a1, m1 = snapshot(w1)
     assert len(a1) == 2 * 18
     for w in (w2, w3):
-        a, m = _snapshot(w)
+        a, m = snapshot(w)
         assert m == m1
         assert a.keys() == a1.keys()
         for k in a1:
@@ -56,7 +43,7 @@ def test_failed_shard_named_and_rerun_completes_only_it(root, tmp_path):
 
     from reactcli.cli.main import app
 
-    work = _work(root, tmp_path, "fail")
+    work = prepared_work(root, tmp_path, "fail")
     # Break one clip's sidecar so that the shard holding it fails.
     clip_npys = sorted((root / "test/3D_FV_files").rglob("*.npy"))
     victim = clip_npys[-1]
@@ -80,7 +67,7 @@ def test_failed_shard_named_and_rerun_completes_only_it(root, tmp_path):
 
 
 def test_skip_bad_clip_reports_name(root, tmp_path):
-    work = _work(root, tmp_path, "skip")
+    work = prepared_work(root, tmp_path, "skip")
     victim = sorted((root / "val/Emotion").rglob("*.csv"))[0]
     saved = victim.read_bytes()
     victim.write_text("h\n1,2\n")

@@ -25,9 +25,9 @@ from reactcli.corpora.react import ReactConfig, prepare_react
 from reactcli.execution import ExecConfig, ShardFailed, shard_dir, shard_path
 from reactcli.features.stage import ExtractConfig, run_extract, stage_name
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
-from reactcli.storage import FeatureStore
 from reactcli.testing.react_layout import write_tiny_react
 from reactcli.testing.slurm import slurm_fixture
+from tests.execution.helpers import prepared_work, snapshot
 
 pytestmark = pytest.mark.slurm
 
@@ -55,7 +55,7 @@ def reference(root, tmp_path_factory, slurm):
     res = _cli("extract", "--work", work, "--features", FEATURES)
     seconds = time.perf_counter() - t0
     assert res.exit_code == 0, res.output
-    return _snapshot(work), seconds
+    return snapshot(work), seconds
 
 
 def _cli(*args):
@@ -66,22 +66,9 @@ def _cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def _work(root, tmp_path, name):
-    work = tmp_path / name
-    prepare_react(root, work, ReactConfig(import_features=False))
-    return work
-
-
-def _snapshot(work):
-    store = FeatureStore(work)
-    refs = store.refresh()
-    arrays = {(r.clip, r.feature): store.read(r.clip, r.feature) for r in refs}
-    return arrays, (work / "manifests/arrays.jsonl").read_bytes()
-
-
 def _assert_same(work, reference):
     (a1, m1), _ = reference
-    a, m = _snapshot(work)
+    a, m = snapshot(work)
     assert len(a1) == 2 * 18
     assert m == m1
     assert a.keys() == a1.keys()
@@ -99,7 +86,7 @@ def test_cluster_is_idle_and_isolated(slurm):
 
 
 def test_slurm_array_matches_local_run(root, tmp_path, slurm, reference):
-    work = _work(root, tmp_path, "slurm")
+    work = prepared_work(root, tmp_path, "slurm")
     t0 = time.perf_counter()
     res = _cli("extract", "--work", work, "--features", FEATURES, "--executor", "slurm", "--num-jobs", 2,
                "--slurm-timeout", 90)
@@ -119,7 +106,7 @@ def _clips_of_shard(work, i, n):
 
 
 def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_path, slurm, reference):
-    work = _work(root, tmp_path, "cancel")
+    work = prepared_work(root, tmp_path, "cancel")
     # Shard 0 stalls (fault injection, inherited by the array tasks through sbatch's exported
     # environment) before its last clip, so its earlier clips are already in the shard's .partial
     # file when the array is cancelled and the task dies in the middle of its shard. The stall
@@ -184,7 +171,7 @@ def test_scancel_leaves_no_half_written_output_and_rerun_completes(root, tmp_pat
 
 
 def test_failing_shard_reported_by_id_with_log(root, tmp_path, slurm, reference):
-    work = _work(root, tmp_path, "fail")
+    work = prepared_work(root, tmp_path, "fail")
     victim_rec = _clips_of_shard(work, 1, 2)[0]
     victim = victim_rec.sidecars["tdmm"]
     saved = open(victim, "rb").read()
@@ -231,7 +218,7 @@ def _wait_jobs(slurm, ids, timeout=120.0):
 
 def test_extract_array_template(root, tmp_path, slurm, reference):
     """pipelines/slurm/extract_array.sbatch: array of --shard tasks, then the afterok merge."""
-    work = _work(root, tmp_path, "template")
+    work = prepared_work(root, tmp_path, "template")
     env = {**slurm.env, "WORK": str(work), "FEATURES": FEATURES, "N": "2",
            "REACTCLI": str(Path(sys.executable).parent / "reactcli")}
     r = subprocess.run(["bash", str(TEMPLATES / "extract_array.sbatch"), "submit"], env=env,
