@@ -216,6 +216,20 @@ def make_generator(seed: int | None = None, generator: torch.Generator | None = 
 # building blocks
 
 
+def _row_encoding(encode: Callable[[torch.Tensor], torch.Tensor], pos: torch.Tensor,
+                  offset: torch.Tensor | None) -> torch.Tensor:
+    """Positional code of frames ``pos``, shifted per row by ``offset`` (``(N,)`` frames) if given.
+
+    Returns ``(n, d)`` without an offset and ``(N, n, d)`` with one. Training crops pass their
+    start frame as the offset, so that the positions a model sees in training are the clip
+    positions it sees in generation (a crop of frames 400..599 is *not* frames 0..199).
+    """
+    if offset is None:
+        return encode(pos)
+    rows = offset.to(pos.device).view(-1, 1) + pos.view(1, -1)
+    return encode(rows.reshape(-1)).view(rows.shape[0], rows.shape[1], -1)
+
+
 def _band(bias: torch.Tensor, query_frames: torch.Tensor, key_frames: torch.Tensor, width: int) -> torch.Tensor:
     """Mask (``-inf``) keys more than ``width`` frames before their query."""
     return bias.masked_fill(key_frames.view(1, -1) < query_frames.view(-1, 1) - width, float("-inf"))
@@ -483,6 +497,7 @@ class ReactFace(nn.Module):
         past_cache: list[torch.Tensor],
         cie_cache: list[torch.Tensor],
         cache_lo: int,
+        offset: torch.Tensor | None = None,
     ) -> None:
         """Encode newly generated listener frames ``[start, start + n)`` into the caches.
 
@@ -491,6 +506,7 @@ class ReactFace(nn.Module):
         frame ``j`` is limited to frames ``[j - C, j]`` (``C = history_frames``), so a frame's
         encoding never changes later and is computed once. ``enc`` covers frames ``[0, >=
         start + n)``; the caches hold frames ``[cache_lo, start)`` and are extended in place.
+        ``offset`` (``(N,)``, optional) shifts each row's clip position (training crops).
         """
         cfg = self.config
         c, k, dev = cfg.history_frames, cfg.audio_tokens_per_frame, new.device
@@ -505,7 +521,7 @@ class ReactFace(nn.Module):
         aud_bias = _band(alignment_bias(pos, apos, cfg.period, k), pos, torch.div(apos, k, rounding_mode="floor"), c)
         visual = enc.visual[:, vis_lo : start + n]
         audio = enc.audio[:, vis_lo * k : (start + n) * k]
-        x = self.history_proj(new) + periodic_encoding(pos, cfg.d_model, cfg.period)
+        x = self.history_proj(new) + _row_encoding(lambda q: periodic_encoding(q, cfg.d_model, cfg.period), pos, offset)
         for i, (sa, sync) in enumerate(zip(self.past_self, self.past_sync)):
             x, past_cache[i] = sa(x, past_cache[i], self_bias)
             x = sync(x, visual, vis_bias, audio, aud_bias)
@@ -530,7 +546,8 @@ class ReactFace(nn.Module):
         out = self.cie_norm(tokens)
         return self.mu_head(out[:, 0]), self.logvar_head(out[:, 1])
 
-    def _decode(self, z_frames: torch.Tensor, start: int, enc: SpeakerEncoding) -> torch.Tensor:
+    def _decode(self, z_frames: torch.Tensor, start: int, enc: SpeakerEncoding,
+                offset: torch.Tensor | None = None) -> torch.Tensor:
         """Reaction decoder for frames ``[start, start + n)`` -> ``(N, n, output_dim)``.
 
         ``enc`` holds the speaker encodings of exactly these frames (the last ``w`` frames and
@@ -542,7 +559,7 @@ class ReactFace(nn.Module):
         n_frames = z_frames.shape[1]
         dev = z_frames.device
         pos = torch.arange(start, start + n_frames, device=dev)
-        pe = sinusoidal_encoding(pos, cfg.d_model)
+        pe = _row_encoding(lambda q: sinusoidal_encoding(q, cfg.d_model), pos, offset)
         mem = self.latent_proj(z_frames) + pe
         x = pe.expand(z_frames.shape[0], -1, -1)
         for layer in self.latent_layers:
@@ -589,6 +606,7 @@ class ReactFace(nn.Module):
         noise: torch.Tensor,
         detach_history: bool,
         recompute_history: bool = False,
+        offset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Window-by-window generation for ``N = batch * num_samples`` rows.
 
@@ -597,7 +615,8 @@ class ReactFace(nn.Module):
         ``(n_windows, N, latent)`` standard normal, drawn up front so that any two paths that
         share a generator state also share their samples. ``recompute_history`` re-encodes the
         whole generated history every window instead of extending the caches (the reference
-        path; same result, O(T^2 / w) work).
+        path; same result, O(T^2 / w) work). ``offset`` (``(N,)`` frames, optional) is the clip
+        position of each row's frame 0 (a training crop's start).
 
         Returns ``(y (N, T, output_dim), mu (N, W, latent), logvar (N, W, latent))``.
         """
@@ -619,7 +638,7 @@ class ReactFace(nn.Module):
                 # reference path: rebuild every history encoding from frame 0 each window
                 past_cache = [empty] * len(self.past_self)
                 cie_cache = [empty] * len(self.cie)
-                self._encode_history(generated.detach() if detach_history else generated, 0, enc, past_cache, cie_cache, 0)
+                self._encode_history(generated.detach() if detach_history else generated, 0, enc, past_cache, cie_cache, 0, offset)
                 lo = max(0, s - cfg.history_frames)
                 past_cache = [c[:, lo:] for c in past_cache]
                 cie_cache = [c[:, lo:] for c in cie_cache]
@@ -627,7 +646,7 @@ class ReactFace(nn.Module):
             elif generated is not None:
                 prev = (wi - 1) * window
                 new = generated[:, prev:s]
-                self._encode_history(new.detach() if detach_history else new, prev, enc, past_cache, cie_cache, cache_lo)
+                self._encode_history(new.detach() if detach_history else new, prev, enc, past_cache, cie_cache, cache_lo, offset)
                 lo = max(0, s - cfg.history_frames)
                 past_cache = [c[:, lo - cache_lo :] for c in past_cache]
                 cie_cache = [c[:, lo - cache_lo :] for c in cie_cache]
@@ -642,7 +661,7 @@ class ReactFace(nn.Module):
             frac = torch.arange(1, e - s + 1, device=z.device, dtype=z.dtype) / window  # Eq. 3
             z_frames = z_prev.unsqueeze(1) + frac.view(1, -1, 1) * (z - z_prev).unsqueeze(1)
             cur = SpeakerEncoding(audio=enc.audio[:, s * k : e * k], visual=enc.visual[:, s:e])
-            y = self._decode(z_frames, s, cur)
+            y = self._decode(z_frames, s, cur, offset)
             generated = y if generated is None else torch.cat([generated, y], dim=1)
             mus.append(mu)
             logvars.append(logvar)
@@ -687,12 +706,15 @@ class ReactFace(nn.Module):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         detach_history: bool | None = None,
+        frame_offset: torch.Tensor | None = None,
     ) -> RolloutOutput:
         """Differentiable window-by-window generation (training and :meth:`generate` share it).
 
         The speaker is encoded once for the whole crop and sliced per window. Defaults:
         ``window = config.train_window``, ``momentum = config.momentum``,
-        ``detach_history = config.detach_history``.
+        ``detach_history = config.detach_history``. ``frame_offset`` (``(B,)`` ints) is the clip
+        frame at which each row's input starts: training crops pass their start so the decoder and
+        history positions match the ones generation uses (default: every row starts at frame 0).
         """
         cfg = self.config
         self._check_inputs(speaker_audio, speaker_emotion=speaker_emotion, speaker_tdmm=speaker_tdmm)
@@ -711,6 +733,12 @@ class ReactFace(nn.Module):
         n_windows = math.ceil(t / window)
         noise = torch.randn(n_windows, b * num_samples, cfg.latent_dim, generator=gen, device=gen.device)
         noise = noise.to(speaker_audio.device)
+        offset = None
+        if frame_offset is not None:
+            fo = torch.as_tensor(frame_offset, dtype=torch.long, device=speaker_audio.device).reshape(-1)
+            if fo.numel() != b or bool((fo < 0).any()):
+                raise InputError(f"frame_offset: expected {b} non-negative frame indices, got {fo.tolist()}")
+            offset = fo.repeat_interleave(num_samples) if bool(fo.any()) else None
         full = SpeakerEncoding(
             audio=enc.audio.repeat_interleave(num_samples, 0), visual=enc.visual.repeat_interleave(num_samples, 0)
         )
@@ -723,6 +751,7 @@ class ReactFace(nn.Module):
             momentum,
             noise,
             cfg.detach_history if detach_history is None else detach_history,
+            offset=offset,
         )
         outputs = {h: v.reshape(b, num_samples, t, -1) for h, v in self.split_heads(y).items()}
         w = mu.shape[1]

@@ -174,6 +174,7 @@ class ReactionDataset(Dataset):
         lis = [self.table.pairs[j].listener for j in chosen]
         sample: dict[str, Any] = {
             "index": torch.tensor(i),
+            "frame_offset": torch.tensor(sl.start, dtype=torch.long),  # clip frame of the crop's frame 0
             "speaker_audio": torch.from_numpy(self._get(pair.speaker, self.cfg.audio)[sl]),
             "speaker_emotion": torch.from_numpy(self._get(pair.speaker, "emotion")[sl]),
             "speaker_tdmm": torch.from_numpy(self._get(pair.speaker, "tdmm")[sl]),

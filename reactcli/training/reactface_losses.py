@@ -166,7 +166,8 @@ def reactface_training_step(
     audio = _get(batch, "speaker_audio")
     emo, tdmm = _get(batch, "speaker_emotion"), _get(batch, "speaker_tdmm")
     k = 1 if stage == 1 else cfg.diversity_samples
-    out = model.rollout(audio, emo, tdmm, num_samples=k, generator=generator, seed=seed)
+    out = model.rollout(audio, emo, tdmm, num_samples=k, generator=generator, seed=seed,
+                        frame_offset=batch.get("frame_offset"))
     preds = out.outputs  # head -> (B, K, T, D)
 
     if stage == 1:

@@ -329,3 +329,21 @@ def test_training_step_stages_differ_and_validate():
     g = m.generate(batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"], num_samples=2, seed=4, window=m.config.train_window)
     for h in g:
         torch.testing.assert_close(r.outputs[h], g[h])
+
+
+def test_frame_offset_positions_rows_independently():
+    """A training crop starting at clip frame s is positioned as frames s.., not 0.. (generation
+    always starts at 0); in a batch each row uses its own offset, as if run alone."""
+    m = model()
+    a, e, d = speaker(b=2, t=12)
+    out0 = m.rollout(a, e, d, seed=3).outputs["tdmm"]
+    zero = m.rollout(a, e, d, seed=3, frame_offset=torch.tensor([0, 0])).outputs["tdmm"]
+    assert torch.equal(out0, zero)
+    mixed = m.rollout(a, e, d, seed=3, frame_offset=torch.tensor([0, 40])).outputs["tdmm"]
+    assert torch.allclose(mixed[0], out0[0], atol=1e-6)  # row 0 keeps offset 0
+    assert not torch.allclose(mixed[1], out0[1], atol=1e-3)  # row 1 is positioned at 40..51
+    # row 1 alone at offset 40, with the same noise rows: the same as inside the mixed batch
+    both_40 = m.rollout(a, e, d, seed=3, frame_offset=torch.tensor([40, 40])).outputs["tdmm"]
+    assert torch.allclose(both_40[1], mixed[1], atol=1e-6)
+    with pytest.raises(InputError, match="frame_offset"):
+        m.rollout(a, e, d, seed=3, frame_offset=torch.tensor([0, -1]))
