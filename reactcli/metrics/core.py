@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from numba import njit, prange
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.metrics.dtw import dtw_one_to_many
-from reactcli.metrics.tlcc import frsyn_scores
+from reactcli.metrics.tlcc import _as_float, _dot, frsyn_scores
 
 #: Emotion protocol: (dim range, weight) per DTW group: 15 AUs, valence/arousal, 8 expressions.
 EMOTION_GROUPS: tuple[tuple[int, int], ...] = ((0, 15), (15, 17), (17, 25))
@@ -63,22 +64,46 @@ class SeqStats:
     m2: np.ndarray
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _stats_kernel(x, mean, m2):  # pragma: no cover - compiled
+    """mean[m, d], m2[m, d] of the (M, T, D) sequences x: float64, two passes (centre, square).
+
+    The time sums run sequentially with the d loop innermost (contiguous, vectorised across
+    channels without reassociation), so a channel of T equal float32 values sums exactly to T v
+    and its mean is exactly v.
+    """
+    M, T, D = x.shape
+    for m in prange(M):
+        s = np.zeros(D)
+        for t in range(T):
+            for d in range(D):
+                s[d] += x[m, t, d]
+        for d in range(D):
+            s[d] /= T
+        q = np.zeros(D)
+        for t in range(T):
+            for d in range(D):
+                c = x[m, t, d] - s[d]
+                q[d] += c * c
+        for d in range(D):
+            mean[m, d] = s[d]
+            m2[m, d] = q[d]
+
+
 def seq_stats(x: np.ndarray, chunk: int = 64) -> SeqStats:
-    """Temporal mean and centred sum of squares of (..., T, D) sequences, in float64 chunks.
+    """Temporal mean and centred sum of squares of (..., T, D) sequences, in float64.
 
     Centring before squaring keeps a constant channel's variance exactly 0 (the mean of equal
     float32 values is exact in float64), which FRCorr relies on to detect constant channels.
+    One compiled pass per sequence reads the float32 data in place (no float64 copy of the
+    input); ``chunk`` is kept for API compatibility and unused.
     """
+    del chunk
     lead = x.shape[:-2]
-    flat = x.reshape((-1,) + x.shape[-2:])
+    flat = _as_float(x).reshape((-1,) + x.shape[-2:])
     mean = np.empty((flat.shape[0], x.shape[-1]))
     m2 = np.empty_like(mean)
-    for a in range(0, flat.shape[0], chunk):
-        blk = flat[a : a + chunk].astype(np.float64)
-        mu = blk.mean(axis=1)
-        c = blk - mu[:, None, :]
-        mean[a : a + chunk] = mu
-        m2[a : a + chunk] = np.einsum("ntd,ntd->nd", c, c)
+    _stats_kernel(flat, mean, m2)
     return SeqStats(mean.reshape(lead + (x.shape[-1],)), m2.reshape(lead + (x.shape[-1],)))
 
 
@@ -93,6 +118,60 @@ def candidate_lists(A: np.ndarray) -> np.ndarray:
     return cand
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _centre_transpose(x, mean, out):  # pragma: no cover - compiled
+    """out[n, d, t] = x[n, t, d] - mean[n, d] in float64 (time contiguous for the dot products)."""
+    N, T, D = x.shape
+    for n in prange(N):
+        for t in range(T):
+            for d in range(D):
+                out[n, d, t] = x[n, t, d] - mean[n, d]
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _ccc_kernel(P, p_mean, p_var, Lt, l_mean, l_var, cand, out):  # pragma: no cover - compiled
+    """out[n, k, c] = mean over d of CCC(L[cand[n, c]], P[n, k]) (-inf where cand < 0).
+
+    P: (N, K, T, D) float32/float64; p_mean, p_var: (N, K, D); Lt: (M, D, T) float64 listener
+    sequences already centred with l_mean (M, D), l_var: (M, D) population variances; cand:
+    (N, J) candidate indices padded with -1. Each item's samples are centred and transposed to
+    (D, K, T) once, so every covariance is a contiguous float64 dot product over time and a
+    listener channel stays in L1 while it meets the K samples. Per dim the formula is exactly the
+    vectorised one it replaces: r = cov / (sx sy) (0 when sx sy = 0, the official NaN -> 0),
+    ccc = 2 r sx sy / (vx + vy + (mx - my)^2 + 1e-8).
+    """
+    N, K, T, D = P.shape
+    J = cand.shape[1]
+    for n in prange(N):
+        xt = np.empty((D, K, T))
+        for k in range(K):
+            for t in range(T):
+                for d in range(D):
+                    xt[d, k, t] = P[n, k, t, d] - p_mean[n, k, d]
+        acc = np.zeros((K, J))
+        for d in range(D):
+            for c in range(J):
+                j = cand[n, c]
+                if j < 0:
+                    continue
+                y = Lt[j, d]
+                vy = l_var[j, d]
+                sy = np.sqrt(vy)
+                my = l_mean[j, d]
+                for k in range(K):
+                    vx = p_var[n, k, d]
+                    sx = np.sqrt(vx)
+                    sxy = sx * sy
+                    r = 0.0
+                    if sxy > 0:
+                        r = (_dot(xt[d, k], y) / T) / sxy
+                    dm = p_mean[n, k, d] - my
+                    acc[k, c] += 2.0 * r * sx * sy / (vx + vy + dm * dm + 1e-8)
+        for k in range(K):
+            for c in range(J):
+                out[n, k, c] = acc[k, c] / D if cand[n, c] >= 0 else -np.inf
+
+
 def frcorr(
     P: np.ndarray,
     L: np.ndarray,
@@ -104,38 +183,24 @@ def frcorr(
 ) -> tuple[float, float]:
     """FRCorr: ``mean_k sum_i max_{j in A[k]} CCC(L[j], P[k, i])``; returns (official, per-sample).
 
-    The cross-covariances of all (item, sample, candidate) triples are batched matrix products
-    over time; means and variances come from :func:`seq_stats` (computed once and shared).
+    Means and variances come from :func:`seq_stats` (computed once and shared with FRVar); the
+    cross-covariances of all (item, sample, candidate, dim) quadruples are float64 dot products
+    over time in one compiled pass (:func:`_ccc_kernel`), which forms no (item, candidate, T, D)
+    gather: the centred listeners are laid out (N, D, T) once and read in place. ``chunk`` is kept
+    for API compatibility and unused.
     """
-    import torch
-
+    del chunk
     N, K, T, D = P.shape
+    P = _as_float(P)
     ps = p_stats or seq_stats(P)
     ls = l_stats or seq_stats(L)
     cand = candidate_lists(A)
-    valid = cand >= 0
-    safe = np.where(valid, cand, 0)
-    Lc = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float64)) - torch.from_numpy(ls.mean)[:, None, :]
-    Lvar = ls.m2 / T
-    Pvar = ps.m2 / T
-    totals = np.empty(N)
-    for a in range(0, N, chunk):
-        b = min(N, a + chunk)
-        Pc = torch.from_numpy(P[a:b].astype(np.float64)) - torch.from_numpy(ps.mean[a:b])[:, :, None, :]
-        Lsel = Lc[torch.from_numpy(safe[a:b])]  # (c, J, T, D)
-        cov = torch.einsum("cktd,cjtd->ckjd", Pc, Lsel).numpy() / T  # (c, K, J, D)
-        vx = Pvar[a:b][:, :, None, :]
-        vy = Lvar[safe[a:b]][:, None, :, :]
-        sx = np.sqrt(vx)
-        sy = np.sqrt(vy)
-        sxy = sx * sy
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.where(sxy > 0, cov / np.where(sxy > 0, sxy, 1.0), 0.0)  # NaN -> 0 as official
-        mx = ps.mean[a:b][:, :, None, :]
-        my = ls.mean[safe[a:b]][:, None, :, :]
-        ccc = (2.0 * r * sx * sy / (vx + vy + (mx - my) ** 2 + 1e-8)).mean(axis=-1)  # (c,K,J)
-        ccc = np.where(valid[a:b][:, None, :], ccc, -np.inf)
-        totals[a:b] = ccc.max(axis=2).sum(axis=1)
+    Lt = np.empty((L.shape[0], D, T))
+    _centre_transpose(_as_float(L), np.ascontiguousarray(ls.mean, dtype=np.float64), Lt)
+    ccc = np.empty((N, K, cand.shape[1]))
+    _ccc_kernel(P, np.ascontiguousarray(ps.mean), np.ascontiguousarray(ps.m2 / T), Lt,
+                np.ascontiguousarray(ls.mean), np.ascontiguousarray(ls.m2 / T), cand, ccc)
+    totals = ccc.max(axis=2).sum(axis=1)
     official = float(totals.mean())
     return official, official / K
 
@@ -168,31 +233,81 @@ def _dtw_groups(feature: str, D: int):
     return [(0, D)], [1.0]
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _frdiv_kernel(P, out):  # pragma: no cover - compiled
+    """out[n] = sum_{k,t,d} (P[n,k,t,d] - mean_k P[n,:,t,d])^2 in float64."""
+    N, K, T, D = P.shape
+    for n in prange(N):
+        mu = np.zeros((T, D))
+        for k in range(K):
+            for t in range(T):
+                for d in range(D):
+                    mu[t, d] += P[n, k, t, d]
+        for t in range(T):
+            for d in range(D):
+                mu[t, d] /= K
+        total = 0.0
+        for k in range(K):
+            q = np.zeros(D)
+            for t in range(T):
+                for d in range(D):
+                    c = P[n, k, t, d] - mu[t, d]
+                    q[d] += c * c
+            for d in range(D):
+                total += q[d]
+        out[n] = total
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _frdvs_kernel(P, out):  # pragma: no cover - compiled
+    """out[k, t] = sum_{n,d} (P[n,k,t,d] - mean_n P[:,k,t,d])^2 in float64 (parallel over (k, t))."""
+    N, K, T, D = P.shape
+    for kt in prange(K * T):
+        k = kt // T
+        t = kt % T
+        mu = np.zeros(D)
+        for n in range(N):
+            for d in range(D):
+                mu[d] += P[n, k, t, d]
+        for d in range(D):
+            mu[d] /= N
+        q = np.zeros(D)
+        for n in range(N):
+            for d in range(D):
+                c = P[n, k, t, d] - mu[d]
+                q[d] += c * c
+        s = 0.0
+        for d in range(D):
+            s += q[d]
+        out[k, t] = s
+
+
 def frdiv(P: np.ndarray, chunk: int = 64) -> float:
-    """FRDiv (S-MSE): ``mean_k sum_{a != b} ||P[k,a] - P[k,b]||^2 / (K (K-1) T D)``; 0 when K = 1."""
+    """FRDiv (S-MSE): ``mean_k sum_{a != b} ||P[k,a] - P[k,b]||^2 / (K (K-1) T D)``; 0 when K = 1.
+
+    Uses ``sum_{a,b} ||x_a - x_b||^2 = 2 K sum_a ||x_a - mean||^2`` per item, in one compiled
+    float64 pass over the data (``chunk`` is kept for API compatibility and unused).
+    """
+    del chunk
     N, K, T, D = P.shape
     if K == 1:
         return 0.0
-    acc = 0.0
-    for a in range(0, N, chunk):
-        blk = P[a : a + chunk].astype(np.float64)
-        c = blk - blk.mean(axis=1, keepdims=True)
-        acc += 2.0 * K * float(np.einsum("nktd,nktd->", c, c))
-    return acc / (N * K * (K - 1) * T * D)
+    per_item = np.empty(N)
+    _frdiv_kernel(_as_float(P), per_item)
+    return 2.0 * K * float(per_item.sum()) / (N * K * (K - 1) * T * D)
 
 
 def frdvs(P: np.ndarray, chunk: int = 64) -> float:
-    """FRDvs: ``sum_i sum_{k != k'} ||P[k,i] - P[k',i]||^2 / (N (N-1) K T D)``."""
+    """FRDvs: ``sum_i sum_{k != k'} ||P[k,i] - P[k',i]||^2 / (N (N-1) K T D)``.
+
+    Same identity as :func:`frdiv`, across items for each (sample, frame); one compiled float64
+    pass (``chunk`` is kept for API compatibility and unused).
+    """
+    del chunk
     N, K, T, D = P.shape
-    mean = np.zeros((K, T, D))
-    for a in range(0, N, chunk):
-        mean += P[a : a + chunk].sum(axis=0, dtype=np.float64)
-    mean /= N
-    acc = 0.0
-    for a in range(0, N, chunk):
-        c = P[a : a + chunk].astype(np.float64) - mean
-        acc += float(np.einsum("nktd,nktd->", c, c))
-    return 2.0 * N * acc / (N * (N - 1) * K * T * D)
+    per_frame = np.empty((K, T))
+    _frdvs_kernel(_as_float(P), per_frame)
+    return 2.0 * N * float(per_frame.sum()) / (N * (N - 1) * K * T * D)
 
 
 def frvar(P: np.ndarray, *, p_stats: SeqStats | None = None) -> float:
