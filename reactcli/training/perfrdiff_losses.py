@@ -110,8 +110,11 @@ def _diffusion_loss(
     gen: torch.Generator | None,
     drop_prob: float,
     shifts: dict[str, WeightShift] | None = None,
+    starts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Noise x0 at a random step, null conditions at random, regress the scheduler's target."""
+    """Noise x0 at a random step, null conditions at random, regress the scheduler's target.
+
+    ``starts`` (N,): clip start frame of each window (for GAFRGs built with ``clip_position``)."""
     n = x0.shape[0]
     dev = x0.device
     t = _randint(scheduler.config.num_train_timesteps, (n,), gen, dev)
@@ -119,7 +122,7 @@ def _diffusion_loss(
     x_t = scheduler.add_noise(x0, noise, t)
     keep = (_rand((n, 3), gen, dev) >= drop_prob).to(x0.dtype)
     audio, emotion, tdmm = (s * keep[:, i, None, None] for i, s in enumerate(speaker))
-    pred = model.denoise(x_t, t, audio, emotion, tdmm, shifts)
+    pred = model.denoise(x_t, t, audio, emotion, tdmm, shifts, starts)
     kind = scheduler.config.prediction_type
     if kind == "sample":
         target = x0
@@ -129,6 +132,14 @@ def _diffusion_loss(
         target = scheduler.get_velocity(x0, noise, t)
     loss = F.mse_loss(pred, target)
     return loss, {"loss": float(loss.detach()), "cond_kept": float(keep.mean())}
+
+
+def _clip_starts(batch: Batch, starts: torch.Tensor) -> torch.Tensor:
+    """Window starts within the crop (B, n) -> clip frames (B*n,), using the crop's ``frame_offset``."""
+    off = batch.get("frame_offset")
+    if off is None:
+        return starts.reshape(-1)
+    return (starts + torch.as_tensor(off, device=starts.device).reshape(-1, 1)).reshape(-1)
 
 
 def _starts(batch_size: int, n: int, length: int, window: int, gen: torch.Generator | None,
@@ -168,7 +179,7 @@ def gafrg_training_step(
     frames = starts[..., None] + torch.arange(w, device=dev)  # (B, n, w)
     x0 = app[torch.arange(b, device=dev)[:, None, None], pick[..., None], frames].reshape(b * n, w, -1)
     loss, logs = _diffusion_loss(model, scheduler, x0, _speaker_windows(model, batch, starts), generator,
-                                 cfg.cond_drop_prob)
+                                 cfg.cond_drop_prob, starts=_clip_starts(batch, starts))
     logs["appropriate_per_item"] = float(mask.sum(1).float().mean())
     return loss, logs
 
@@ -218,5 +229,5 @@ def pwsg_training_step(
     frames = starts[..., None] + torch.arange(w, device=dev)
     x0 = own[torch.arange(b, device=dev)[:, None, None], frames].reshape(b * n, w, -1)  # item-major rows
     loss, logs = _diffusion_loss(gafrg, scheduler, x0, _speaker_windows(gafrg, batch, starts), generator,
-                                 cfg.cond_drop_prob, shifts)
+                                 cfg.cond_drop_prob, shifts, _clip_starts(batch, starts))
     return loss, logs

@@ -403,3 +403,40 @@ def test_pwsg_training_from_checkpoints(tmp_path):
         torch.testing.assert_close(ed(style)[k].b, s.b)
     rebuilt, d2 = load_gafrg(gpath)
     assert rebuilt.config == model.config and d2 == dcfg
+
+
+def test_clip_position_token():
+    """clip_position adds one memory token that encodes each window's clip start frame; guidance
+    keeps it in the null condition; training uses crop offset + window start."""
+    model = tiny_gafrg(clip_position=True).eval()
+    assert model.memory_length == tiny_gafrg().memory_length + 1
+    a, e, f = speaker(b=1, t=W)
+    with pytest.raises(ConfigError, match="clip_position"):
+        model.encode_speaker(a, e, f)
+    m0 = model.encode_speaker(a, e, f, starts=torch.tensor([0]))
+    m1 = model.encode_speaker(a, e, f, starts=torch.tensor([400]))
+    assert m0.shape == (1, model.memory_length, 32)
+    torch.testing.assert_close(m0[:, :-1], m1[:, :-1])  # speaker tokens do not depend on the position
+    assert (m0[:, -1] - m1[:, -1]).abs().max() > 1e-3
+    # generation: the null branch (guidance 0) = all-zero speaker features at the same positions
+    a, e, f = speaker(b=2, t=25)
+    uncond = generate(model, a, e, f, num_samples=2, steps=2, guidance=0.0, generator=1)
+    zeros = generate(model, *(torch.zeros_like(x) for x in (a, e, f)), num_samples=2, steps=2, guidance=1.0,
+                     generator=1)
+    torch.testing.assert_close(uncond, zeros, atol=1e-4, rtol=1e-4)
+    # the same noisy window and speaker window at two clip positions: different predictions
+    x_t = torch.randn(2, W, 25, generator=torch.Generator().manual_seed(2))
+    win = [x[:1, :W].expand(2, -1, -1) for x in (a, e, f)]
+    pred = model.denoise(x_t[:1].expand(2, -1, -1), torch.tensor([500, 500]), *win, starts=torch.tensor([50, 600]))
+    assert (pred[0] - pred[1]).abs().max() > 1e-4
+    # training: the crop's frame_offset moves the windows' positions (same noise, same windows)
+    b = batch()
+    sch = make_scheduler(DiffusionConfig())
+    cfg = PerFRDiffStepConfig(reactions_per_item=2)
+    with torch.no_grad():
+        l0, _ = gafrg_training_step(model, sch, b, torch.Generator().manual_seed(0), cfg)
+        l_same, _ = gafrg_training_step(model, sch, {**b, "frame_offset": torch.zeros(3, dtype=torch.long)},
+                                        torch.Generator().manual_seed(0), cfg)
+        l_off, _ = gafrg_training_step(model, sch, {**b, "frame_offset": torch.tensor([300, 0, 500])},
+                                       torch.Generator().manual_seed(0), cfg)
+    assert l_same.item() == pytest.approx(l0.item()) and l_off.item() != pytest.approx(l0.item())

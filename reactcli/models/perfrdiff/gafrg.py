@@ -87,6 +87,13 @@ class GAFRGConfig:
     """Dropout on attention weights, residual branches and the FFN hidden layer (training only)."""
     emotion_hidden: int = 256
     """Hidden size of the GRU that summarises the speaker's emotion window into one token."""
+    clip_position: bool = False
+    """Add one memory token that encodes the window's start frame within the clip (sinusoidal
+    code + MLP). Not in the paper, hence off by default. It gives the model the information the
+    MeanSeq baseline uses: where behaviour follows a course locked to the clip grid (the synthetic
+    corpus, whose patterns span exactly one 30 s clip), a model without it cannot tell frame 100
+    from frame 600; on real clips cut at arbitrary times it is expected to carry little. It is a
+    position, not a speaker condition: guidance never drops it."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
@@ -281,6 +288,9 @@ class GAFRG(nn.Module):
         self.layers = nn.ModuleList(_DecoderLayer(cfg, f"layers.{i}") for i in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(d)
         self.output = EditableLinear(d, cfg.reaction_dim)
+        if cfg.clip_position:
+            self.clip_pos_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+            self.clip_pos_type = nn.Parameter(torch.randn(d) * 0.02)
 
     # ------------------------------------------------------------------ editing
     def editable_layers(self) -> dict[str, tuple[int, int]]:
@@ -291,13 +301,17 @@ class GAFRG(nn.Module):
     @property
     def memory_length(self) -> int:
         """Speaker memory tokens per window (without the time token)."""
-        return 1 + self.config.window * (self.config.audio_tokens_per_frame + 1)
+        cfg = self.config
+        return 1 + cfg.window * (cfg.audio_tokens_per_frame + 1) + int(cfg.clip_position)
 
-    def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor) -> torch.Tensor:
-        """Speaker windows -> memory tokens (M, 1 + w*tpf + w, d).
+    def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor,
+                       starts: torch.Tensor | None = None) -> torch.Tensor:
+        """Speaker windows -> memory tokens (M, 1 + w*tpf + w [+ 1], d).
 
         audio (M, w, A), emotion (M, w, 25), tdmm (M, w, 58). A dropped (null) condition is all
-        zeros in its raw feature space, both in training and for guidance.
+        zeros in its raw feature space, both in training and for guidance. ``starts`` (M,): the
+        clip frame at which each reaction window starts; required with ``clip_position``
+        (appended as the last memory token), ignored without it.
         """
         cfg = self.config
         m, w, _ = audio.shape
@@ -306,7 +320,14 @@ class GAFRG(nn.Module):
         f = self.tdmm_proj(tdmm) + self.tdmm_pos + self.type_emb[3]
         _, h = self.emotion_rnn(emotion)
         e = self.emotion_proj(h[-1])[:, None, :] + self.type_emb[1]
-        return self.mem_norm(torch.cat([e, a, f], dim=1))
+        tokens = [e, a, f]
+        if cfg.clip_position:
+            if starts is None or starts.numel() != m:
+                raise ConfigError(f"GAFRG built with clip_position needs the {m} window start frames, got "
+                                  f"{None if starts is None else tuple(starts.shape)}")
+            pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model)
+            tokens.append((self.clip_pos_mlp(pos) + self.clip_pos_type)[:, None, :])
+        return self.mem_norm(torch.cat(tokens, dim=1))
 
     def static_kv(self, memory: torch.Tensor, shifts: Shifts | None = None) -> list[torch.Tensor]:
         """Per-layer cross-attention keys/values of the speaker memory (computed once per generation)."""
@@ -352,9 +373,12 @@ class GAFRG(nn.Module):
         emotion: torch.Tensor,
         tdmm: torch.Tensor,
         shifts: Shifts | None = None,
+        starts: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One-row-one-memory convenience (training): encode the speaker windows and denoise."""
-        return self(x_t, timesteps, self.static_kv(self.encode_speaker(audio, emotion, tdmm), shifts), 1, shifts)
+        """One-row-one-memory convenience (training): encode the speaker windows and denoise.
+
+        ``starts`` (N,): clip start frame of each window (used with ``clip_position``)."""
+        return self(x_t, timesteps, self.static_kv(self.encode_speaker(audio, emotion, tdmm, starts), shifts), 1, shifts)
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
