@@ -190,12 +190,13 @@ def pssl_training_step(
     temperature: float = 0.07,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """SupCon loss over style vectors of two clips per item (history + own reaction), labels = listener id."""
-    hist = _get(batch, "listener_history_tdmm")
-    own = _get(batch, "listener_tdmm")
+    feat = encoder.config.history_feature
+    hist = _get(batch, f"listener_history_{feat}")
+    own = _get(batch, f"listener_{feat}")
     ids = _get(batch, "listener_id").long().reshape(-1)
     if ids.shape[0] != hist.shape[0] or own.shape[0] != hist.shape[0]:
-        raise InputError(f"listener_id ({ids.shape[0]}), listener_history_tdmm ({hist.shape[0]}) and "
-                         f"listener_tdmm ({own.shape[0]}) disagree on the batch size")
+        raise InputError(f"listener_id ({ids.shape[0]}), listener_history_{feat} ({hist.shape[0]}) and "
+                         f"listener_{feat} ({own.shape[0]}) disagree on the batch size")
     z = torch.cat([encoder(hist), encoder(own)], dim=0)
     labels = torch.cat([ids, ids])
     loss = supcon_loss(z, labels, temperature)
@@ -223,7 +224,7 @@ def pwsg_training_step(
     b, length, _ = own.shape
     n, w, dev = cfg.reactions_per_item, gafrg.config.window, own.device
     with torch.no_grad():
-        style = setup.pssl(_get(batch, "listener_history_tdmm"))
+        style = setup.pssl(_get(batch, f"listener_history_{setup.pssl.config.history_feature}"))
     shifts = setup.editor(style)
     starts = _starts(b, n, length, w, generator, dev)
     frames = starts[..., None] + torch.arange(w, device=dev)

@@ -440,3 +440,19 @@ def test_clip_position_token():
         l_off, _ = gafrg_training_step(model, sch, {**b, "frame_offset": torch.tensor([300, 0, 500])},
                                        torch.Generator().manual_seed(0), cfg)
     assert l_same.item() == pytest.approx(l0.item()) and l_off.item() != pytest.approx(l0.item())
+
+
+def test_pssl_reads_the_configured_history_feature():
+    with pytest.raises(ConfigError, match="history_feature"):
+        PSSLConfig(input_dim=58, history_feature="emotion")
+    with pytest.raises(ConfigError, match="history_feature"):
+        PSSLConfig(input_dim=25, history_feature="audio")
+    torch.manual_seed(0)
+    enc = PSSLEncoder(PSSLConfig(input_dim=25, history_feature="emotion", d_model=16, num_layers=1,
+                                 num_heads=2, ffn_dim=16, style_dim=8, dropout=0.0))
+    b = batch(ids=[0, 1, 0])
+    loss, _ = pssl_training_step(enc, b)
+    # the step reads the emotion clips: changing the 3DMM ones changes nothing, the emotion ones do
+    same, _ = pssl_training_step(enc, {**b, "listener_history_tdmm": b["listener_history_tdmm"] + 1})
+    other, _ = pssl_training_step(enc, {**b, "listener_history_emotion": 1 - b["listener_history_emotion"]})
+    assert same.item() == pytest.approx(loss.item()) and other.item() != pytest.approx(loss.item())

@@ -27,7 +27,11 @@ class PSSLConfig:
     """Sizes of the PSSL style encoder (defaults: the paper's)."""
 
     input_dim: int = 58
-    """Width of one history frame (58-d 3DMM)."""
+    """Width of one history frame: 58 for the 3DMM history (the paper), 25 for emotion."""
+    history_feature: str = "tdmm"
+    """Which feature of the listener's historical clip the encoder reads: ``tdmm`` (the paper's
+    identity-free 3DMM) or ``emotion`` (the scored 25-d vector; it shows a listener's habitual
+    valence/arousal levels, which 3DMM does not carry). ``input_dim`` must match it."""
     d_model: int = 512
     """Transformer width (input Linear 58 -> d_model)."""
     num_layers: int = 4
@@ -42,6 +46,12 @@ class PSSLConfig:
     """Width of the L2-normalised style vector."""
 
     def __post_init__(self) -> None:
+        widths = {"tdmm": 58, "emotion": 25}
+        if self.history_feature not in widths:
+            raise ConfigError(f"PSSL history_feature must be tdmm or emotion, got {self.history_feature!r}")
+        if self.input_dim != widths[self.history_feature]:
+            raise ConfigError(f"PSSL input_dim={self.input_dim} does not match history_feature="
+                              f"{self.history_feature!r} ({widths[self.history_feature]}-d)")
         if self.d_model % self.num_heads:
             raise ConfigError(f"PSSL d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
 
