@@ -59,11 +59,12 @@ def speaker(b: int = 2, t: int = 35, seed: int = 1):
     return (torch.randn(b, t, 78, generator=g), torch.rand(b, t, 25, generator=g), torch.randn(b, t, 58, generator=g))
 
 
-def random_editor(gafrg: GAFRG, rank: int | None = 4, seed: int = 3) -> PWSG:
+def random_editor(gafrg: GAFRG, rank: int | None = 4, seed: int = 3, edit_bias: bool = False) -> PWSG:
     """An editor with non-zero shifts (a freshly initialised one has dW = 0 on purpose)."""
     torch.manual_seed(seed)
     ed = PWSG.for_gafrg(gafrg, PWSGConfig(style_dim=16, hidden=(24, 24), rank=rank,
-                                          layers=("layers.0.ffn1", "layers.-1.cross_kv", "output")))
+                                          layers=("layers.0.ffn1", "layers.-1.cross_kv", "output"),
+                                          edit_bias=edit_bias))
     with torch.no_grad():
         for p in ed.branches.parameters():
             p.normal_(0, 0.05)
@@ -215,10 +216,10 @@ def test_overlapping_windows_have_no_seams():
 
 
 # ------------------------------------------------------------------------- PWSG editing
-@pytest.mark.parametrize("rank", [4, None])
-def test_per_sample_editing_equals_writing_w_plus_dw_into_a_copy(rank):
+@pytest.mark.parametrize("rank,edit_bias", [(4, False), (None, False), (4, True), (None, True)])
+def test_per_sample_editing_equals_writing_w_plus_dw_into_a_copy(rank, edit_bias):
     model = tiny_gafrg().eval()
-    ed = random_editor(model, rank)
+    ed = random_editor(model, rank, edit_bias=edit_bias)
     style = torch.randn(2, 16)
     shifts = ed(style)
     a, e, f = (x[:, :W] for x in speaker(b=2))
@@ -233,6 +234,10 @@ def test_per_sample_editing_equals_writing_w_plus_dw_into_a_copy(rank):
                 dw = s.full[g] if rank is None else s.b[g] @ s.a[g]
                 assert dw.abs().max() > 0
                 ref.get_submodule(name).weight += dw
+                assert (s.bias is not None) == edit_bias
+                if edit_bias:
+                    assert s.bias[g].abs().max() > 0
+                    ref.get_submodule(name).bias += s.bias[g]
         expect = ref(x[3 * g:3 * g + 3], t[g:g + 1], ref.static_kv(mem[g:g + 1]), group=3)
         torch.testing.assert_close(mixed[3 * g:3 * g + 3], expect, atol=1e-5, rtol=1e-5)
         alone = {k: v.select(torch.tensor([g])) for k, v in shifts.items()}
@@ -261,9 +266,16 @@ def test_personalised_generation_keeps_base_weights_and_mixes_listeners():
 def test_editor_parameter_counts():
     model = tiny_gafrg()
     for rank in (4, None):
-        ed = random_editor(model, rank)
-        n = sum(p.numel() for p in ed.parameters())
-        assert editor_parameter_count(ed.layer_shapes, rank, style_dim=16, hidden=(24, 24)) == n
+        for edit_bias in (False, True):
+            ed = random_editor(model, rank, edit_bias=edit_bias)
+            n = sum(p.numel() for p in ed.parameters())
+            assert editor_parameter_count(ed.layer_shapes, rank, style_dim=16, hidden=(24, 24),
+                                          edit_bias=edit_bias) == n
+    # an untrained editor (zeroed output rows) leaves the model exactly as it is, bias shifts included
+    fresh = PWSG.for_gafrg(model, PWSGConfig(style_dim=16, hidden=(24, 24), rank=4, edit_bias=True,
+                                             layers=("layers.0.ffn1", "output")))
+    for sh in fresh(torch.randn(2, 16)).values():
+        assert not sh.delta(torch.randn(4, sh.a.shape[-1])).abs().any()
     # paper size: the default layers give the supplementary's 1.627 B full-rank editor
     shapes = {"a": (1024, 512), "b": (1024, 512), "c": (512, 1024), "out": (25, 512)}
     full = editor_parameter_count(shapes, None)

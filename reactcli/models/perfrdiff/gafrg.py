@@ -152,6 +152,8 @@ class WeightShift:
     a: torch.Tensor | None = None
     b: torch.Tensor | None = None
     full: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    """Optional per-item bias shift db (G, out): y = x (W + dW)^T + b + db."""
 
     @property
     def groups(self) -> int:
@@ -168,16 +170,18 @@ class WeightShift:
             out = torch.einsum("gmi,goi->gmo", xg, self.full)
         else:
             out = torch.einsum("gmr,gor->gmo", torch.einsum("gmi,gri->gmr", xg, self.a), self.b)
+        if self.bias is not None:
+            out = out + self.bias[:, None, :]
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
     def select(self, index: torch.Tensor) -> "WeightShift":
         """The shifts of a subset of items (used to test mixed batches against single items)."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return WeightShift(a=pick(self.a), b=pick(self.b), full=pick(self.full))
+        return WeightShift(a=pick(self.a), b=pick(self.b), full=pick(self.full), bias=pick(self.bias))
 
 
 class EditableLinear(nn.Linear):
-    """nn.Linear whose forward optionally adds a per-sample weight shift: y = x W^T + b + x dW^T."""
+    """nn.Linear whose forward optionally adds a per-sample shift: y = x W^T + b + x dW^T (+ db)."""
 
     def forward(self, x: torch.Tensor, shift: WeightShift | None = None) -> torch.Tensor:  # type: ignore[override]
         y = F.linear(x, self.weight, self.bias)

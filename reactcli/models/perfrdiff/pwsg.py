@@ -65,6 +65,9 @@ class PWSGConfig:
     head) gives exactly the 1.627 B full-rank parameters the supplementary reports at paper size."""
     rank: int | None = 8
     """Rank r of dW = B @ A; ``None`` = full-rank dW (the authors' version, huge)."""
+    edit_bias: bool = False
+    """Also shift each edited layer's bias (db, ``out`` more outputs per branch). Not in the paper
+    (which shifts weights only); on the output layer it is a per-listener level shift."""
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)  # type: ignore[assignment]
@@ -105,17 +108,18 @@ def resolve_layer_names(names: tuple[str, ...], gafrg_config: GAFRGConfig) -> li
     return out
 
 
-def _branch_width(shape: tuple[int, int], rank: int | None) -> int:
+def _branch_width(shape: tuple[int, int], rank: int | None, edit_bias: bool = False) -> int:
     out_f, in_f = shape
-    return out_f * in_f if rank is None else rank * (in_f + out_f)
+    return (out_f * in_f if rank is None else rank * (in_f + out_f)) + (out_f if edit_bias else 0)
 
 
 def editor_parameter_count(layer_shapes: dict[str, tuple[int, int]], rank: int | None,
-                           style_dim: int = 512, hidden: tuple[int, int] = (1024, 1024)) -> int:
+                           style_dim: int = 512, hidden: tuple[int, int] = (1024, 1024),
+                           edit_bias: bool = False) -> int:
     """Parameters of a PWSG editor, computed without building it (the full-rank one is ~6.5 GB)."""
     h1, h2 = hidden
     trunk = style_dim * h1 + h1 + h1 * h2 + h2
-    return trunk + sum(h2 * _branch_width(s, rank) + _branch_width(s, rank) for s in layer_shapes.values())
+    return trunk + sum((h2 + 1) * _branch_width(s, rank, edit_bias) for s in layer_shapes.values())
 
 
 class PWSG(nn.Module):
@@ -133,15 +137,13 @@ class PWSG(nn.Module):
         self.trunk = nn.Sequential(nn.Linear(config.style_dim, h1), nn.GELU(), nn.Linear(h1, h2), nn.GELU())
         self.branches = nn.ModuleDict()
         for name, shape in self.layer_shapes.items():
-            branch = nn.Linear(h2, _branch_width(shape, config.rank))
+            branch = nn.Linear(h2, _branch_width(shape, config.rank, config.edit_bias))
             with torch.no_grad():
-                if config.rank is None:
-                    branch.weight.zero_()
-                    branch.bias.zero_()
-                else:  # zero the rows that produce B, so dW = B A = 0 at initialisation
-                    n_a = config.rank * shape[1]
-                    branch.weight[n_a:].zero_()
-                    branch.bias[n_a:].zero_()
+                # zero the rows that produce dW (full rank) or B (so dW = B A = 0), and db:
+                # an untrained editor leaves GAFRG exactly as it is
+                n_a = 0 if config.rank is None else config.rank * shape[1]
+                branch.weight[n_a:].zero_()
+                branch.bias[n_a:].zero_()
             self.branches[name.replace(".", "__")] = branch
 
     @classmethod
@@ -149,7 +151,8 @@ class PWSG(nn.Module):
         """Build an editor for ``gafrg``'s layers (relative names resolved)."""
         cfg = config or PWSGConfig()
         names = resolve_layer_names(cfg.layers, gafrg.config)
-        cfg = PWSGConfig(style_dim=cfg.style_dim, hidden=cfg.hidden, layers=tuple(names), rank=cfg.rank)
+        cfg = PWSGConfig(style_dim=cfg.style_dim, hidden=cfg.hidden, layers=tuple(names), rank=cfg.rank,
+                         edit_bias=cfg.edit_bias)
         return cls(cfg, gafrg.editable_layers())
 
     def forward(self, style: torch.Tensor) -> dict[str, WeightShift]:
@@ -161,11 +164,14 @@ class PWSG(nn.Module):
         shifts = {}
         for name, (out_f, in_f) in self.layer_shapes.items():
             o = self.branches[name.replace(".", "__")](h)
+            db = None
+            if self.config.edit_bias:
+                o, db = o[:, :-out_f], o[:, -out_f:]
             if r is None:
-                shifts[name] = WeightShift(full=o.view(g, out_f, in_f))
+                shifts[name] = WeightShift(full=o.view(g, out_f, in_f), bias=db)
             else:
                 a, b = o.split([r * in_f, r * out_f], dim=1)
-                shifts[name] = WeightShift(a=a.view(g, r, in_f), b=b.view(g, out_f, r))
+                shifts[name] = WeightShift(a=a.view(g, r, in_f), b=b.view(g, out_f, r), bias=db)
         return shifts
 
 
