@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import exec_options
+from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT, exec_options
 
 
 @handle_errors
@@ -30,10 +30,10 @@ def command(
     num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes (or Slurm array tasks with --executor slurm)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i/N (0-based) of the sessions; rerun without --shard (with --num-jobs N) to merge."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or slurm (job array through submitit)."),
-    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
-    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
-    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
-    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
+    slurm_partition: Optional[str] = SLURM_PARTITION,
+    slurm_time: int = SLURM_TIME,
+    slurm_gpus: int = SLURM_GPUS,
+    slurm_timeout: float = SLURM_TIMEOUT,
 ) -> None:
     """Cut every session into 30 s clips (video, WAV, emotion/3DMM slices) + clips/pairs manifests; resumable."""
     from reactcli.media.stage import ClipStageConfig, run_clip

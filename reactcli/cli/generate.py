@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import STATE, StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import exec_options
+from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT, exec_options
 
 
 @handle_errors
@@ -36,10 +36,10 @@ def command(
     num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes over whole batches (or Slurm array tasks with --executor slurm)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Generate only shard i/N of the batches; rerun without --shard (and --num-jobs N) to merge."),
     executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
-    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
-    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
-    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
-    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
+    slurm_partition: Optional[str] = SLURM_PARTITION,
+    slurm_time: int = SLURM_TIME,
+    slurm_gpus: int = SLURM_GPUS,
+    slurm_timeout: float = SLURM_TIMEOUT,
 ) -> None:
     """Write (N, K, T, D) reactions to the store with a manifest (resumable, seeded)."""
     from reactcli.errors import ConfigError

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import StageProgress, handle_errors, out, progress
+from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT
 from reactcli.errors import ConfigError
 
 
@@ -61,10 +62,10 @@ def command(
     device: str = typer.Option("cpu", "--device", help="Torch device for PIRender."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Render only shard i/N (0-based) of the chosen items."),
     executor: str = typer.Option("local", help="local, or slurm: the items as one Slurm job array (--num-jobs tasks) through submitit."),
-    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Slurm partition."),
-    slurm_time: int = typer.Option(60, "--slurm-time", help="Minutes per Slurm array task."),
-    slurm_gpus: int = typer.Option(0, "--slurm-gpus", help="GPUs per Slurm task."),
-    slurm_timeout: float = typer.Option(3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
+    slurm_partition: Optional[str] = SLURM_PARTITION,
+    slurm_time: int = SLURM_TIME,
+    slurm_gpus: int = SLURM_GPUS,
+    slurm_timeout: float = SLURM_TIMEOUT,
 ) -> None:
     """Render generated reactions: speaker | K samples | real listener, with the speaker's audio."""
     from reactcli.render.renderers import RendererConfig  # noqa: PLC0415
