@@ -191,7 +191,7 @@ def pssl_training_step(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """SupCon loss over style vectors of two clips per item (history + own reaction), labels = listener id."""
     feat = encoder.config.history_feature
-    hist = _get(batch, f"listener_history_{feat}")
+    hist = _get(batch, encoder.config.history_key)
     own = _get(batch, f"listener_{feat}")
     ids = _get(batch, "listener_id").long().reshape(-1)
     if ids.shape[0] != hist.shape[0] or own.shape[0] != hist.shape[0]:
@@ -224,7 +224,7 @@ def pwsg_training_step(
     b, length, _ = own.shape
     n, w, dev = cfg.reactions_per_item, gafrg.config.window, own.device
     with torch.no_grad():
-        style = setup.pssl(_get(batch, f"listener_history_{setup.pssl.config.history_feature}"))
+        style = setup.pssl(_get(batch, setup.pssl.config.history_key))
     shifts = setup.editor(style)
     starts = _starts(b, n, length, w, generator, dev)
     frames = starts[..., None] + torch.arange(w, device=dev)

@@ -224,13 +224,9 @@ def generate(
             mem = gafrg.encode_speaker(*(x.reshape(b * nw, w, x.shape[-1]) for x in win), starts=starts.repeat(b))
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:
-                if cfg.clip_position:  # the null condition keeps each window's clip position
-                    null = gafrg.encode_speaker(*(torch.zeros(nw, w, x.shape[-1], device=dev) for x in win), starts=starts)
-                    null = null[None, None].expand(b, 1, nw, *null.shape[1:])
-                else:
-                    null = gafrg.encode_speaker(*(torch.zeros(1, w, x.shape[-1], device=dev) for x in win))
-                    null = null[:, None, None].expand(b, 1, nw, *null.shape[1:])
-                mem = torch.cat([mem, null], dim=1)
+                # one null memory per window (it keeps the window's clip position, if the model has one)
+                null = gafrg.encode_speaker(*(torch.zeros(nw, w, x.shape[-1], device=dev) for x in win), starts=starts)
+                mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
             kv = gafrg.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)
 

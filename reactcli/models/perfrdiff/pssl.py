@@ -55,6 +55,11 @@ class PSSLConfig:
         if self.d_model % self.num_heads:
             raise ConfigError(f"PSSL d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
 
+    @property
+    def history_key(self) -> str:
+        """Batch key of the listener history clip this encoder reads (``listener_history_<feature>``)."""
+        return f"listener_history_{self.history_feature}"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
         return asdict(self)
