@@ -3,8 +3,9 @@
 Usage: ``python summary.py METRICS_DIR MODEL [MODEL ...]`` where each MODEL has
 ``METRICS_DIR/<model>.json`` (``reactcli evaluate run``) and optionally
 ``<model>-personal.json`` (``reactcli.metrics.personal``). Targets checked (README.md):
-the first model beats mime, random and meanseq on FRCorr (higher) and FRdist (lower) with
-FRDiv > 0; ``perfrdiff-personalised`` beats ``perfrdiff-generic`` on personal FRCorr/FRdist.
+every model that is not a naive baseline beats mime, random and meanseq on FRCorr (higher) and
+FRdist (lower) with FRDiv > 0; ``perfrdiff-personalised[-few]`` beats ``perfrdiff-generic[-few]``
+(same number of DDIM steps) on personal FRCorr/FRdist.
 Exit status is always 0: the table is a report, not a gate.
 """
 
@@ -18,6 +19,7 @@ COLS = [("FRCorr", "FRCorr"), ("FRCorr/K", "FRCorr_per_sample"), ("FRdist", "FRd
         ("FRDvs", "FRDvs"), ("FRVar", "FRVar"), ("FRSyn", "FRSyn"), ("pers.FRCorr", "personal_FRCorr"),
         ("pers.FRdist", "personal_FRdist")]
 NAIVE = ("mime", "random", "meanseq")
+BASELINES = ("mime", "random", "meanseq", "meanfr", "gt")
 
 
 def _load(d: Path, name: str) -> dict | None:
@@ -42,8 +44,7 @@ def main(argv: list[str]) -> int:
     print("|---" * (len(COLS) + 1) + "|")
     for n, r in rows.items():
         print(f"| {n} | " + " | ".join(_fmt(r.get(k)) for _, k in COLS) + " |")
-    model = names[0] if names else None
-    if model in rows:
+    for model in (n for n in rows if n not in BASELINES):
         m = rows[model]
         for b in NAIVE:
             if b in rows:
@@ -51,11 +52,12 @@ def main(argv: list[str]) -> int:
                 ok_d = m["FRdist"] < rows[b]["FRdist"]
                 print(f"{model} vs {b}: FRCorr {'beats' if ok_c else 'LOSES'}, FRdist {'beats' if ok_d else 'LOSES'}")
         print(f"{model}: FRDiv {'> 0' if m['FRDiv'] > 0 else '= 0 (FAILS)'}")
-    g, p = rows.get("perfrdiff-generic"), rows.get("perfrdiff-personalised")
-    if g and p and "personal_FRCorr" in g and "personal_FRCorr" in p:
-        print("personalised vs generic (same-listener references): personal FRCorr "
-              f"{'beats' if p['personal_FRCorr'] > g['personal_FRCorr'] else 'LOSES'}, personal FRdist "
-              f"{'beats' if p['personal_FRdist'] < g['personal_FRdist'] else 'LOSES'}")
+    for suffix in ("", "-few"):
+        g, p = rows.get(f"perfrdiff-generic{suffix}"), rows.get(f"perfrdiff-personalised{suffix}")
+        if g and p and "personal_FRCorr" in g and "personal_FRCorr" in p:
+            print(f"perfrdiff-personalised{suffix} vs perfrdiff-generic{suffix} (same-listener references): "
+                  f"personal FRCorr {'beats' if p['personal_FRCorr'] > g['personal_FRCorr'] else 'LOSES'}, "
+                  f"personal FRdist {'beats' if p['personal_FRdist'] < g['personal_FRdist'] else 'LOSES'}")
     return 0
 
 
