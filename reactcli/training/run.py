@@ -33,7 +33,7 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open
 from reactcli.training.checkpoint import input_record
 from reactcli.training.data import DataConfig, ReactionDataset, load_items
-from reactcli.training.loop import TrainConfig, train
+from reactcli.training.loop import TrainConfig, seed_everything, train
 
 MODELS = ("reactface", "perfrdiff")
 PERFRDIFF_STAGES = ("gafrg", "pssl", "pwsg")
@@ -96,6 +96,9 @@ def train_recipe(
     if seed is not None:
         recipe["seed"] = seed
     seed_v = int(recipe.setdefault("seed", 0))
+    # Seed before any model is built: initial weights come from the global RNG (train() seeds it
+    # again, per DDP rank, for what happens during training).
+    seed_everything(seed_v)
     run = run or run_name(recipe)
     run_dir = work / "runs" / run
     data_section = dict(recipe.get("data", {}))
