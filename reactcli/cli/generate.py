@@ -33,6 +33,7 @@ def command(
     train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the items this run name already holds if they were made with other settings (another checkpoint, seed or option); without it such a rerun stops. Items made with the same settings are always kept (resume)."),
     num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes over whole batches (or Slurm array tasks with --executor slurm)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Generate only shard i/N of the batches; rerun without --shard (and --num-jobs N) to merge."),
     executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
@@ -53,12 +54,12 @@ def command(
             from reactcli.generation.baselines import generate_baseline
 
             path = generate_baseline(work, baseline, split=split, num_samples=num_samples, run=run, seed=seed,
-                                     frames=frames, mime_lag=mime_lag, train_split=train_split)
+                                     frames=frames, mime_lag=mime_lag, train_split=train_split, overwrite=overwrite)
         else:
             cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
                                  momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  seed=seed, device=device)
             ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
-            path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=ex)
+            path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=ex, overwrite=overwrite)
     out.print(f"generated: {path}")

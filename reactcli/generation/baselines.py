@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.generation.store import write_generated
+from reactcli.generation.store import check_stored_run, finalize_run, pending_items, settings_fingerprint, write_generated
 from reactcli.metrics.store import real_arrays
 from reactcli.models.baselines import make_baseline
 from reactcli.storage import FeatureStore
@@ -22,10 +22,22 @@ FEATURES = ("emotion", "tdmm")
 
 def generate_baseline(work: str | os.PathLike, name: str, *, split: str = "test", num_samples: int = 10,
                       run: str | None = None, seed: int = 0, frames: int = 750, mime_lag: int = 25,
-                      train_split: str = "train", features: tuple[str, ...] = FEATURES) -> Path:
+                      train_split: str = "train", features: tuple[str, ...] = FEATURES, overwrite: bool = False) -> Path:
+    """K reactions of the baseline ``name`` for every item of ``split``, stored as run ``run`` (default: ``name``).
+
+    A rerun with the same settings only rewrites the manifest; with other settings it stops unless
+    ``overwrite`` (see :func:`reactcli.generation.store.check_stored_run`)."""
     work = Path(work)
+    run = run or name
     opts = {"lag": mime_lag} if name == "mime" else {}
     table = load_items(work, split)
+    settings = {"baseline": name, "seed": seed, "num_samples": num_samples, "frames": frames, "mime_lag": mime_lag,
+                "train_split": train_split, "features": list(features)}
+    meta = {"model": f"baseline:{name}", "mime_lag": mime_lag, "train_split": train_split,
+            "fingerprint": settings_fingerprint(settings)}
+    check_stored_run(work, run, split, meta["fingerprint"], overwrite=overwrite)
+    if not pending_items(work, run, split, table, list(features)):
+        return finalize_run(work, run, split, table, num_samples=num_samples, seed=seed, meta=meta, features=features)
     outs: dict[str, np.ndarray] = {}
     for f in features:
         base = make_baseline(name, **opts)
@@ -41,5 +53,4 @@ def generate_baseline(work: str | os.PathLike, name: str, *, split: str = "test"
             A = table.appropriate
         outs[f] = base.generate(S, L, A, num_samples=num_samples, seed=seed)
     idx = list(range(table.n))
-    return write_generated(work, run or name, split, table, [(idx, outs)], num_samples=num_samples, seed=seed,
-                           meta={"model": f"baseline:{name}", "mime_lag": mime_lag, "train_split": train_split})
+    return write_generated(work, run, split, table, [(idx, outs)], num_samples=num_samples, seed=seed, meta=meta)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.generation.store import pending_items
+from reactcli.generation.store import check_stored_run, pending_items, settings_fingerprint
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, collate, load_items
 from reactcli.training.loop import resolve_device
@@ -71,19 +71,22 @@ class _Model:
     features: list[str]
     meta: dict[str, Any]
     data_config: DataConfig
+    sources: dict[str, str]
+    """Role -> path of every checkpoint the output depends on (their checksums enter the fingerprint)."""
 
     def __call__(self, batch: dict[str, torch.Tensor], k: int, gen: torch.Generator) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
 
 class _ReactFace(_Model):
-    def __init__(self, ck: dict[str, Any], cfg: GenerateConfig, dev: torch.device):
+    def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
         from reactcli.models.reactface import ReactFace
 
         self.model = ReactFace.from_dict(ck["build"])
         self.model.load_state_dict(ck["state_dict"])
         self.model.to(dev).eval()
         self.cfg, self.dev = cfg, dev
+        self.sources = {"reactface": str(path)}
         self.features = list(self.model.config.output_heads)
         self.data_config = DataConfig(**{**ck.get("data_config", {}), "crop": None})
         self.meta = {"model": "reactface", "window": cfg.window or self.model.config.generate_window,
@@ -111,8 +114,11 @@ class _PerFRDiff(_Model):
             self.editor = load_pwsg(pw).to(dev).eval()
             self.pssl = load_pssl(pck.get("pssl_checkpoint"), option="the PWSG checkpoint's pssl_checkpoint").to(dev).eval()
             gpath = pck.get("gafrg_checkpoint")
+            self.sources = {"pwsg": str(pw), "pssl": str(pck.get("pssl_checkpoint"))}
         else:
             gpath = path
+            self.sources = {}
+        self.sources["gafrg"] = str(gpath)
         self.gafrg, self.diffusion = load_gafrg(gpath)
         self.gafrg.to(dev).eval()
         gck = load_checkpoint(gpath)
@@ -146,7 +152,7 @@ def load_generator(checkpoint: str | os.PathLike, cfg: GenerateConfig) -> _Model
     ck = load_checkpoint(checkpoint)
     kind = ck.get("kind") or ck.get("model")
     if kind == "reactface":
-        return _ReactFace(ck, cfg, dev)
+        return _ReactFace(ck, str(checkpoint), cfg, dev)
     if kind in ("gafrg", "pwsg"):
         if kind == "pwsg":
             cfg.personalised = True
@@ -184,7 +190,14 @@ def _generate_batches(work: Path, gen_model: _Model, cfg: GenerateConfig, run: s
 
 
 def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
-    return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint), "config": asdict(cfg)}
+    """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
+    checksums and every option but the device and the paths), so a resume never mixes two runs."""
+    sums = {role: sha1_of(p) for role, p in sorted(gen_model.sources.items())}
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint")}
+    fp = settings_fingerprint({"checkpoints": sums, "options": options,
+                               "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
+    return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),
+            "checkpoint_sha1s": sums, "config": asdict(cfg), "fingerprint": fp}
 
 
 def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int) -> dict[str, Any]:
@@ -214,11 +227,14 @@ def generate_run(
     run: str | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     exec_cfg: Any = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate ``cfg.num_samples`` reactions for every item of ``cfg.split``; returns the manifest path.
 
     ``exec_cfg`` (:class:`reactcli.execution.ExecConfig`) splits the run into shards of whole
     batches (local processes, ``--shard i/N`` or a Slurm array); the result is identical.
+    Items already stored for ``run`` are kept (resume) if they were made with the same settings;
+    otherwise an :class:`InputError`, or with ``overwrite`` the old items are deleted first.
     """
     from reactcli.generation.store import finalize_run, store_batches
 
@@ -227,10 +243,14 @@ def generate_run(
     run = run or Path(checkpoint).parent.name + ("-personalised" if cfg.personalised else "")
     table = load_items(work, cfg.split)
     meta = _meta(gen_model, checkpoint, cfg)
+    check_stored_run(work, run, cfg.split, meta["fingerprint"], overwrite=overwrite)
     sharded = exec_cfg is not None and (exec_cfg.num_jobs > 1 or exec_cfg.shard is not None or exec_cfg.executor != "local")
     if not sharded:
         from reactcli.storage import FeatureStore
 
+        if not pending_items(work, run, cfg.split, table, gen_model.features):  # all stored: just (re)write the manifest
+            return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
+                                features=gen_model.features)
         batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress)
         with FeatureStore(work).writer(f"gen-{run}-{cfg.split}") as w:
             feats = store_batches(w, run, cfg.split, batches, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)

@@ -4,11 +4,17 @@ A generation run ``<run>`` writes ``features/gen-<run>-<split>.h5`` with one (K,
 per item and feature at clip key ``gen/<run>/<split>/<index>``, plus
 ``manifests/generated-<run>-<split>.jsonl`` (one :class:`GeneratedRecord` per item) and
 ``runs/<run>/generate-<split>.json`` (the resolved settings, checkpoint, seed, version).
-Items already written are skipped on a rerun (resume).
+Items already written are skipped on a rerun (resume), but only when they were made with the same
+settings: every stored item carries the run's settings fingerprint (checksums of the checkpoints,
+seed, K, steps, ... : :func:`settings_fingerprint`), and :func:`check_stored_run` refuses to mix
+items of other settings into a run (``reactcli generate --overwrite`` replaces them instead).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +28,8 @@ from reactcli.manifest import GeneratedRecord, read_manifest, write_manifest
 from reactcli.storage import FeatureStore, ShardWriter
 from reactcli.training.data import ItemTable
 
+log = logging.getLogger(__name__)
+
 
 def gen_clip_key(run: str, split: str, index: int) -> str:
     return f"gen/{run}/{split}/{index}"
@@ -29,6 +37,55 @@ def gen_clip_key(run: str, split: str, index: int) -> str:
 
 def manifest_path(work: str | os.PathLike, run: str, split: str) -> Path:
     return Path(work) / "manifests" / f"generated-{run}-{split}.jsonl"
+
+
+def settings_fingerprint(settings: dict[str, Any]) -> str:
+    """Short hash of the settings that determine a run's output (callers leave out paths and device)."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_stored_run(work: str | os.PathLike, run: str, split: str, fingerprint: str, *,
+                     overwrite: bool = False) -> int:
+    """Make sure every item ``run`` already stored for ``split`` was made with these settings.
+
+    Resuming must never mix outputs of two checkpoints (or seeds, step counts, ...) in one run. If
+    some stored item has another fingerprint (or none: written by an older reactcli), raise an
+    :class:`InputError` naming the run, or with ``overwrite`` delete the run's store files, manifest
+    and settings JSON so that it is generated afresh. Returns the number of items deleted.
+    """
+    work = Path(work)
+    store = FeatureStore(work)
+    refs = store.refresh(write=False)
+    prefix = f"gen/{run}/{split}/"
+    mine = [r for r in refs if r.clip.startswith(prefix)]
+    stale = [r for r in mine if _stored_fingerprint(store, r) != fingerprint]
+    if not stale:
+        return 0
+    items = len({r.clip for r in mine})
+    if not overwrite:
+        store.close()
+        raise InputError(
+            f"run {run!r} ({split}): {len({r.clip for r in stale})} of the {items} stored items were generated with other "
+            f"settings (checkpoint, seed or options); pass --overwrite to replace them, or choose another --run")
+    files = sorted({r.store for r in mine})
+    shared = sorted({r.store for r in refs if r.store in files and not r.clip.startswith(prefix)})
+    store.close()
+    if shared:
+        raise InputError(f"run {run!r} ({split}): cannot overwrite, {shared[0]} also holds other arrays")
+    for f in files:
+        (work / f).unlink()
+    for p in (manifest_path(work, run, split), work / "runs" / run / f"generate-{split}.json"):
+        p.unlink(missing_ok=True)
+    FeatureStore(work).refresh()
+    log.warning("run %r (%s): removed %d items generated with other settings (%s)", run, split, items, ", ".join(files))
+    return items
+
+
+def _stored_fingerprint(store: FeatureStore, ref) -> str | None:
+    try:
+        return json.loads(store.attrs_of(ref).get("config") or "{}").get("fingerprint")
+    except json.JSONDecodeError:
+        return None
 
 
 def pending_items(work: str | os.PathLike, run: str, split: str, table: ItemTable, features: list[str]) -> list[int]:

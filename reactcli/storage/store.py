@@ -280,7 +280,10 @@ class FeatureStore:
         return ds[frames] if frames is not None else ds[()]
 
     def attrs(self, clip: str, feature: str) -> dict[str, Any]:
-        ref = self.ref(clip, feature)
+        return self.attrs_of(self.ref(clip, feature))
+
+    def attrs_of(self, ref: ArrayRef) -> dict[str, Any]:
+        """Attributes of the dataset ``ref`` points at (any committed copy, not only the indexed one)."""
         return dict(self._handle(ref.store)[ref.key].attrs)
 
     def close(self) -> None:

@@ -148,3 +148,46 @@ def test_training_is_reproducible_whatever_the_global_rng_state(work, recipe):
     assert states[0].keys() == states[1].keys()
     for k in states[0]:
         torch.testing.assert_close(states[0][k], states[1][k], rtol=0, atol=0, msg=k)
+
+
+def _store_files(work, stem):
+    return sorted(p.name for p in (work / "features").glob(f"{stem}*.h5"))
+
+
+def test_rerun_with_other_settings_never_mixes_outputs(work):
+    """A retrained checkpoint (or another seed) under an existing run name must not resume onto the
+    old items: it stops with a message naming the run, or replaces them with --overwrite."""
+    from reactcli.errors import InputError
+
+    ck_a = train_recipe(work, {**TINY_REACTFACE, "train": {**TINY_REACTFACE["train"], "epochs": 1}}, run="rf-a")
+    ck_b = train_recipe(work, {**TINY_REACTFACE, "seed": 1, "train": {**TINY_REACTFACE["train"], "epochs": 1}}, run="rf-b")
+    cfg = GenerateConfig(split="val", num_samples=2, batch_size=2, frames=60, seed=0)
+    generate_run(work, ck_b, cfg, run="ref-b")
+    generate_run(work, ck_a, cfg, run="swap")
+    files = _store_files(work, "gen-swap-val")
+    generate_run(work, ck_a, cfg, run="swap")  # same settings: complete already, nothing rewritten
+    assert _store_files(work, "gen-swap-val") == files
+    for other, kw in ((ck_b, {}), (ck_a, {"seed": 1}), (ck_a, {"num_samples": 3})):
+        with pytest.raises(InputError, match="run 'swap' \\(val\\): 6 of the 6 stored items .*--overwrite"):
+            generate_run(work, other, GenerateConfig(**{**cfg.__dict__, **kw}), run="swap")
+    generate_run(work, ck_b, cfg, run="swap", overwrite=True)
+    assert load_generated(work, "swap", "val", "emotion").tobytes() == load_generated(work, "ref-b", "val", "emotion").tobytes()
+    assert len(_store_files(work, "gen-swap-val")) == 1
+    # overwrite keeps items that already match (resume stays possible)
+    generate_run(work, ck_b, cfg, run="swap", overwrite=True)
+    assert len(_store_files(work, "gen-swap-val")) == 1
+
+
+def test_baseline_rerun_keeps_or_replaces(work):
+    from reactcli.errors import InputError
+
+    generate_baseline(work, "random", split="val", num_samples=2, frames=60, seed=0, run="rnd")
+    first = load_generated(work, "rnd", "val", "emotion")
+    generate_baseline(work, "random", split="val", num_samples=2, frames=60, seed=0, run="rnd")
+    assert _store_files(work, "gen-rnd-val") == ["gen-rnd-val.h5"]  # no second copy
+    with pytest.raises(InputError, match="run 'rnd' \\(val\\)"):
+        generate_baseline(work, "random", split="val", num_samples=2, frames=60, seed=1, run="rnd")
+    generate_baseline(work, "random", split="val", num_samples=2, frames=60, seed=1, run="rnd", overwrite=True)
+    second = load_generated(work, "rnd", "val", "emotion")
+    assert second.shape == first.shape and not np.array_equal(second, first)
+    assert _store_files(work, "gen-rnd-val") == ["gen-rnd-val.h5"]
