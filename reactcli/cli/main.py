@@ -81,6 +81,7 @@ def _register() -> None:
         if obj is not None and name == "evaluate":
             obj.command("run")(_load("reactcli.cli.evaluate_run", "run_command"))
             obj.command("personal")(_load("reactcli.cli.evaluate_personal", "personal_command"))
+            obj.command("select")(_load("reactcli.cli.evaluate_select", "select_command"))
         if obj is not None:
             app.add_typer(obj, name=name)
     for module, attr, name in _COMMANDS:

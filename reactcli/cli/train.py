@@ -23,7 +23,8 @@ def command(
     gafrg_checkpoint: Optional[Path] = typer.Option(None, "--gafrg-checkpoint", help="PWSG stage: the trained GAFRG checkpoint."),
     pssl_checkpoint: Optional[Path] = typer.Option(None, "--pssl-checkpoint", help="PWSG stage: the trained PSSL checkpoint."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the recipe's, else the global --seed)."),
-    resume: bool = typer.Option(True, help="Resume from WORK/runs/RUN/last.pt when it exists."),
+    resume: bool = typer.Option(True, help="Resume from WORK/runs/RUN/last.pt when it exists (only a run of the same recipe, seed, data and parent checkpoints; more --epochs is fine)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="If WORK/runs/RUN holds a run of other settings, start it over instead of stopping."),
 ) -> None:
     """Train a generator; logs per-epoch losses to WORK/runs/RUN/log.jsonl and the console."""
     from reactcli.training.run import load_recipe, train_recipe
@@ -55,6 +56,6 @@ def command(
             bar.console.print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.4g}" for k, v in logs.items()
                                                               if k not in ("epoch", "step", "seconds")))
 
-        path = train_recipe(work, recipe, run=run, device=device, seed=seed, resume=resume,
+        path = train_recipe(work, recipe, run=run, device=device, seed=seed, resume=resume, overwrite=overwrite,
                             on_epoch=on_epoch, on_step=on_step)
     out.print(f"checkpoint: {path}")

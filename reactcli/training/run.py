@@ -76,6 +76,43 @@ def _resolve(work: Path, p: str | None) -> str | None:
     return str(q if q.is_absolute() else work / q)
 
 
+def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[str, Any]) -> str:
+    """Hash of what makes two trainings the same run. The epoch budget is left out, so that a
+    finished run can be resumed with more ``--epochs``."""
+    import hashlib
+    import json
+
+    from reactcli.training.checkpoint import sha1_of
+
+    r = copy.deepcopy(recipe)
+    for k in ("epochs", "max_steps"):
+        (r.get("train") or {}).pop(k, None)
+    parents = {k: sha1_of(extra[k]) for k in ("gafrg_checkpoint", "pssl_checkpoint") if extra.get(k) and Path(extra[k]).is_file()}
+    if parents:  # their paths do not matter once their contents are hashed
+        r.pop("checkpoints", None)
+    blob = json.dumps({"recipe": r, "inputs": sorted(inputs.values()), "parents": parents}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _check_resume(run_dir: Path, key: str, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to resume a run of other settings (or discard it with ``overwrite``)."""
+    import logging
+
+    from reactcli.training.checkpoint import load_checkpoint
+
+    last = run_dir / "last.pt"
+    if not resume or not last.is_file():
+        return
+    if load_checkpoint(last).get("settings_key") == key:
+        return
+    if not overwrite:
+        raise InputError(f"{last}: run {run_dir.name!r} was trained with other settings (recipe, seed, data or parent "
+                         "checkpoints); pass --overwrite to start it over, --no-resume to ignore it, or choose another --run")
+    logging.getLogger(__name__).warning("%s: other settings, starting run %r over", last, run_dir.name)
+    for name in ("last.pt", "model.pt"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def train_recipe(
     work: str | os.PathLike,
     recipe: dict[str, Any],
@@ -84,10 +121,17 @@ def train_recipe(
     device: str = "cpu",
     seed: int | None = None,
     resume: bool = True,
+    overwrite: bool = False,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Train what ``recipe`` says; returns the final checkpoint ``runs/<run>/model.pt``."""
+    """Train what ``recipe`` says; returns the final checkpoint ``runs/<run>/model.pt``.
+
+    With ``resume``, an interrupted run continues from ``runs/<run>/last.pt``, but only if that
+    run had the same settings (:func:`_settings_key`: the recipe but its epoch budget, the input
+    manifests and, for PWSG, the GAFRG/PSSL checkpoints); otherwise an :class:`InputError`, or with
+    ``overwrite`` the old run is discarded and training starts over.
+    """
     work = Path(work)
     recipe = copy.deepcopy(recipe)
     model_name = recipe.get("model")
@@ -200,6 +244,8 @@ def train_recipe(
         yaml.safe_dump({**recipe, "run": run, "reactcli_version": reactcli.__version__}, fh, sort_keys=False)
     extra["data_config"] = asdict(data_cfg)
     extra["split"] = split
+    extra["settings_key"] = _settings_key(recipe, inputs, extra)
+    _check_resume(run_dir, extra["settings_key"], resume=resume, overwrite=overwrite)
     train(model, step, dataset, train_cfg, run_dir, seed=seed_v, device=device, checkpoint_extra=extra,
           parameters=parameters, resume=resume, optimizer_factory=optimizer_factory, on_epoch=epoch_cb, on_step=on_step)
     return run_dir / "model.pt"

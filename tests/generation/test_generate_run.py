@@ -191,3 +191,22 @@ def test_baseline_rerun_keeps_or_replaces(work):
     second = load_generated(work, "rnd", "val", "emotion")
     assert second.shape == first.shape and not np.array_equal(second, first)
     assert _store_files(work, "gen-rnd-val") == ["gen-rnd-val.h5"]
+
+
+def test_resume_only_continues_a_run_of_the_same_settings(work):
+    """A changed recipe must not resume (and so silently keep) a finished run of the old one."""
+    from reactcli.errors import InputError
+
+    short = {**TINY_REACTFACE, "train": {**TINY_REACTFACE["train"], "epochs": 1}}
+    ck = train_recipe(work, short, run="rf-change")
+    first = torch.load(ck, weights_only=False)["state_dict"]
+    # more epochs of the same recipe: resumes (history grows from 1 to 2 epochs)
+    ck = train_recipe(work, {**short, "train": {**short["train"], "epochs": 2}}, run="rf-change")
+    assert len(torch.load(ck, weights_only=False)["history"]) == 2
+    changed = {**short, "train": {**short["train"], "lr": 5e-3}}
+    with pytest.raises(InputError, match="run 'rf-change' was trained with other settings.*--overwrite"):
+        train_recipe(work, changed, run="rf-change")
+    ck = train_recipe(work, changed, run="rf-change", overwrite=True)
+    again = torch.load(ck, weights_only=False)
+    assert len(again["history"]) == 1 and again["recipe"]["train"]["lr"] == 5e-3
+    assert any(not torch.equal(first[k], again["state_dict"][k]) for k in first)

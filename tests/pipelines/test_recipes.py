@@ -147,7 +147,16 @@ def test_makefile_wires_the_recipes(tmp_path):
     cmds = out.stdout
     for name in ("reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml"):
         assert f"--config {HERE}/{name}" in cmds
-    assert f"--gafrg-checkpoint {tmp_path}/o/work/runs/perfrdiff-gafrg/model.pt" in cmds
+    # one training per seed, scored on val; the test runs use the checkpoint the val selection chose
+    for model, yaml_name in (("reactface", "reactface.yaml"), ("perfrdiff-gafrg", "perfrdiff-gafrg.yaml")):
+        for s in (0, 1, 2):
+            assert f"--config {HERE}/{yaml_name} --run {model}-s{s} --seed {s}" in cmds
+            assert f"--run val-{model}-s{s} --split val" in cmds
+        runs = " ".join(f"--run val-{model}-s{s}" for s in (0, 1, 2))
+        assert (f"evaluate select --work {tmp_path}/o/work --split val --metrics-dir {tmp_path}/o/val-metrics {runs} "
+                f"--out {tmp_path}/o/select-{model}.json") in cmds
+    assert f"--gafrg-checkpoint $({HERE.parents[1]}/.venv/bin/python -c" in cmds
+    assert f"{tmp_path}/o/select-perfrdiff-gafrg.json) --pssl-checkpoint" in cmds
     assert "--personalised" in cmds
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
