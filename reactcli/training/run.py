@@ -20,6 +20,9 @@ the SHA-1 of the manifests and matrices read.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import logging
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -31,9 +34,11 @@ import yaml
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open
-from reactcli.training.checkpoint import input_record
+from reactcli.training.checkpoint import input_record, load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, load_items
 from reactcli.training.loop import TrainConfig, seed_everything, train
+
+log = logging.getLogger(__name__)
 
 MODELS = ("reactface", "perfrdiff")
 PERFRDIFF_STAGES = ("gafrg", "pssl", "pwsg")
@@ -79,11 +84,6 @@ def _resolve(work: Path, p: str | None) -> str | None:
 def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[str, Any]) -> str:
     """Hash of what makes two trainings the same run. The epoch budget is left out, so that a
     finished run can be resumed with more ``--epochs``."""
-    import hashlib
-    import json
-
-    from reactcli.training.checkpoint import sha1_of
-
     r = copy.deepcopy(recipe)
     for k in ("epochs", "max_steps"):
         (r.get("train") or {}).pop(k, None)
@@ -96,10 +96,6 @@ def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[st
 
 def _check_resume(run_dir: Path, key: str, *, resume: bool, overwrite: bool) -> None:
     """Refuse to resume a run of other settings (or discard it with ``overwrite``)."""
-    import logging
-
-    from reactcli.training.checkpoint import load_checkpoint
-
     last = run_dir / "last.pt"
     if not resume or not last.is_file():
         return
@@ -108,7 +104,7 @@ def _check_resume(run_dir: Path, key: str, *, resume: bool, overwrite: bool) -> 
     if not overwrite:
         raise InputError(f"{last}: run {run_dir.name!r} was trained with other settings (recipe, seed, data or parent "
                          "checkpoints); pass --overwrite to start it over, --no-resume to ignore it, or choose another --run")
-    logging.getLogger(__name__).warning("%s: other settings, starting run %r over", last, run_dir.name)
+    log.warning("%s: other settings, starting run %r over", last, run_dir.name)
     for name in ("last.pt", "model.pt"):
         (run_dir / name).unlink(missing_ok=True)
 
