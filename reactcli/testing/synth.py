@@ -60,7 +60,9 @@ The participant's displayed expression logits are ``own + reaction + flashes``, 
 
 Each person has a **consistent style** across all their clips (AU offsets and gain, nod amplitude,
 valence/arousal bias, a 52-d 3DMM expression offset, rest pose, delay, voice): a personalised
-model can learn it. For the REACT direction Expert -> Novice (speaker -> listener) the truth is:
+model can learn it. In the emotion features only the AU levels carry it clearly (the +-0.06
+valence/arousal bias is small against clip-to-clip variation); ``personal_affect`` adds stronger
+person-level valence/arousal and expression biases. For the REACT direction Expert -> Novice (speaker -> listener) the truth is:
 speaker pattern = Expert's pattern, listener mode/style = Novice's; the mirrored direction uses
 the same construction with roles swapped (Novice's pattern, Expert's mode). Appropriateness:
 ``A[k, j] = 1`` iff speaker items k and j have the same pattern (so each row holds at least its
@@ -220,6 +222,12 @@ class SynthConfig:
     """x264 constant-rate factor for the face videos."""
     mux_audio: bool = False
     """Also mux each participant's WAV into their mp4 as AAC (slower; the WAV is always written)."""
+    personal_affect: float = 0.0
+    """Strength x of an extra person-level affect style (0 = none: the default corpus, unchanged).
+    Each person gets a valence/arousal bias in +-x on top of the +-0.06 one and a bias of the
+    expression logits with std 4x, so that listeners differ in their emotion levels and a
+    personalised generator has something to learn there (drawn from a separate random stream:
+    everything else in the corpus stays as with 0)."""
 
     def validate(self) -> None:
         """Raise ConfigError for values that cannot give a sensible corpus."""
@@ -248,6 +256,8 @@ class SynthConfig:
             raise ConfigError("n_modes must be <= 7 (one preferred non-neutral expression per mode)")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if not 0.0 <= self.personal_affect <= 1.0:
+            raise ConfigError(f"personal_affect must be in [0, 1], got {self.personal_affect}")
 
 
 @dataclass
@@ -420,6 +430,8 @@ class PersonStyle:
     delay: int
     f0: float
     formants: list[float]
+    expr_logit_bias: list[float] = field(default_factory=lambda: [0.0] * 8)
+    """Added to the person's expression logits (``SynthConfig.personal_affect``; zeros by default)."""
 
 
 def _make_person(person: str, rng: np.random.Generator, cfg: SynthConfig) -> PersonStyle:
@@ -533,7 +545,7 @@ def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyl
         mapped = np.einsum("ti,tij->tj", o_probs, mix)  # the other's expressions, as this mode answers them
         mimic = world.resp_mimic[p_o, m_me][:, None] * _MIMIC_GAIN * mapped
         react = bias * env[:, None] + mimic
-        logits = _OWN_WEIGHT * me[0] + react
+        logits = _OWN_WEIGHT * me[0] + react + np.asarray(st.expr_logit_bias)
         logits[:, 3] += _FLASH_LOGIT * me[5]  # a brow flash reads as a brief surprise
         logits[np.arange(T), world.resp_expr[p_o, m_me]] += _ACK_LOGIT * _delayed(other[5], d)
         probs = _softmax(logits)
@@ -775,6 +787,13 @@ def synthesize(
         for side in (0, 1):
             pid = _person_id(sess, side)
             styles[pid] = _make_person(pid, person_rng, config)
+    if config.personal_affect > 0:
+        affect_rng = np.random.default_rng([config.seed, 7])
+        for pid in sorted(styles):
+            st = styles[pid]
+            x = config.personal_affect
+            st.va_bias = (np.asarray(st.va_bias) + affect_rng.uniform(-x, x, 2)).round(4).tolist()
+            st.expr_logit_bias = affect_rng.normal(0.0, 4.0 * x, 8).round(4).tolist()
     report = progress or (lambda *_: None)
 
     seg_len = config.clip_seconds * config.fps

@@ -336,3 +336,38 @@ def test_cli_command(tmp_path) -> None:
     assert "clips_val 1" in res.output.replace("\n", " ")
     bad = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "d"), "--sessions", "2", "--no-video"])
     assert bad.exit_code == 1 and "sessions >= 3" in bad.output
+
+
+def _between_listener_share(s) -> np.ndarray:
+    """Share of the variance of clip-mean valence/arousal and expression (per group) between listeners."""
+    means, people = [], []
+    for c in s.truth["clips"]:
+        means.append(_load_emotion(_emotion_path(s.root, c["split"], c["listener_path"])).mean(0))
+        people.append(c["listener"]["person"])
+    means, people = np.stack(means), np.asarray(people)
+    out = []
+    for a, b in ((15, 17), (17, 25)):
+        x = means[:, a:b]
+        within = sum(((x[people == p] - x[people == p].mean(0)) ** 2).sum() for p in set(people))
+        out.append(1 - within / ((x - x.mean(0)) ** 2).sum())
+    return np.asarray(out)
+
+
+def test_personal_affect_makes_listeners_differ_in_affect_and_changes_nothing_else(tmp_path) -> None:
+    kw = dict(layout="react", sessions=6, minutes=2, seed=11, video=False, n_patterns=3, audio_rate=8000)
+    plain = synthesize(tmp_path / "plain", **kw)
+    strong = synthesize(tmp_path / "strong", personal_affect=0.5, **kw)
+    ps, ss = plain.truth["persons"], strong.truth["persons"]
+    assert all(p["expr_logit_bias"] == [0.0] * 8 for p in ps.values())
+    assert all(np.abs(p["expr_logit_bias"]).max() > 0 for p in ss.values())
+    for pid in ps:  # the other style values are drawn as before
+        assert {k: v for k, v in ps[pid].items() if k not in ("va_bias", "expr_logit_bias")} == \
+               {k: v for k, v in ss[pid].items() if k not in ("va_bias", "expr_logit_bias")}
+        assert np.abs(np.subtract(ss[pid]["va_bias"], ps[pid]["va_bias"])).max() <= 0.5 + 1e-4
+    # listeners now differ in their valence/arousal and expression levels far more than by chance
+    plain_share, strong_share = _between_listener_share(plain), _between_listener_share(strong)
+    assert (strong_share > plain_share + 0.15).all() and (strong_share > 0.4).all(), (plain_share, strong_share)
+    # speaker patterns and the appropriateness truth are unchanged
+    assert (plain.root / "val.csv").read_text() == (strong.root / "val.csv").read_text()
+    np.testing.assert_array_equal(np.load(plain.root / "neighbour_emotion_val.npy"),
+                                  np.load(strong.root / "neighbour_emotion_val.npy"))
