@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -58,6 +59,13 @@ class _Encoder(json.JSONEncoder):
 def dumps(obj: Any, **kwargs: Any) -> str:
     """JSON with numpy scalars/arrays and paths handled."""
     return json.dumps(obj, cls=_Encoder, **kwargs)
+
+
+def settings_fingerprint(settings: Any) -> str:
+    """Short stable hash (16 hex digits) of JSON-able settings: equal settings, equal fingerprint.
+
+    Used to tell whether stored outputs or a resumable run were made with the same settings."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

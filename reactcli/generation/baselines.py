@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reactcli.generation.store import check_stored_run, finalize_run, pending_items, settings_fingerprint, write_generated
+from reactcli.generation.store import check_stored_run, finalize_run, pending_items, write_generated
+from reactcli.io import settings_fingerprint
 from reactcli.metrics.store import real_arrays
 from reactcli.models.baselines import make_baseline
 from reactcli.storage import FeatureStore

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.generation.store import check_stored_run, pending_items, settings_fingerprint
+from reactcli.generation.store import check_stored_run, pending_items
+from reactcli.io import settings_fingerprint
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, collate, load_items
 from reactcli.training.loop import resolve_device

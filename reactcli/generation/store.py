@@ -6,13 +6,12 @@ per item and feature at clip key ``gen/<run>/<split>/<index>``, plus
 ``runs/<run>/generate-<split>.json`` (the resolved settings, checkpoint, seed, version).
 Items already written are skipped on a rerun (resume), but only when they were made with the same
 settings: every stored item carries the run's settings fingerprint (checksums of the checkpoints,
-seed, K, steps, ... : :func:`settings_fingerprint`), and :func:`check_stored_run` refuses to mix
+seed, K, steps, ... : :func:`reactcli.io.settings_fingerprint`), and :func:`check_stored_run` refuses to mix
 items of other settings into a run (``reactcli generate --overwrite`` replaces them instead).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,11 +36,6 @@ def gen_clip_key(run: str, split: str, index: int) -> str:
 
 def manifest_path(work: str | os.PathLike, run: str, split: str) -> Path:
     return Path(work) / "manifests" / f"generated-{run}-{split}.jsonl"
-
-
-def settings_fingerprint(settings: dict[str, Any]) -> str:
-    """Short hash of the settings that determine a run's output (callers leave out paths and device)."""
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_stored_run(work: str | os.PathLike, run: str, split: str, fingerprint: str, *,

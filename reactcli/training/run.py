@@ -20,8 +20,6 @@ the SHA-1 of the manifests and matrices read.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import os
 from dataclasses import asdict, fields
@@ -33,7 +31,7 @@ import yaml
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.io import atomic_open
+from reactcli.io import atomic_open, settings_fingerprint
 from reactcli.training.checkpoint import input_record, load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, load_items
 from reactcli.training.loop import TrainConfig, seed_everything, train
@@ -90,8 +88,7 @@ def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[st
     parents = {k: sha1_of(extra[k]) for k in ("gafrg_checkpoint", "pssl_checkpoint") if extra.get(k) and Path(extra[k]).is_file()}
     if parents:  # their paths do not matter once their contents are hashed
         r.pop("checkpoints", None)
-    blob = json.dumps({"recipe": r, "inputs": sorted(inputs.values()), "parents": parents}, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+    return settings_fingerprint({"recipe": r, "inputs": sorted(inputs.values()), "parents": parents})
 
 
 def _check_resume(run_dir: Path, key: str, *, resume: bool, overwrite: bool) -> None:
