@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from reactcli.errors import ConfigError
+from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open
 from reactcli.training.checkpoint import load_checkpoint, save_checkpoint
 from reactcli.training.data import collate
@@ -128,6 +128,7 @@ def train(
     checkpoint_extra: dict[str, Any] | None = None,
     parameters: list[torch.nn.Parameter] | None = None,
     resume: bool = True,
+    overwrite: bool = False,
     optimizer_factory: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
@@ -136,6 +137,10 @@ def train(
 
     ``checkpoint_extra`` must hold at least ``model`` (registry name) and ``build`` (constructor
     arguments); it is stored in every checkpoint together with the resolved config.
+
+    With ``resume``, ``run_dir/last.pt`` is continued only if its ``settings_key`` equals the one in
+    ``checkpoint_extra`` (both absent counts as equal); otherwise an :class:`InputError` naming the
+    run, or with ``overwrite`` the old run is discarded and training starts over.
     """
     run_dir = Path(run_dir)
     dev = resolve_device(device)
@@ -150,8 +155,17 @@ def train(
     opt = optimizer_factory(params) if optimizer_factory else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, step, history = 0, 0, []
     last = run_dir / "last.pt"
-    if resume and last.is_file():
-        ck = load_checkpoint(last, map_location=dev)
+    ck = load_checkpoint(last, map_location=dev) if resume and last.is_file() else None
+    if ck is not None and ck.get("settings_key") != (checkpoint_extra or {}).get("settings_key"):
+        if not overwrite:
+            raise InputError(f"{last}: run {run_dir.name!r} was trained with other settings (recipe, seed, data or parent "
+                             "checkpoints); pass --overwrite to start it over, --no-resume to ignore it, or choose another --run")
+        log.warning("%s: other settings, starting run %r over", last, run_dir.name)
+        ck = None
+        if info.main:
+            for name in ("last.pt", "model.pt"):
+                (run_dir / name).unlink(missing_ok=True)
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
         if "optimizer" in ck:
             opt.load_state_dict(ck["optimizer"])

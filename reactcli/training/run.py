@@ -20,7 +20,6 @@ the SHA-1 of the manifests and matrices read.
 from __future__ import annotations
 
 import copy
-import logging
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -32,11 +31,9 @@ import yaml
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open, settings_fingerprint
-from reactcli.training.checkpoint import input_record, load_checkpoint, sha1_of
+from reactcli.training.checkpoint import input_record, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, load_items
 from reactcli.training.loop import TrainConfig, seed_everything, train
-
-log = logging.getLogger(__name__)
 
 MODELS = ("reactface", "perfrdiff")
 PERFRDIFF_STAGES = ("gafrg", "pssl", "pwsg")
@@ -89,21 +86,6 @@ def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[st
     if parents:  # their paths do not matter once their contents are hashed
         r.pop("checkpoints", None)
     return settings_fingerprint({"recipe": r, "inputs": sorted(inputs.values()), "parents": parents})
-
-
-def _check_resume(run_dir: Path, key: str, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to resume a run of other settings (or discard it with ``overwrite``)."""
-    last = run_dir / "last.pt"
-    if not resume or not last.is_file():
-        return
-    if load_checkpoint(last).get("settings_key") == key:
-        return
-    if not overwrite:
-        raise InputError(f"{last}: run {run_dir.name!r} was trained with other settings (recipe, seed, data or parent "
-                         "checkpoints); pass --overwrite to start it over, --no-resume to ignore it, or choose another --run")
-    log.warning("%s: other settings, starting run %r over", last, run_dir.name)
-    for name in ("last.pt", "model.pt"):
-        (run_dir / name).unlink(missing_ok=True)
 
 
 def train_recipe(
@@ -238,7 +220,6 @@ def train_recipe(
     extra["data_config"] = asdict(data_cfg)
     extra["split"] = split
     extra["settings_key"] = _settings_key(recipe, inputs, extra)
-    _check_resume(run_dir, extra["settings_key"], resume=resume, overwrite=overwrite)
     train(model, step, dataset, train_cfg, run_dir, seed=seed_v, device=device, checkpoint_extra=extra,
-          parameters=parameters, resume=resume, optimizer_factory=optimizer_factory, on_epoch=epoch_cb, on_step=on_step)
+          parameters=parameters, resume=resume, overwrite=overwrite, optimizer_factory=optimizer_factory, on_epoch=epoch_cb, on_step=on_step)
     return run_dir / "model.pt"
