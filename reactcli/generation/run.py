@@ -174,11 +174,13 @@ def item_batches(n: int, batch_size: int) -> list[list[int]]:
 
 
 def _generate_batches(work: Path, gen_model: _Model, cfg: GenerateConfig, run: str, batches: list[list[int]],
-                      on_progress: Callable[[str, int, int], None] | None):
+                      on_progress: Callable[[str, int, int], None] | None, pending: set[int] | None = None):
+    """Generate the batches holding an item still ``pending`` (default: read from the store)."""
     table = load_items(work, cfg.split)
     data_cfg = DataConfig(**{**asdict(gen_model.data_config), "frames": cfg.frames, "crop": None, "max_appropriate": 1})
     ds = ReactionDataset(work, table, data_cfg, seed=cfg.seed, train=False)
-    pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
+    if pending is None:
+        pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
     todo = [b for b in batches if any(i in pending for i in b)]
     dev = resolve_device(cfg.device)
     for n, idx in enumerate(todo, 1):
@@ -249,10 +251,12 @@ def generate_run(
     if not sharded:
         from reactcli.storage import FeatureStore
 
-        if not pending_items(work, run, cfg.split, table, gen_model.features):  # all stored: just (re)write the manifest
+        pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
+        if not pending:  # all stored: just (re)write the manifest
             return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
                                 features=gen_model.features)
-        batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress)
+        batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress,
+                                    pending)
         with FeatureStore(work).writer(f"gen-{run}-{cfg.split}") as w:
             feats = store_batches(w, run, cfg.split, batches, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
         return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
