@@ -145,6 +145,9 @@ def main() -> None:
         res["steps"] = args.steps
         res["generate_s_at_steps"] = _time(lambda: generate(model, audio, emotion, tdmm, num_samples=k, steps=args.steps,
                                                      guidance=args.guidance, generator=0), dev)
+        # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
+        res["achieved_gflop_per_s"] = res["gflop_per_ddim_step"] * args.steps / res["generate_s_at_steps"]
+        res["projected_s_at_50_steps"] = res["generate_s_at_steps"] * 50 / args.steps
     print(json.dumps({key: (round(v, 3) if isinstance(v, float) else v) for key, v in res.items()}, indent=1))
 
 

@@ -4,7 +4,7 @@ Usage: ``python summary.py METRICS_DIR MODEL [MODEL ...]`` where each MODEL has
 ``METRICS_DIR/<model>.json`` (``reactcli evaluate run``) and optionally
 ``<model>-personal.json`` (``reactcli.metrics.personal``). Targets checked (README.md):
 every model that is not a naive baseline beats mime, random and meanseq on FRCorr (higher) and
-FRdist (lower) with FRDiv > 0; ``perfrdiff-personalised[-few]`` beats ``perfrdiff-generic[-few]``
+FRdist (lower) with FRDiv > 0; ``perfrdiff-personalised[-variant][-few]`` beats ``perfrdiff-generic[-few]``
 (same number of DDIM steps) on personal FRCorr/FRdist.
 Exit status is always 0: the table is a report, not a gate.
 """
@@ -52,10 +52,12 @@ def main(argv: list[str]) -> int:
                 ok_d = m["FRdist"] < rows[b]["FRdist"]
                 print(f"{model} vs {b}: FRCorr {'beats' if ok_c else 'LOSES'}, FRdist {'beats' if ok_d else 'LOSES'}")
         print(f"{model}: FRDiv {'> 0' if m['FRDiv'] > 0 else '= 0 (FAILS)'}")
-    for suffix in ("", "-few"):
-        g, p = rows.get(f"perfrdiff-generic{suffix}"), rows.get(f"perfrdiff-personalised{suffix}")
-        if g and p and "personal_FRCorr" in g and "personal_FRCorr" in p:
-            print(f"perfrdiff-personalised{suffix} vs perfrdiff-generic{suffix} (same-listener references): "
+    for name in (n for n in rows if n.startswith("perfrdiff-personalised")):
+        # perfrdiff-personalised[-variant][-few] is compared with the generic run of the same step count
+        generic = "perfrdiff-generic" + ("-few" if name.endswith("-few") else "")
+        g, p = rows.get(generic), rows[name]
+        if g and "personal_FRCorr" in g and "personal_FRCorr" in p:
+            print(f"{name} vs {generic} (same-listener references): "
                   f"personal FRCorr {'beats' if p['personal_FRCorr'] > g['personal_FRCorr'] else 'LOSES'}, "
                   f"personal FRdist {'beats' if p['personal_FRdist'] < g['personal_FRdist'] else 'LOSES'}")
     return 0

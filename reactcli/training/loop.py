@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open
@@ -58,6 +59,14 @@ class TrainConfig:
     """Also log every n steps (0: per epoch only)."""
     max_steps: int | None = None
     """Stop after this many optimiser steps in total (for smoke runs)."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the trained parameters with this decay (e.g. 0.99;
+    torch.optim.swa_utils.AveragedModel) and write the averaged weights to ``model.pt``, as diffusion
+    models usually are sampled; ``last.pt`` keeps both for resuming. None: no averaging."""
+
+    def __post_init__(self) -> None:
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
 
 
 @dataclass
@@ -165,10 +174,14 @@ def train(
         if info.main:
             for name in ("last.pt", "model.pt"):
                 (run_dir / name).unlink(missing_ok=True)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+           if cfg.ema_decay is not None else None)
     if ck is not None:
         model.load_state_dict(ck["state_dict"])
         if "optimizer" in ck:
             opt.load_state_dict(ck["optimizer"])
+        if ema is not None and "ema_state_dict" in ck:
+            ema.load_state_dict(ck["ema_state_dict"])
         start_epoch, step, history = ck.get("epoch", 0), ck.get("step", 0), ck.get("history", [])
         if info.main:
             log.info("resuming %s from epoch %d (step %d)", last, start_epoch, step)
@@ -215,6 +228,8 @@ def train(
             opt.step()
             if sched:
                 sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             count += 1
             logs = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
@@ -237,6 +252,7 @@ def train(
                 **extra, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                 "epoch": epoch + 1, "step": step, "history": history, "seed": seed,
                 "world_size": info.world_size,
+                **({"ema_state_dict": ema.state_dict()} if ema is not None else {}),
             })
             if on_epoch:
                 on_epoch(epoch + 1, means)
@@ -246,5 +262,9 @@ def train(
         final = run_dir / "model.pt"
         ck = load_checkpoint(last)
         ck.pop("optimizer", None)
+        averaged = ck.pop("ema_state_dict", None)
+        if averaged is not None:  # the sampled weights are the average: AveragedModel keys are "module.<name>"
+            ck["state_dict"] = {k[len("module."):]: v for k, v in averaged.items() if k.startswith("module.")}
+            ck["ema_decay"] = cfg.ema_decay
         save_checkpoint(final, ck)
     return {"history": history, "step": step, "run_dir": str(run_dir)}

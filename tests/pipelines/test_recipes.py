@@ -81,13 +81,13 @@ def cli_module():
     return lambda *a: runner.invoke(app, [str(x) for x in a], catch_exceptions=False)
 
 
-def _train(cli, work: Path, recipe_path: Path, tmp: Path, *extra) -> Path:
+def _train(cli, work: Path, recipe_path: Path, tmp: Path, *extra, run: str | None = None) -> Path:
     shipped = yaml.safe_load(recipe_path.read_text())
     small = tmp / recipe_path.name
     small.write_text(yaml.safe_dump(shrink(shipped)))
-    res = cli("train", "--work", work, "--config", small, *extra)
+    run = run or (f"{shipped['model']}-{shipped['stage']}" if shipped.get("stage") else shipped["model"])
+    res = cli("train", "--work", work, "--config", small, "--run", run, *extra)
     assert res.exit_code == 0, res.output
-    run = f"{shipped['model']}-{shipped['stage']}" if shipped.get("stage") else shipped["model"]
     ck = work / "runs" / run / "model.pt"
     assert ck.is_file()
     saved = torch.load(ck, weights_only=False)
@@ -114,7 +114,8 @@ def _generate_and_score(cli, work: Path, run: str, *gen_args) -> dict:
 
 def test_every_recipe_parses_and_is_covered():
     names = {p.name for p in RECIPES}
-    assert names == {"reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml"}
+    assert names == {"reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml",
+                     "perfrdiff-pssl-emotion.yaml", "perfrdiff-pwsg-emotion.yaml"}
     for p in RECIPES:
         r = yaml.safe_load(p.read_text())
         assert r["model"] in ("reactface", "perfrdiff") and isinstance(r["train"], dict)
@@ -139,6 +140,18 @@ def test_perfrdiff_recipes_end_to_end(cli_module, work, tmp_path):
                                    "--pwsg-checkpoint", w, "--steps", 2, "--guidance", 2.0)
     assert generic["FRCorr"] != personal["FRCorr"]  # the weight shifts change the samples
 
+    # the emotion-history variant (make perfrdiff-emotion): PSSL reads the listener's emotion clip,
+    # PWSG edits the output head with a bias shift
+    se = _train(cli_module, work, HERE / "perfrdiff-pssl-emotion.yaml", tmp_path, run="pssl-emotion")
+    assert torch.load(se, weights_only=False)["config"]["history_feature"] == "emotion"
+    we = _train(cli_module, work, HERE / "perfrdiff-pwsg-emotion.yaml", tmp_path, "--gafrg-checkpoint", g,
+                "--pssl-checkpoint", se, run="pwsg-emotion")
+    saved = torch.load(we, weights_only=False)
+    assert saved["config"]["layers"] == ["output"] and saved["config"]["edit_bias"] is True
+    emotion = _generate_and_score(cli_module, work, "pd-personal-emotion", "--checkpoint", g, "--personalised",
+                                  "--pwsg-checkpoint", we, "--steps", 2, "--guidance", 2.0)
+    assert emotion["FRCorr"] != generic["FRCorr"]
+
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_makefile_wires_the_recipes(tmp_path):
@@ -160,5 +173,16 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert "--personalised" in cmds
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
+    # the emotion-history personalisation: its own PSSL/PWSG runs, the same chosen GAFRG and generic runs
+    emo = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-emotion", f"OUT={tmp_path}/o", "PWSG_SEED=3"],
+                         capture_output=True, text=True)
+    assert emo.returncode == 0, emo.stderr
+    cmds = emo.stdout
+    assert f"--config {HERE}/perfrdiff-pssl-emotion.yaml --run perfrdiff-pssl-emotion" in cmds
+    assert f"--config {HERE}/perfrdiff-pwsg-emotion.yaml --run perfrdiff-pwsg-emotion --seed 3" in cmds
+    assert f"--pssl-checkpoint {tmp_path}/o/work/runs/perfrdiff-pssl-emotion/model.pt" in cmds
+    assert f"--pwsg-checkpoint {tmp_path}/o/work/runs/perfrdiff-pwsg-emotion/model.pt --run perfrdiff-personalised-emotion " in cmds
+    assert "--run perfrdiff-generic-few" in cmds and "summary-perfrdiff-emotion.txt" in cmds
+    assert "perfrdiff-pwsg.yaml" not in cmds  # the paper's editor is not trained by this target
     bad = subprocess.run(["make", "-n", "-C", str(HERE), "reactface"], capture_output=True, text=True)
     assert bad.returncode != 0 and "set OUT=DIR (the output folder)" in bad.stderr
