@@ -49,21 +49,22 @@ def check_stored_run(work: str | os.PathLike, run: str, split: str, fingerprint:
     """
     work = Path(work)
     store = FeatureStore(work)
-    refs = store.refresh(write=False)
-    prefix = f"gen/{run}/{split}/"
-    mine = [r for r in refs if r.clip.startswith(prefix)]
-    stale = [r for r in mine if _stored_fingerprint(store, r) != fingerprint]
+    try:  # reading attributes opens the shard files: close them on every path
+        refs = store.refresh(write=False)
+        prefix = f"gen/{run}/{split}/"
+        mine = [r for r in refs if r.clip.startswith(prefix)]
+        stale = [r for r in mine if _stored_fingerprint(store, r) != fingerprint]
+    finally:
+        store.close()
     if not stale:
         return 0
     items = len({r.clip for r in mine})
     if not overwrite:
-        store.close()
         raise InputError(
             f"run {run!r} ({split}): {len({r.clip for r in stale})} of the {items} stored items were generated with other "
             f"settings (checkpoint, seed or options); pass --overwrite to replace them, or choose another --run")
     files = sorted({r.store for r in mine})
     shared = sorted({r.store for r in refs if r.store in files and not r.clip.startswith(prefix)})
-    store.close()
     if shared:
         raise InputError(f"run {run!r} ({split}): cannot overwrite, {shared[0]} also holds other arrays")
     for f in files:
