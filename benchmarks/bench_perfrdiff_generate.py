@@ -9,13 +9,16 @@ Measures, for one 750-frame clip with K = 10 samples and classifier-free guidanc
    another (same network, same number of steps; only the batching differs);
 3. the same as 1 but 10 sequential ``generate(num_samples=1)`` calls (isolates the K batching);
 4. the parameter count of the low-rank (rank 8) vs full-rank PWSG editor at paper size;
-5. the wall time of 1 at the paper's sizes and the requested number of DDIM steps.
+5. the wall time of 1 at the paper's sizes and the requested number of DDIM steps, for each
+   patch size P in ``--frames-per-token`` (reaction frames per denoiser token), with the analytic
+   TFLOP of 50 guided steps beside the 1.78 TFLOP the PerFRDiff supplementary reports. Items
+   1-3 use the first P of the list.
 
 Per-step cost is constant, so the comparison (1-3) can run with fewer steps (``--compare-steps``)
 and still give the right ratio. Usage::
 
-    python benchmarks/bench_perfrdiff_generate.py                 # paper size, 50 steps
-    python benchmarks/bench_perfrdiff_generate.py --steps 10 --compare-steps 2
+    python benchmarks/bench_perfrdiff_generate.py                 # paper size, 50 steps, P = 1, 10, 25
+    python benchmarks/bench_perfrdiff_generate.py --steps 10 --compare-steps 2 --frames-per-token 10
 """
 
 from __future__ import annotations
@@ -72,12 +75,19 @@ def authors_pattern(model: GAFRG, audio, emotion, tdmm, num_samples: int, steps:
 
 
 def flops_per_step(cfg: GAFRGConfig, samples: int, windows: int, guidance: bool) -> float:
-    """Analytic FLOPs of one batched denoiser call (matmuls and attention only)."""
+    """Analytic FLOPs of one batched denoiser call (matmuls and attention only).
+
+    The speaker memory's keys/values are computed once per generation (not per step) and are not
+    counted; the time token's are, once per memory row."""
     d, f, w = cfg.d_model, cfg.ffn_dim, cfg.window
+    length = w // cfg.frames_per_token  # query tokens per window
     mem = 2 + w * (cfg.audio_tokens_per_frame + 1)  # time token + speaker memory
-    per_token = 3 * d * d + 3 * d * d + 2 * d * f + 2 * (w + mem) * d  # qkv, out, cross q/out, FFN, scores
-    tokens = samples * windows * w * (2 if guidance else 1)
-    return 2.0 * per_token * cfg.num_layers * tokens
+    per_token = 3 * d * d + 3 * d * d + 2 * d * f + 2 * (length + mem) * d  # qkv, out, cross q/out, FFN, scores
+    branches = 2 if guidance else 1
+    per_row = 2 * d * d  # time-token cross-attention keys/values, one per (window, branch)
+    io = 2 * d * cfg.frames_per_token * cfg.reaction_dim  # input projection + output head per token
+    tokens = samples * windows * length * branches
+    return 2.0 * ((per_token * cfg.num_layers + io) * tokens + per_row * cfg.num_layers * windows * branches)
 
 
 def _time(fn, device: torch.device) -> float:
@@ -100,6 +110,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-paper", action="store_true", help="skip the full-steps timing (5.)")
     ap.add_argument("--skip-authors", action="store_true", help="skip the authors'-pattern timing")
+    ap.add_argument("--frames-per-token", default="1,10,25",
+                    help="comma-separated patch sizes P (GAFRGConfig.frames_per_token; 1 = one token per "
+                         "frame) timed at --steps; the batched-vs-sequential comparison uses the first")
     ap.add_argument("--size", choices=("paper", "recipe"), default="paper",
                     help="GAFRG size: paper (d 512, 7 layers, FFN 1024) or the synthetic recipe's "
                          "(d 64, 2 layers, FFN 128, pipelines/synthetic/perfrdiff-gafrg.yaml)")
@@ -107,14 +120,16 @@ def main() -> None:
     dev = torch.device(args.device)
     torch.manual_seed(0)
     size = {} if args.size == "paper" else dict(d_model=64, num_layers=2, num_heads=4, ffn_dim=128, emotion_hidden=64)
-    model = GAFRG(GAFRGConfig(**size)).to(dev).eval()
+    patches = [int(p) for p in args.frames_per_token.split(",")]
+    model = GAFRG(GAFRGConfig(**size, frames_per_token=patches[0])).to(dev).eval()
     g = torch.Generator().manual_seed(1)
     audio = torch.randn(1, args.frames, 78, generator=g).to(dev)
     emotion = torch.rand(1, args.frames, 25, generator=g).to(dev)
     tdmm = torch.randn(1, args.frames, 58, generator=g).to(dev)
     k, cs = args.samples, args.compare_steps
     res: dict[str, object] = {"size": args.size, "device": str(dev), "threads": torch.get_num_threads(), "frames": args.frames,
-                              "samples": k, "gafrg_params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+                              "samples": k, "frames_per_token": patches[0],
+                              "gafrg_params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
 
     generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0)  # warm-up
     nw = len(window_starts(args.frames, model.config.window, model.config.window))
@@ -143,11 +158,19 @@ def main() -> None:
 
     if not args.skip_paper:
         res["steps"] = args.steps
-        res["generate_s_at_steps"] = _time(lambda: generate(model, audio, emotion, tdmm, num_samples=k, steps=args.steps,
-                                                     guidance=args.guidance, generator=0), dev)
-        # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
-        res["achieved_gflop_per_s"] = res["gflop_per_ddim_step"] * args.steps / res["generate_s_at_steps"]
-        res["projected_s_at_50_steps"] = res["generate_s_at_steps"] * 50 / args.steps
+        res["tflop_paper_reported"] = 1.78  # PerFRDiff supplementary, ten 750 x 25 reactions, 50 steps
+        timing = {}
+        for p in patches:
+            torch.manual_seed(0)
+            m = model if p == patches[0] else GAFRG(GAFRGConfig(**size, frames_per_token=p)).to(dev).eval()
+            gflop = flops_per_step(m.config, k, nw, args.guidance != 1.0) / 1e9
+            secs = _time(lambda: generate(m, audio, emotion, tdmm, num_samples=k, steps=args.steps,
+                                          guidance=args.guidance, generator=0), dev)
+            # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
+            timing[f"P={p}"] = {"tflop_at_50_steps": round(gflop * 50 / 1e3, 2), "s_at_steps": round(secs, 2),
+                                "achieved_gflop_per_s": round(gflop * args.steps / secs, 1),
+                                "projected_s_at_50_steps": round(secs * 50 / args.steps, 1)}
+        res["paper_size_generation"] = timing
     print(json.dumps({key: (round(v, 3) if isinstance(v, float) else v) for key, v in res.items()}, indent=1))
 
 

@@ -100,6 +100,12 @@ def test_config_round_trip_and_validation():
         GAFRGConfig(audio_dim=77, audio_tokens_per_frame=2)
     with pytest.raises(ConfigError):
         GAFRGConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+    with pytest.raises(ConfigError, match="frames_per_token=3 must divide window=10"):
+        tiny_cfg(frames_per_token=3)
+    # checkpoints written before frames_per_token existed load as one token per frame
+    old = cfg.to_dict()
+    del old["frames_per_token"]
+    assert GAFRGConfig.from_dict(old).frames_per_token == 1
     pc = PWSGConfig(rank=None)
     assert PWSGConfig.from_dict(pc.to_dict()) == pc
     assert DiffusionConfig.from_dict(DiffusionConfig(prediction_type="epsilon").to_dict()).prediction_type == "epsilon"
@@ -135,8 +141,10 @@ def test_ddim_step_with_true_x0_recovers_the_previous_noisy_sample(t):
 
 
 # ------------------------------------------------------------------------- GAFRG
-def test_grouped_cross_attention_equals_one_memory_per_row():
-    model = tiny_gafrg().eval()
+@pytest.mark.parametrize("patch", [1, 5])
+def test_grouped_cross_attention_equals_one_memory_per_row(patch):
+    model = tiny_gafrg(frames_per_token=patch).eval()
+    assert model.pos.shape == (W // patch, 32) and model.in_proj.in_features == patch * 25
     a, e, f = (x[:, :W] for x in speaker(b=2))
     mem = model.encode_speaker(a, e, f)  # 2 memories
     x = torch.randn(6, W, 25)  # 3 windows per memory
@@ -144,6 +152,16 @@ def test_grouped_cross_attention_equals_one_memory_per_row():
     grouped = model(x, t, model.static_kv(mem), group=3)
     rows = model(x, t.repeat_interleave(3), model.static_kv(mem.repeat_interleave(3, dim=0)), group=1)
     torch.testing.assert_close(grouped, rows, atol=1e-5, rtol=1e-5)
+    # generation path: one cached key/value buffer per layer whose time slot is rewritten in place
+    # each step; reusing it across two steps must give what fresh tensors (autograd path) give
+    t2 = torch.tensor([900, 3])
+    fresh2 = model(x, t2, model.static_kv(mem), group=3)
+    with torch.inference_mode():
+        kv = model.static_kv(mem)
+        first, second = model(x, t, kv, group=3), model(x, t2, kv, group=3)
+    torch.testing.assert_close(first, grouped, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(second, fresh2, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(first, second, atol=1e-4)
 
 
 def test_generate_shapes_and_determinism():
@@ -166,10 +184,11 @@ def test_generate_shapes_and_determinism():
         generate(model, a, e[:, :, :24], f, steps=2, generator=0)
 
 
-def test_generate_is_online_causal():
+@pytest.mark.parametrize("patch", [1, 5, W])
+def test_generate_is_online_causal(patch):
     """Reaction window [s, s+w) sees speaker frames [s-w, s): changing the speaker from frame 20 on
-    must leave reaction frames 0..29 unchanged and change later ones."""
-    model = tiny_gafrg()
+    must leave reaction frames 0..29 unchanged and change later ones (also with P-frame tokens)."""
+    model = tiny_gafrg(frames_per_token=patch)
     a, e, f = speaker(b=1, t=50)
     out = generate(model, a, e, f, num_samples=2, steps=3, generator=0)
     a2, e2, f2 = a.clone(), e.clone(), f.clone()
@@ -216,9 +235,10 @@ def test_overlapping_windows_have_no_seams():
 
 
 # ------------------------------------------------------------------------- PWSG editing
-@pytest.mark.parametrize("rank,edit_bias", [(4, False), (None, False), (4, True), (None, True)])
-def test_per_sample_editing_equals_writing_w_plus_dw_into_a_copy(rank, edit_bias):
-    model = tiny_gafrg().eval()
+@pytest.mark.parametrize("rank,edit_bias,patch", [(4, False, 1), (None, False, 1), (4, True, 1), (None, True, 1),
+                                                   (4, True, 5)])
+def test_per_sample_editing_equals_writing_w_plus_dw_into_a_copy(rank, edit_bias, patch):
+    model = tiny_gafrg(frames_per_token=patch).eval()
     ed = random_editor(model, rank, edit_bias=edit_bias)
     style = torch.randn(2, 16)
     shifts = ed(style)
@@ -333,9 +353,9 @@ def _train(step, params, n=25, lr=3e-3):
     return losses
 
 
-@pytest.mark.parametrize("prediction", ["sample", "epsilon"])
-def test_gafrg_training_loss_falls(prediction):
-    model = tiny_gafrg().train()
+@pytest.mark.parametrize("prediction,patch", [("sample", 1), ("epsilon", 1), ("sample", 5)])
+def test_gafrg_training_loss_falls(prediction, patch):
+    model = tiny_gafrg(frames_per_token=patch).train()
     sch = make_scheduler(DiffusionConfig(prediction_type=prediction))
     b = batch()
     cfg = PerFRDiffStepConfig(reactions_per_item=2)

@@ -21,10 +21,15 @@ Two things make generation cheap and are the reason for the split API (``encode_
 ``static_kv`` -> ``forward``):
 
 * the speaker part of the memory does not change across diffusion steps, so its cross-attention
-  keys/values are computed once per generation, not once per step;
+  keys/values are computed once per generation, not once per step (:class:`CrossKV`, which also
+  keeps them in attention-head layout with a slot for the per-step time token);
 * the K samples of one (item, window) share their memory exactly, and cross-attention treats
   queries independently, so the K samples' queries are stacked into one longer query sequence
   against one copy of the memory (``group=K``) instead of K copies of it.
+
+A third knob trades quality for speed: ``frames_per_token`` (P) feeds the decoder w/P tokens of
+P concatenated frames instead of w one-frame tokens, which divides the dominant per-token work by
+about P (see :class:`GAFRGConfig`).
 
 All linear layers are :class:`EditableLinear`, which accept an optional per-sample weight shift
 (PWSG, see ``pwsg.py``) applied functionally: the stored weights are never modified.
@@ -46,6 +51,7 @@ __all__ = [
     "GAFRGConfig",
     "GAFRG",
     "EditableLinear",
+    "CrossKV",
     "WeightShift",
     "sinusoidal_embedding",
     "window_starts",
@@ -71,6 +77,15 @@ class GAFRGConfig:
     """Width of the speaker 3DMM frame (58-d FaceVerse coefficients)."""
     window: int = 50
     """Frames per denoised window (w = 50, i.e. 2 s at 25 fps); also the speaker window length."""
+    frames_per_token: int = 1
+    """Reaction frames per denoiser token (temporal patch size P; must divide ``window``): the
+    window of w frames becomes w/P tokens, each the concatenation of P frames -> Linear -> d, and
+    the output head maps each token back to P frames. 1 = one token per frame. The per-token cost
+    of the decoder (self-attention, cross-attention queries, FFN) dominates generation, so P
+    divides generation FLOPs by about P: at the paper's sizes one token per frame costs 29 TFLOP
+    for ten 750-frame samples with 50 guided DDIM steps, against the 1.78 TFLOP the PerFRDiff
+    supplementary reports, which P between 10 and 25 matches (``benchmarks/
+    bench_perfrdiff_generate.py`` prints both). The speaker memory keeps one token per frame."""
     speaker_lag: int = 50
     """Online conditioning: the reaction window ``[s, s+w)`` sees speaker frames
     ``[s - speaker_lag, s - speaker_lag + w)``. ``window`` (default) = the previous speaker
@@ -103,9 +118,11 @@ class GAFRGConfig:
                 f"GAFRG audio_dim={self.audio_dim} must be divisible by "
                 f"audio_tokens_per_frame={self.audio_tokens_per_frame} (>= 1)"
             )
-        for name in ("reaction_dim", "window", "num_layers", "ffn_dim", "emotion_hidden"):
+        for name in ("reaction_dim", "window", "frames_per_token", "num_layers", "ffn_dim", "emotion_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"GAFRG {name} must be >= 1, got {getattr(self, name)}")
+        if self.window % self.frames_per_token:
+            raise ConfigError(f"GAFRG frames_per_token={self.frames_per_token} must divide window={self.window}")
         if self.speaker_lag < 0:
             raise ConfigError(f"GAFRG speaker_lag must be >= 0 (no look-ahead), got {self.speaker_lag}")
         if not 0.0 <= self.dropout < 1.0:
@@ -193,6 +210,41 @@ class EditableLinear(nn.Linear):
 Shifts = dict[str, WeightShift]
 
 
+class CrossKV:
+    """One layer's cross-attention keys/values of the speaker memory, in attention-head layout.
+
+    ``buf`` is (2, M, heads, 1 + S, d/heads): keys and values of the M memories' S speaker tokens
+    at positions 1..S, with position 0 reserved for the diffusion-time token, which changes every
+    step. Without autograd (generation) each step writes its time token into that slot in place,
+    so the S speaker tokens are neither re-concatenated nor re-laid-out per step; with autograd
+    (training) a fresh tensor is built instead, leaving ``buf`` untouched.
+    """
+
+    def __init__(self, kv: torch.Tensor, heads: int):
+        m, s, d2 = kv.shape
+        self.heads, self.dh = heads, d2 // 2 // heads
+        self.buf = kv.new_empty(2, m, heads, 1 + s, self.dh)
+        self.buf[:, :, :, 1:] = self._layout(kv)
+
+    def _layout(self, kv: torch.Tensor) -> torch.Tensor:
+        m, s, _ = kv.shape
+        return kv.view(m, s, 2, self.heads, self.dh).permute(2, 0, 3, 1, 4)
+
+    @property
+    def rows(self) -> int:
+        return int(self.buf.shape[1])
+
+    def with_time(self, kv_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (M, heads, 1 + S, d/heads) with the time token's (M, 1, 2d) in front."""
+        t = self._layout(kv_t)
+        if torch.is_grad_enabled():
+            kv = torch.cat([t, self.buf[:, :, :, 1:]], dim=3)
+        else:
+            self.buf[:, :, :, :1] = t
+            kv = self.buf
+        return kv[0], kv[1]
+
+
 class _DecoderLayer(nn.Module):
     """Pre-norm transformer decoder layer (self-attn, cross-attn, GELU FFN) with editable linears.
 
@@ -229,15 +281,15 @@ class _DecoderLayer(nn.Module):
         n, h, length, dh = t.shape
         return t.transpose(1, 2).reshape(n, length, h * dh)
 
-    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None) -> torch.Tensor:
-        """Cross-attention keys/values of the (step-independent) speaker memory: (M, S, 2d)."""
-        return self.cross_kv(memory, self._s(shifts, "cross_kv"))
+    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None) -> CrossKV:
+        """Cross-attention keys/values of the (step-independent) speaker memory (M, S, d)."""
+        return CrossKV(self.cross_kv(memory, self._s(shifts, "cross_kv")), self.heads)
 
     def forward(
         self,
         x: torch.Tensor,
         time_token: torch.Tensor,
-        static_kv: torch.Tensor,
+        static_kv: CrossKV,
         group: int,
         shifts: Shifts | None,
     ) -> torch.Tensor:
@@ -253,10 +305,8 @@ class _DecoderLayer(nn.Module):
         q = self.cross_q(h, self._s(shifts, "cross_q"))
         n, length, d = q.shape
         qg = q.reshape(n // group, group * length, d)
-        kv_t = self.cross_kv(time_token, self._s(shifts, "cross_kv"))  # (M, 1, 2d)
-        kv = torch.cat([kv_t, static_kv], dim=1)
-        k, v = kv.chunk(2, dim=-1)
-        a = F.scaled_dot_product_attention(self._heads(qg), self._heads(k), self._heads(v), dropout_p=p)
+        k, v = static_kv.with_time(self.cross_kv(time_token, self._s(shifts, "cross_kv")))  # time token (M, 1, 2d)
+        a = F.scaled_dot_product_attention(self._heads(qg), k, v, dropout_p=p)
         a = self._merge(a).reshape(n, length, d)
         x = x + self.drop(self.cross_out(a, self._s(shifts, "cross_out")))
         # feed-forward
@@ -275,9 +325,10 @@ class GAFRG(nn.Module):
         d = cfg.d_model
         w = cfg.window
         n_audio = w * cfg.audio_tokens_per_frame
-        # reaction window input
-        self.in_proj = nn.Linear(cfg.reaction_dim, d)
-        self.pos = nn.Parameter(torch.randn(w, d) * 0.02)
+        # reaction window input: w / P tokens of P concatenated frames each
+        patch = cfg.frames_per_token * cfg.reaction_dim
+        self.in_proj = nn.Linear(patch, d)
+        self.pos = nn.Parameter(torch.randn(w // cfg.frames_per_token, d) * 0.02)
         # condition encoders
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
         self.audio_proj = nn.Linear(cfg.audio_dim // cfg.audio_tokens_per_frame, d)
@@ -291,7 +342,7 @@ class GAFRG(nn.Module):
         self.mem_norm = nn.LayerNorm(d)
         self.layers = nn.ModuleList(_DecoderLayer(cfg, f"layers.{i}") for i in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(d)
-        self.output = EditableLinear(d, cfg.reaction_dim)
+        self.output = EditableLinear(d, patch)
         if cfg.clip_position:
             self.clip_pos_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
             self.clip_pos_type = nn.Parameter(torch.randn(d) * 0.02)
@@ -333,7 +384,7 @@ class GAFRG(nn.Module):
             tokens.append((self.clip_pos_mlp(pos) + self.clip_pos_type)[:, None, :])
         return self.mem_norm(torch.cat(tokens, dim=1))
 
-    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None = None) -> list[torch.Tensor]:
+    def static_kv(self, memory: torch.Tensor, shifts: Shifts | None = None) -> list[CrossKV]:
         """Per-layer cross-attention keys/values of the speaker memory (computed once per generation)."""
         return [layer.static_kv(memory, shifts) for layer in self.layers]
 
@@ -347,7 +398,7 @@ class GAFRG(nn.Module):
         self,
         x_t: torch.Tensor,
         timesteps: torch.Tensor,
-        static_kv: list[torch.Tensor],
+        static_kv: list[CrossKV],
         group: int = 1,
         shifts: Shifts | None = None,
     ) -> torch.Tensor:
@@ -356,18 +407,20 @@ class GAFRG(nn.Module):
         ``static_kv`` (from :meth:`static_kv`) and ``timesteps`` have N / group rows: row j of the
         memory serves the ``group`` consecutive windows ``j*group .. (j+1)*group - 1``.
         """
-        n, w, _ = x_t.shape
+        n, w, dim = x_t.shape
         if w != self.config.window:
             raise ConfigError(f"GAFRG was built for windows of {self.config.window} frames, got {w}")
-        if n % group or static_kv[0].shape[0] != n // group:
+        if n % group or static_kv[0].rows != n // group:
             raise ConfigError(f"{n} windows with group={group} need {n // max(group, 1)} memory rows, "
-                              f"got {static_kv[0].shape[0]}")
+                              f"got {static_kv[0].rows}")
         t_tok = self.time_token(timesteps.reshape(-1).expand(n // group) if timesteps.numel() == 1
                                 else timesteps)
-        x = self.in_proj(x_t) + self.pos
+        p = self.config.frames_per_token
+        x = self.in_proj(x_t.reshape(n, w // p, p * dim)) + self.pos
         for layer, kv in zip(self.layers, static_kv):
             x = layer(x, t_tok, kv, group, shifts)
-        return self.output(self.final_norm(x), None if shifts is None else shifts.get("output"))
+        out = self.output(self.final_norm(x), None if shifts is None else shifts.get("output"))
+        return out.reshape(n, w, dim)
 
     def denoise(
         self,
