@@ -74,14 +74,15 @@ def authors_pattern(model: GAFRG, audio, emotion, tdmm, num_samples: int, steps:
     return torch.stack(samples, dim=1)
 
 
-def flops_per_step(cfg: GAFRGConfig, samples: int, windows: int, guidance: bool) -> float:
+def flops_per_step(model: GAFRG, samples: int, windows: int, guidance: bool) -> float:
     """Analytic FLOPs of one batched denoiser call (matmuls and attention only).
 
     The speaker memory's keys/values are computed once per generation (not per step) and are not
     counted; the time token's are, once per memory row."""
+    cfg = model.config
     d, f, w = cfg.d_model, cfg.ffn_dim, cfg.window
     length = w // cfg.frames_per_token  # query tokens per window
-    mem = 2 + w * (cfg.audio_tokens_per_frame + 1)  # time token + speaker memory
+    mem = 1 + model.memory_length  # time token + speaker memory
     per_token = 3 * d * d + 3 * d * d + 2 * d * f + 2 * (length + mem) * d  # qkv, out, cross q/out, FFN, scores
     branches = 2 if guidance else 1
     per_row = 2 * d * d  # time-token cross-attention keys/values, one per (window, branch)
@@ -121,7 +122,12 @@ def main() -> None:
     torch.manual_seed(0)
     size = {} if args.size == "paper" else dict(d_model=64, num_layers=2, num_heads=4, ffn_dim=128, emotion_hidden=64)
     patches = [int(p) for p in args.frames_per_token.split(",")]
-    model = GAFRG(GAFRGConfig(**size, frames_per_token=patches[0])).to(dev).eval()
+
+    def build(patch: int) -> GAFRG:
+        torch.manual_seed(0)
+        return GAFRG(GAFRGConfig(**size, frames_per_token=patch)).to(dev).eval()
+
+    model = build(patches[0])
     g = torch.Generator().manual_seed(1)
     audio = torch.randn(1, args.frames, 78, generator=g).to(dev)
     emotion = torch.rand(1, args.frames, 25, generator=g).to(dev)
@@ -133,7 +139,7 @@ def main() -> None:
 
     generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0)  # warm-up
     nw = len(window_starts(args.frames, model.config.window, model.config.window))
-    res["gflop_per_ddim_step"] = round(flops_per_step(model.config, k, nw, args.guidance != 1.0) / 1e9, 1)
+    res["gflop_per_ddim_step"] = round(flops_per_step(model, k, nw, args.guidance != 1.0) / 1e9, 1)
     res["compare_steps"] = cs
     res["batched_s"] = _time(lambda: generate(model, audio, emotion, tdmm, num_samples=k, steps=cs,
                                               guidance=args.guidance, generator=0), dev)
@@ -161,9 +167,8 @@ def main() -> None:
         res["tflop_paper_reported"] = 1.78  # PerFRDiff supplementary, ten 750 x 25 reactions, 50 steps
         timing = {}
         for p in patches:
-            torch.manual_seed(0)
-            m = model if p == patches[0] else GAFRG(GAFRGConfig(**size, frames_per_token=p)).to(dev).eval()
-            gflop = flops_per_step(m.config, k, nw, args.guidance != 1.0) / 1e9
+            m = model if p == patches[0] else build(p)
+            gflop = flops_per_step(m, k, nw, args.guidance != 1.0) / 1e9
             secs = _time(lambda: generate(m, audio, emotion, tdmm, num_samples=k, steps=args.steps,
                                           guidance=args.guidance, generator=0), dev)
             # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
