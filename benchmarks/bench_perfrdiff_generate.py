@@ -31,7 +31,7 @@ import torch
 
 from reactcli.models.perfrdiff import GAFRG, GAFRGConfig, PWSGConfig, editor_parameter_count, generate, make_scheduler
 from reactcli.models.perfrdiff.diffusion import guided
-from reactcli.models.perfrdiff.gafrg import gather_speaker_windows, speaker_window_frames, window_starts
+from reactcli.models.perfrdiff.gafrg import window_starts
 from reactcli.models.perfrdiff.pwsg import resolve_layer_names
 
 
@@ -56,8 +56,7 @@ def authors_pattern(model: GAFRG, audio, emotion, tdmm, num_samples: int, steps:
         for _ in range(num_samples):
             windows = []
             for s in starts:
-                frames = speaker_window_frames(torch.tensor([s], device=device), w, cfg.speaker_lag)
-                win = [gather_speaker_windows(x, frames)[:, 0] for x in (audio, emotion, tdmm)]
+                win = model.speaker_windows(audio, emotion, tdmm, torch.tensor([s], device=device))
                 mem = torch.cat([model.encode_speaker(*win), null])  # (2, S, d): cond, uncond
                 kv = model.static_kv(mem)
                 sch = make_scheduler()

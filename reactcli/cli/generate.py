@@ -27,6 +27,10 @@ def command(
     steps: int = typer.Option(50, help="PerFRDiff: DDIM steps."),
     guidance: float = typer.Option(7.5, help="PerFRDiff: classifier-free guidance scale."),
     overlap: bool = typer.Option(False, help="PerFRDiff: overlapping windows (stride w/2) to avoid seams."),
+    timestep_spacing: Optional[str] = typer.Option(
+        None, "--timestep-spacing",
+        help="PerFRDiff: where the DDIM steps sit among the training steps: trailing (the first step at the "
+             "last training step, right for few steps), leading or linspace. Default: the checkpoint's."),
     personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing (PSSL + PWSG)."),
     pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
     mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),
@@ -58,6 +62,7 @@ def command(
         else:
             cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
                                  momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
+                                 timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  seed=seed, device=device)
             ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)

@@ -50,6 +50,9 @@ class GenerateConfig:
     """PerFRDiff: classifier-free guidance scale (1 = conditional only)."""
     overlap: bool = False
     """PerFRDiff: overlapping windows (stride w/2, shared noise) to avoid seams."""
+    timestep_spacing: str | None = None
+    """PerFRDiff: how the DDIM steps are placed over the training steps (``leading``,
+    ``trailing``, ``linspace``); default: the checkpoint's diffusion config."""
     personalised: bool = False
     """PerFRDiff: edit GAFRG per listener with PSSL style + PWSG (needs --pwsg-checkpoint)."""
     pwsg_checkpoint: str | None = None
@@ -121,6 +124,8 @@ class _PerFRDiff(_Model):
             self.sources = {}
         self.sources["gafrg"] = str(gpath)
         self.gafrg, self.diffusion = load_gafrg(gpath)
+        if cfg.timestep_spacing is not None:
+            self.diffusion = DiffusionConfig.from_dict({**self.diffusion.to_dict(), "timestep_spacing": cfg.timestep_spacing})
         self.gafrg.to(dev).eval()
         gck = load_checkpoint(gpath)
         target = ((gck.get("recipe") or {}).get("step") or {}).get("target", "emotion")
@@ -130,6 +135,8 @@ class _PerFRDiff(_Model):
         self.meta = {"model": "perfrdiff", "personalised": cfg.personalised, "steps": cfg.steps,
                      "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
+        if cfg.timestep_spacing is not None:  # recorded only when overridden: older runs keep their fingerprint
+            self.meta["timestep_spacing"] = cfg.timestep_spacing
 
     def __call__(self, batch, k, gen):
         from reactcli.models.perfrdiff import generate
@@ -196,7 +203,8 @@ def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
     sums = {role: sha1_of(p) for role, p in sorted(gen_model.sources.items())}
-    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint")}
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint")
+               and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
     return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),

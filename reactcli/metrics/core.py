@@ -108,7 +108,11 @@ def seq_stats(x: np.ndarray, chunk: int = 64) -> SeqStats:
 
 
 def candidate_lists(A: np.ndarray) -> np.ndarray:
-    """(N, Jmax) int64 indices of the appropriate reactions of each row, padded with -1."""
+    """(N, Jmax) int64 indices of the appropriate reactions of each row, padded with -1.
+
+    Any 0/1 dtype is accepted (an appropriateness matrix loaded from ``.npy`` is often uint8,
+    whose row sums are unsigned and would not index)."""
+    A = np.asarray(A, dtype=bool)
     counts = A.sum(axis=1)
     jmax = int(counts.max())
     cand = np.full((A.shape[0], jmax), -1, dtype=np.int64)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.models.perfrdiff.gafrg import GAFRG, WeightShift, gather_speaker_windows, speaker_window_frames
+from reactcli.models.perfrdiff.gafrg import GAFRG, WeightShift
 from reactcli.models.perfrdiff.pssl import PSSLEncoder, supcon_loss
 from reactcli.models.perfrdiff.pwsg import PWSGTraining
 
@@ -91,15 +91,14 @@ def _reaction(batch: Batch, prefix: str, target: str) -> torch.Tensor:
 def _speaker_windows(model: GAFRG, batch: Batch, starts: torch.Tensor) -> list[torch.Tensor]:
     """Speaker windows (N, w, F) seen by reaction windows starting at ``starts`` (B, n)."""
     cfg = model.config
-    frames = speaker_window_frames(starts.reshape(-1), cfg.window, cfg.speaker_lag).view(*starts.shape, cfg.window)
-    out = []
+    seqs = []
     for key, dim in (("speaker_audio", cfg.audio_dim), ("speaker_emotion", cfg.emotion_dim),
                      ("speaker_tdmm", cfg.tdmm_dim)):
         seq = _get(batch, key)
         if seq.dim() != 3 or seq.shape[-1] != dim:
             raise InputError(f"batch[{key!r}] must be (B, T, {dim}), got {tuple(seq.shape)}")
-        out.append(gather_speaker_windows(seq, frames).reshape(-1, cfg.window, dim))
-    return out
+        seqs.append(seq)
+    return model.speaker_windows(*seqs, starts)
 
 
 def _diffusion_loss(

@@ -45,6 +45,15 @@ def test_frcorr_per_pair_values_match_reference():
     assert got == pytest.approx(want, rel=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32])
+def test_frcorr_and_frdist_accept_any_zero_one_matrix_dtype(dtype):
+    """The public kernels take the matrix as loaded from .npy (uint8 used to fail: unsigned row sums)."""
+    P, L, A = _inputs(seed=3)
+    assert core.candidate_lists(A.astype(dtype)).tolist() == core.candidate_lists(A).tolist()
+    assert core.frcorr(P, L, A.astype(dtype)) == core.frcorr(P, L, A)
+    assert core.frdist(P, L, A.astype(dtype)) == core.frdist(P, L, A)
+
+
 def test_seq_stats_exact_zero_variance_for_constant_channels():
     P, _, _ = _inputs(seed=3)
     st = core.seq_stats(P)

@@ -104,11 +104,19 @@ def test_config_round_trip_and_validation():
         tiny_cfg(frames_per_token=3)
     # checkpoints written before frames_per_token existed load as one token per frame
     old = cfg.to_dict()
-    del old["frames_per_token"]
+    del old["frames_per_token"], old["time_on_queries"]
     assert GAFRGConfig.from_dict(old).frames_per_token == 1
+    assert GAFRGConfig.from_dict(old).time_on_queries is False
     pc = PWSGConfig(rank=None)
     assert PWSGConfig.from_dict(pc.to_dict()) == pc
     assert DiffusionConfig.from_dict(DiffusionConfig(prediction_type="epsilon").to_dict()).prediction_type == "epsilon"
+    with pytest.raises(ConfigError, match="timestep_spacing"):
+        DiffusionConfig(timestep_spacing="bogus")
+    # trailing spacing starts few-step sampling at the last training step, leading does not
+    for spacing, first in (("trailing", 999), ("leading", 500)):
+        sch = make_scheduler(DiffusionConfig(timestep_spacing=spacing))
+        sch.set_timesteps(2)
+        assert sch.timesteps.tolist()[0] == first
 
 
 # ------------------------------------------------------------------------- schedule
@@ -141,9 +149,9 @@ def test_ddim_step_with_true_x0_recovers_the_previous_noisy_sample(t):
 
 
 # ------------------------------------------------------------------------- GAFRG
-@pytest.mark.parametrize("patch", [1, 5])
-def test_grouped_cross_attention_equals_one_memory_per_row(patch):
-    model = tiny_gafrg(frames_per_token=patch).eval()
+@pytest.mark.parametrize("patch,time_on_queries", [(1, False), (5, False), (5, True)])
+def test_grouped_cross_attention_equals_one_memory_per_row(patch, time_on_queries):
+    model = tiny_gafrg(frames_per_token=patch, time_on_queries=time_on_queries).eval()
     assert model.pos.shape == (W // patch, 32) and model.in_proj.in_features == patch * 25
     a, e, f = (x[:, :W] for x in speaker(b=2))
     mem = model.encode_speaker(a, e, f)  # 2 memories
@@ -184,11 +192,12 @@ def test_generate_shapes_and_determinism():
         generate(model, a, e[:, :, :24], f, steps=2, generator=0)
 
 
-@pytest.mark.parametrize("patch", [1, 5, W])
-def test_generate_is_online_causal(patch):
+@pytest.mark.parametrize("patch,time_on_queries", [(1, False), (5, False), (W, False), (1, True)])
+def test_generate_is_online_causal(patch, time_on_queries):
     """Reaction window [s, s+w) sees speaker frames [s-w, s): changing the speaker from frame 20 on
-    must leave reaction frames 0..29 unchanged and change later ones (also with P-frame tokens)."""
-    model = tiny_gafrg(frames_per_token=patch)
+    must leave reaction frames 0..29 unchanged and change later ones (also with P-frame tokens and
+    with the diffusion time added to the tokens)."""
+    model = tiny_gafrg(frames_per_token=patch, time_on_queries=time_on_queries)
     a, e, f = speaker(b=1, t=50)
     out = generate(model, a, e, f, num_samples=2, steps=3, generator=0)
     a2, e2, f2 = a.clone(), e.clone(), f.clone()
@@ -353,9 +362,10 @@ def _train(step, params, n=25, lr=3e-3):
     return losses
 
 
-@pytest.mark.parametrize("prediction,patch", [("sample", 1), ("epsilon", 1), ("sample", 5)])
-def test_gafrg_training_loss_falls(prediction, patch):
-    model = tiny_gafrg(frames_per_token=patch).train()
+@pytest.mark.parametrize("prediction,patch,time_on_queries", [
+    ("sample", 1, False), ("epsilon", 1, False), ("sample", 5, False), ("sample", 1, True)])
+def test_gafrg_training_loss_falls(prediction, patch, time_on_queries):
+    model = tiny_gafrg(frames_per_token=patch, time_on_queries=time_on_queries).train()
     sch = make_scheduler(DiffusionConfig(prediction_type=prediction))
     b = batch()
     cfg = PerFRDiffStepConfig(reactions_per_item=2)

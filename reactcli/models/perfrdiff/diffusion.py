@@ -37,7 +37,7 @@ from diffusers import DDIMScheduler
 
 from reactcli.errors import ConfigError, InputError
 
-from .gafrg import GAFRG, gather_speaker_windows, speaker_window_frames, window_starts
+from .gafrg import GAFRG, window_starts
 
 __all__ = ["DiffusionConfig", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM"]
 
@@ -72,6 +72,8 @@ class DiffusionConfig:
             raise ConfigError(f"prediction_type must be sample, epsilon or v_prediction, got {self.prediction_type!r}")
         if not 0.0 <= self.cond_drop_prob <= 1.0:
             raise ConfigError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
+        if self.timestep_spacing not in ("leading", "trailing", "linspace"):
+            raise ConfigError(f"timestep_spacing must be leading, trailing or linspace, got {self.timestep_spacing!r}")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise ConfigError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got "
                               f"{self.num_inference_steps}")
@@ -208,7 +210,6 @@ def generate(
     nw = len(starts)
     t_pad = int(starts[-1]) + w
     idx = starts[:, None] + torch.arange(w, device=dev)  # reaction frames of each window (nw, w)
-    sp_frames = speaker_window_frames(starts, w, cfg.speaker_lag)
     c = 1 if guidance == 1.0 else 2
     scheduler = make_scheduler(dcfg)
     scheduler.set_timesteps(steps, device=dev)
@@ -218,14 +219,14 @@ def generate(
     gafrg.to(dev).eval()
     try:
         with torch.inference_mode():
-            win = [gather_speaker_windows(x.to(dev, torch.float32), sp_frames)
-                   for x in (speaker_audio, speaker_emotion, speaker_tdmm)]
+            win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
+                                        starts)
             shifts = editor.to(dev)(style.to(dev, torch.float32)) if style is not None else None
-            mem = gafrg.encode_speaker(*(x.reshape(b * nw, w, x.shape[-1]) for x in win), starts=starts.repeat(b))
+            mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:
                 # one null memory per window (it keeps the window's clip position, if the model has one)
-                null = gafrg.encode_speaker(*(torch.zeros(nw, w, x.shape[-1], device=dev) for x in win), starts=starts)
+                null = gafrg.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev) for x in win), starts=starts)
                 mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
             kv = gafrg.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)

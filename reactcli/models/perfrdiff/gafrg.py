@@ -109,6 +109,14 @@ class GAFRGConfig:
     corpus, whose patterns span exactly one 30 s clip), a model without it cannot tell frame 100
     from frame 600; on real clips cut at arbitrary times it is expected to carry little. It is a
     position, not a speaker condition: guidance never drops it."""
+    time_on_queries: bool = False
+    """Also add the diffusion-time embedding to every reaction token (a linear map of the time
+    MLP's output). Not in the paper, whose denoiser learns the noise level only by cross-attending
+    to the time token. Measured on the synthetic recipe (``pipelines/synthetic/README.md``,
+    eighth pass), 10 DDIM steps without guidance, three seeds: test FRdist 178.8 / 185.5 / 187.8
+    against 203.1 for seed 0 without it, FRCorr 0.60-0.67 against 0.56. Samplers must then start
+    at the last training step (``leading`` spacing at 2 steps starts at t = 500 on pure noise and
+    the samples collapse, FRDiv 0.02)."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads:
@@ -346,6 +354,8 @@ class GAFRG(nn.Module):
         if cfg.clip_position:
             self.clip_pos_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
             self.clip_pos_type = nn.Parameter(torch.randn(d) * 0.02)
+        if cfg.time_on_queries:
+            self.time_in = nn.Linear(d, d)
 
     # ------------------------------------------------------------------ editing
     def editable_layers(self) -> dict[str, tuple[int, int]]:
@@ -358,6 +368,15 @@ class GAFRG(nn.Module):
         """Speaker memory tokens per window (without the time token)."""
         cfg = self.config
         return 1 + cfg.window * (cfg.audio_tokens_per_frame + 1) + int(cfg.clip_position)
+
+    def speaker_windows(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor,
+                        starts: torch.Tensor) -> list[torch.Tensor]:
+        """Speaker sequences (B, T, F) -> the speaker windows seen by reaction windows starting at
+        ``starts`` (n,) or (B, n), flattened to rows: audio (B*n, w, A), emotion (B*n, w, 25), tdmm
+        (B*n, w, 58), in the order :meth:`encode_speaker` takes them (zeros outside the clip)."""
+        cfg = self.config
+        frames = speaker_window_frames(starts.reshape(-1), cfg.window, cfg.speaker_lag).view(*starts.shape, cfg.window)
+        return [gather_speaker_windows(x, frames).reshape(-1, cfg.window, x.shape[-1]) for x in (audio, emotion, tdmm)]
 
     def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor,
                        starts: torch.Tensor | None = None) -> torch.Tensor:
@@ -417,6 +436,9 @@ class GAFRG(nn.Module):
                                 else timesteps)
         p = self.config.frames_per_token
         x = self.in_proj(x_t.reshape(n, w // p, p * dim)) + self.pos
+        if self.config.time_on_queries:
+            tq = self.time_in(t_tok)  # (N / group, 1, d)
+            x = (x.view(n // group, group, *x.shape[1:]) + tq[:, None]).view(x.shape)
         for layer, kv in zip(self.layers, static_kv):
             x = layer(x, t_tok, kv, group, shifts)
         out = self.output(self.final_norm(x), None if shifts is None else shifts.get("output"))
