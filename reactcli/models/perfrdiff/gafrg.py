@@ -110,8 +110,8 @@ class GAFRGConfig:
     from frame 600; on real clips cut at arbitrary times it is expected to carry little. It is a
     position, not a speaker condition: guidance never drops it."""
     time_on_queries: bool = False
-    """Also add the diffusion-time embedding to every reaction token (a linear map of the time
-    MLP's output). Not in the paper, whose denoiser learns the noise level only by cross-attending
+    """Also add the diffusion-time embedding to every reaction token (a linear map of the
+    normalised time token). Not in the paper, whose denoiser learns the noise level only by cross-attending
     to the time token. Measured on the synthetic recipe (``pipelines/synthetic/README.md``,
     eighth pass), 10 DDIM steps without guidance, three seeds: test FRdist 178.8 / 185.5 / 187.8
     against 203.1 for seed 0 without it, FRCorr 0.60-0.67 against 0.56. Samplers must then start
