@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,7 +106,7 @@ class _ReactFace(_Model):
 
 class _PerFRDiff(_Model):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
-        from reactcli.models.perfrdiff import DiffusionConfig, load_gafrg, load_pssl, load_pwsg
+        from reactcli.models.perfrdiff import load_gafrg, load_pssl, load_pwsg
 
         self.cfg, self.dev = cfg, dev
         self.editor = self.pssl = None
@@ -125,7 +125,7 @@ class _PerFRDiff(_Model):
         self.sources["gafrg"] = str(gpath)
         self.gafrg, self.diffusion = load_gafrg(gpath)
         if cfg.timestep_spacing is not None:
-            self.diffusion = DiffusionConfig.from_dict({**self.diffusion.to_dict(), "timestep_spacing": cfg.timestep_spacing})
+            self.diffusion = replace(self.diffusion, timestep_spacing=cfg.timestep_spacing)  # validated again
         self.gafrg.to(dev).eval()
         gck = load_checkpoint(gpath)
         target = ((gck.get("recipe") or {}).get("step") or {}).get("target", "emotion")
@@ -135,8 +135,6 @@ class _PerFRDiff(_Model):
         self.meta = {"model": "perfrdiff", "personalised": cfg.personalised, "steps": cfg.steps,
                      "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
-        if cfg.timestep_spacing is not None:  # recorded only when overridden: older runs keep their fingerprint
-            self.meta["timestep_spacing"] = cfg.timestep_spacing
 
     def __call__(self, batch, k, gen):
         from reactcli.models.perfrdiff import generate
