@@ -84,10 +84,12 @@ def flops_per_step(model: GAFRG, samples: int, windows: int, guidance: bool) -> 
     mem = 1 + model.memory_length  # time token + speaker memory
     per_token = 3 * d * d + 3 * d * d + 2 * d * f + 2 * (length + mem) * d  # qkv, out, cross q/out, FFN, scores
     branches = 2 if guidance else 1
-    per_row = 2 * d * d  # time-token cross-attention keys/values, one per (window, branch)
+    per_row = 2 * d * d  # time-token cross-attention keys/values, one per (window, branch) and layer
+    time_in = d * d if cfg.time_on_queries else 0  # time -> query tokens, once per (window, branch)
     io = 2 * d * cfg.frames_per_token * cfg.reaction_dim  # input projection + output head per token
     tokens = samples * windows * length * branches
-    return 2.0 * ((per_token * cfg.num_layers + io) * tokens + per_row * cfg.num_layers * windows * branches)
+    rows = windows * branches
+    return 2.0 * ((per_token * cfg.num_layers + io) * tokens + (per_row * cfg.num_layers + time_in) * rows)
 
 
 def _time(fn, device: torch.device) -> float:
@@ -116,6 +118,8 @@ def main() -> None:
     ap.add_argument("--size", choices=("paper", "recipe"), default="paper",
                     help="GAFRG size: paper (d 512, 7 layers, FFN 1024) or the synthetic recipe's "
                          "(d 64, 2 layers, FFN 128, pipelines/synthetic/perfrdiff-gafrg.yaml)")
+    ap.add_argument("--time-on-queries", action="store_true",
+                    help="build the GAFRGs with GAFRGConfig.time_on_queries (the synthetic recipe's setting)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.manual_seed(0)
@@ -124,7 +128,7 @@ def main() -> None:
 
     def build(patch: int) -> GAFRG:
         torch.manual_seed(0)
-        return GAFRG(GAFRGConfig(**size, frames_per_token=patch)).to(dev).eval()
+        return GAFRG(GAFRGConfig(**size, frames_per_token=patch, time_on_queries=args.time_on_queries)).to(dev).eval()
 
     model = build(patches[0])
     g = torch.Generator().manual_seed(1)
@@ -133,7 +137,7 @@ def main() -> None:
     tdmm = torch.randn(1, args.frames, 58, generator=g).to(dev)
     k, cs = args.samples, args.compare_steps
     res: dict[str, object] = {"size": args.size, "device": str(dev), "threads": torch.get_num_threads(), "frames": args.frames,
-                              "samples": k, "frames_per_token": patches[0],
+                              "samples": k, "frames_per_token": patches[0], "time_on_queries": args.time_on_queries,
                               "gafrg_params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
 
     generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0)  # warm-up

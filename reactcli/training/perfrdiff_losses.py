@@ -90,14 +90,8 @@ def _reaction(batch: Batch, prefix: str, target: str) -> torch.Tensor:
 
 def _speaker_windows(model: GAFRG, batch: Batch, starts: torch.Tensor) -> list[torch.Tensor]:
     """Speaker windows (N, w, F) seen by reaction windows starting at ``starts`` (B, n)."""
-    cfg = model.config
-    seqs = []
-    for key, dim in (("speaker_audio", cfg.audio_dim), ("speaker_emotion", cfg.emotion_dim),
-                     ("speaker_tdmm", cfg.tdmm_dim)):
-        seq = _get(batch, key)
-        if seq.dim() != 3 or seq.shape[-1] != dim:
-            raise InputError(f"batch[{key!r}] must be (B, T, {dim}), got {tuple(seq.shape)}")
-        seqs.append(seq)
+    seqs = [_get(batch, key) for key in ("speaker_audio", "speaker_emotion", "speaker_tdmm")]
+    model.check_speaker(*seqs)
     return model.speaker_windows(*seqs, starts)
 
 

@@ -192,6 +192,24 @@ def test_generate_shapes_and_determinism():
         generate(model, a, e[:, :, :24], f, steps=2, generator=0)
 
 
+@pytest.mark.parametrize("key,bad,message", [
+    ("speaker_emotion", lambda x: x[..., :24], r"speaker_emotion must be \(B, T, 25\), got \(3, 30, 24\)"),
+    ("speaker_tdmm", lambda x: x[:, :29], r"speaker_tdmm has \(B, T\) = \(3, 29\), speaker_audio has \(3, 30\)"),
+    ("speaker_audio", lambda x: x.index_put((torch.tensor([1]), torch.tensor([4]), torch.tensor([0])),
+                                           torch.tensor([math.nan])), "speaker_audio contains NaN or inf"),
+])
+def test_bad_speaker_inputs_are_named_in_training_and_generation(key, bad, message):
+    """One check (GAFRG.check_speaker) guards both the training batch and generation."""
+    model = tiny_gafrg()
+    b = batch()
+    b[key] = bad(b[key])
+    with pytest.raises(InputError, match=message):
+        gafrg_training_step(model, make_scheduler(DiffusionConfig()), b, torch.Generator().manual_seed(0),
+                            PerFRDiffStepConfig(reactions_per_item=2))
+    with pytest.raises(InputError, match=message):
+        generate(model, b["speaker_audio"], b["speaker_emotion"], b["speaker_tdmm"], steps=2, generator=0)
+
+
 @pytest.mark.parametrize("patch,time_on_queries", [(1, False), (5, False), (W, False), (1, True)])
 def test_generate_is_online_causal(patch, time_on_queries):
     """Reaction window [s, s+w) sees speaker frames [s-w, s): changing the speaker from frame 20 on

@@ -171,6 +171,17 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert f"--gafrg-checkpoint $({HERE.parents[1]}/.venv/bin/python -c" in cmds
     assert f"{tmp_path}/o/select-perfrdiff-gafrg.json) --pssl-checkpoint" in cmds
     assert "--personalised" in cmds
+    # few-step sampling starts at the last training step (SPACING_FEW=trailing), in the val
+    # selection and the test runs; the DDIM_STEPS runs keep the checkpoint's spacing unless SPACING is set
+    lines = cmds.replace("\\\n", " ").splitlines()  # join the recipe's continued lines
+    few = [c for c in lines if " generate " in c and "--steps 2" in c]
+    full = [c for c in lines if " generate " in c and "--steps 10" in c]
+    assert len(few) == 3 + 2 and all("--timestep-spacing trailing" in c for c in few)
+    assert len(full) == 2 and not any("--timestep-spacing" in c for c in full)
+    lead = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o", "SPACING=linspace",
+                           "SPACING_FEW="], capture_output=True, text=True).stdout.replace("\\\n", " ").splitlines()
+    assert all("--timestep-spacing linspace" in c for c in lead if " generate " in c and "--steps 10" in c)
+    assert not any("--timestep-spacing" in c for c in lead if " generate " in c and "--steps 2" in c)
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
     # the emotion-history personalisation: its own PSSL/PWSG runs, the same chosen GAFRG and generic runs

@@ -144,18 +144,6 @@ def _fold(x: torch.Tensor, idx: torch.Tensor, length: int, weights: torch.Tensor
     return (num / den[None, :, None]).reshape(*lead, length, d)
 
 
-def _check_speaker(gafrg: GAFRG, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor) -> None:
-    cfg = gafrg.config
-    for name, t, dim in (("speaker_audio", audio, cfg.audio_dim), ("speaker_emotion", emotion, cfg.emotion_dim),
-                         ("speaker_tdmm", tdmm, cfg.tdmm_dim)):
-        if t.dim() != 3 or t.shape[-1] != dim:
-            raise InputError(f"{name} must be (B, T, {dim}), got {tuple(t.shape)}")
-        if t.shape[:2] != audio.shape[:2]:
-            raise InputError(f"{name} has (B, T) = {tuple(t.shape[:2])}, speaker_audio has {tuple(audio.shape[:2])}")
-        if not torch.isfinite(t).all():
-            raise InputError(f"{name} contains NaN or inf")
-
-
 def generate(
     gafrg: GAFRG,
     speaker_audio: torch.Tensor,
@@ -193,7 +181,7 @@ def generate(
             probabilities in [0, 1], valence/arousal in [-1, 1]).
     """
     cfg = gafrg.config
-    _check_speaker(gafrg, speaker_audio, speaker_emotion, speaker_tdmm)
+    gafrg.check_speaker(speaker_audio, speaker_emotion, speaker_tdmm)
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
     if (style is None) != (editor is None):

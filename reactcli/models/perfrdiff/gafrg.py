@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactcli.errors import ConfigError
+from reactcli.errors import ConfigError, InputError
 
 __all__ = [
     "GAFRGConfig",
@@ -368,6 +368,19 @@ class GAFRG(nn.Module):
         """Speaker memory tokens per window (without the time token)."""
         cfg = self.config
         return 1 + cfg.window * (cfg.audio_tokens_per_frame + 1) + int(cfg.clip_position)
+
+    def check_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor) -> None:
+        """Raise :class:`InputError` unless the speaker sequences are (B, T, F) with this model's
+        feature widths, one (B, T) for all three, and finite (training batches and generation)."""
+        cfg = self.config
+        for name, t, dim in (("speaker_audio", audio, cfg.audio_dim), ("speaker_emotion", emotion, cfg.emotion_dim),
+                             ("speaker_tdmm", tdmm, cfg.tdmm_dim)):
+            if t.dim() != 3 or t.shape[-1] != dim:
+                raise InputError(f"{name} must be (B, T, {dim}), got {tuple(t.shape)}")
+            if t.shape[:2] != audio.shape[:2]:
+                raise InputError(f"{name} has (B, T) = {tuple(t.shape[:2])}, speaker_audio has {tuple(audio.shape[:2])}")
+            if not torch.isfinite(t).all():
+                raise InputError(f"{name} contains NaN or inf")
 
     def speaker_windows(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor,
                         starts: torch.Tensor) -> list[torch.Tensor]:
