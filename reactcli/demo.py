@@ -141,6 +141,9 @@ class DemoConfig:
     """PerFRDiff DDIM steps at generation."""
     guidance: float = 2.0
     """PerFRDiff classifier-free guidance scale."""
+    timestep_spacing: str | None = None
+    """PerFRDiff DDIM step placement (``reactcli generate --timestep-spacing``); None keeps the
+    checkpoint's (leading). Few steps need ``trailing`` to start at the last training step."""
     baselines: tuple[str, ...] = BASELINES
     """Naive baselines generated and scored beside the models."""
     render_runs: tuple[str, ...] = ("reactface", "perfrdiff-personalised")
@@ -178,6 +181,8 @@ class DemoConfig:
             raise ConfigError(f"baselines: unknown {bad}; expected some of {list(BASELINES)}")
         if self.render_items < 0 or self.plot_items < 0:
             raise ConfigError("render_items and plot_items must be >= 0")
+        if self.timestep_spacing is not None and self.timestep_spacing not in ("leading", "trailing", "linspace"):
+            raise ConfigError(f"timestep_spacing must be leading, trailing, linspace or None, got {self.timestep_spacing!r}")
 
 
 def quick_config(**overrides: Any) -> DemoConfig:
@@ -189,7 +194,7 @@ def quick_config(**overrides: Any) -> DemoConfig:
     cfg = DemoConfig(sessions=3, minutes=1.0, size=32, video=False,
                      epochs={k: 1 for k in RECIPES}, max_steps=2, crop=50,
                      model_overrides=copy.deepcopy(QUICK_MODEL_OVERRIDES),
-                     num_samples=3, frames=150, ddim_steps=2, render_items=1, render_frames=25,
+                     num_samples=3, frames=150, ddim_steps=2, timestep_spacing="trailing", render_items=1, render_frames=25,
                      render_size=32, render_samples=2, plot_items=1)
     for k, v in overrides.items():
         if not hasattr(cfg, k):
@@ -463,7 +468,8 @@ def run_demo(
         for name, ck, personal in (("reactface", "reactface", False),
                                    ("perfrdiff-generic", "perfrdiff-gafrg", False),
                                    ("perfrdiff-personalised", "perfrdiff-pwsg", True)):
-            gc = GenerateConfig(**common, personalised=personal)
+            spacing = {} if name == "reactface" else {"timestep_spacing": cfg.timestep_spacing}
+            gc = GenerateConfig(**common, **spacing, personalised=personal)
             generate_run(work, training[ck]["checkpoint"], gc, run=name, on_progress=progress)
             runs[name] = "model"
         return runs

@@ -45,6 +45,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             yield fh
 
 
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` atomically (temp file + rename), byte-identical for equal ``obj``.
+
+    ``torch.save`` names the records inside its zip archive after the file it is given, so saving
+    to a random temp name made two saves of the same weights differ, and with them every SHA-1
+    that records a checkpoint as a parent (a finished PWSG run then looked retrained from other
+    parents). Writing through an open file handle gives the fixed archive name ``archive``."""
+    import torch
+
+    path = Path(path)
+    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+    return path
+
+
 class _Encoder(json.JSONEncoder):
     def default(self, o: Any) -> Any:  # noqa: D401 - json hook
         if isinstance(o, np.generic):

@@ -87,6 +87,8 @@ def test_config_checks(tmp_path):
         DemoConfig(baselines=("gt", "copycat")).validate()
     with pytest.raises(ConfigError, match="unknown demo option"):
         quick_config(epoch=3)
+    with pytest.raises(ConfigError, match="timestep_spacing must be"):
+        quick_config(timestep_spacing="last").validate()
     quick_config().validate()
     DemoConfig().validate()
     # a rerun resumes only with the same settings (render options may change)

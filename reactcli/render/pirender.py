@@ -228,19 +228,9 @@ def build_pirender(config: PIRenderConfig | None = None, seed: int | None = None
 
 def save_pirender(path: str | os.PathLike, net) -> Path:
     """Save ``net`` in the checkpoint format above (atomically; config beside the weights)."""
-    import torch
+    from reactcli.io import atomic_torch_save
 
-    from reactcli.media.encode import atomic_tmp_path
-
-    path = Path(path)
-    tmp = atomic_tmp_path(path)
-    try:
-        torch.save({"config": dataclasses.asdict(net.config), "net_G_ema": net.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save({"config": dataclasses.asdict(net.config), "net_G_ema": net.state_dict()}, path)
 
 
 def load_pirender(path: str | os.PathLike | None, device: str = "cpu"):

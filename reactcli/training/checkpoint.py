@@ -21,7 +21,7 @@ import torch
 
 import reactcli
 from reactcli.errors import InputError
-from reactcli.io import atomic_path
+from reactcli.io import atomic_torch_save
 
 
 def sha1_of(path: str | os.PathLike) -> str:
@@ -39,8 +39,7 @@ def input_record(paths: list[str | os.PathLike]) -> dict[str, str]:
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     payload = dict(payload)
     payload.setdefault("reactcli_version", reactcli.__version__)
-    with atomic_path(path, suffix=".tmp.pt") as tmp:
-        torch.save(payload, tmp)
+    atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

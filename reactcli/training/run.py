@@ -76,6 +76,22 @@ def _resolve(work: Path, p: str | None) -> str | None:
     return str(q if q.is_absolute() else work / q)
 
 
+def _arrays_record(work: Path, table: Any) -> dict[str, str]:
+    """Fingerprint of the feature-store references of the split's clips, which is what a training
+    reads. The whole ``manifests/arrays.jsonl`` would not do: generating a run (``gen/...`` arrays)
+    or extracting other clips registers new arrays there, and a finished training must not look
+    like one of other data afterwards (resuming it with more epochs would then be refused)."""
+    from reactcli.storage.store import FeatureStore
+
+    clips = {c for p in table.pairs for c in (p.speaker, p.listener)}
+    store = FeatureStore(work)
+    try:
+        refs = [r.to_dict() for (clip, _), r in sorted(store.index.items()) if clip in clips]
+    finally:
+        store.close()
+    return {f"{work / 'manifests/arrays.jsonl'}#{table.split}": settings_fingerprint(refs)}
+
+
 def _settings_key(recipe: dict[str, Any], inputs: dict[str, str], extra: dict[str, Any]) -> str:
     """Hash of what makes two trainings the same run. The epoch budget is left out, so that a
     finished run can be resumed with more ``--epochs``."""
@@ -126,8 +142,8 @@ def train_recipe(
     train_cfg = _dc(TrainConfig, recipe.get("train"), "train")
     table = load_items(work, split)
     dataset = ReactionDataset(work, table, data_cfg, seed=seed_v, train=True)
-    inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy",
-                           work / "manifests/arrays.jsonl"])
+    inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy"])
+    inputs.update(_arrays_record(work, table))
     extra: dict[str, Any] = {"recipe": recipe, "run": run, "inputs": inputs, "reactcli_version": reactcli.__version__}
     parameters = None
     optimizer_factory = None

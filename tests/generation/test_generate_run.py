@@ -210,3 +210,18 @@ def test_resume_only_continues_a_run_of_the_same_settings(work):
     again = torch.load(ck, weights_only=False)
     assert len(again["history"]) == 1 and again["recipe"]["train"]["lr"] == 5e-3
     assert any(not torch.equal(first[k], again["state_dict"][k]) for k in first)
+
+
+def test_a_finished_training_still_resumes_after_generation(work):
+    """Generated runs register arrays in manifests/arrays.jsonl; that must not make the training
+    they came from look like one of other data (the demo's rerun was refused this way)."""
+    short = {**TINY_REACTFACE, "train": {**TINY_REACTFACE["train"], "epochs": 1}}
+    ck = train_recipe(work, short, run="rf-then-generate")
+    before = torch.load(ck, weights_only=False)
+    generate_run(work, ck, GenerateConfig(split="test", num_samples=2, batch_size=2, frames=60, seed=2), run="rf-gen-after")
+    generate_baseline(work, "mime", split="test", num_samples=2, run="mime-after", frames=60)
+    ck = train_recipe(work, {**short, "train": {**short["train"], "epochs": 2}}, run="rf-then-generate")
+    after = torch.load(ck, weights_only=False)
+    assert len(after["history"]) == 2 and after["settings_key"] == before["settings_key"]
+    assert after["inputs"] == before["inputs"]
+

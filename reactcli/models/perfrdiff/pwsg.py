@@ -27,10 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from reactcli.io import atomic_path
+from reactcli.io import atomic_torch_save
 from reactcli.errors import ConfigError, InputError, MissingAssetError
 
-from .diffusion import DiffusionConfig, make_scheduler
+from .diffusion import DiffusionConfig
 from .gafrg import GAFRG, GAFRGConfig, WeightShift
 from .pssl import PSSLConfig, PSSLEncoder
 
@@ -185,9 +185,7 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[
     """
     path = Path(path)
     payload = {"kind": kind, "config": config, "state_dict": model.state_dict(), **(extra or {})}
-    with atomic_path(path, suffix=".tmp.pt") as tmp:
-        torch.save(payload, tmp)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def _load(path: str | Path | None, kind: str, asset: str, option: str) -> dict[str, Any]:
