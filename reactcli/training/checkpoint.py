@@ -7,7 +7,9 @@ A checkpoint is one ``torch.save`` dict written atomically:
   :func:`load_model` rebuilds it without the training config;
 - ``state_dict``; ``optimizer``/``epoch``/``step``/``rng`` for resuming;
 - ``config``: the resolved training config; ``inputs``: the manifests and matrices read, with
-  their SHA-1; ``reactcli_version``; ``seed``; ``history``: per-epoch losses.
+  their SHA-1, and ``<work>/manifests/arrays.jsonl#<split>``: a fingerprint of the feature
+  references of the split's clips only; ``reactcli_version``; ``seed``; ``history``: per-epoch
+  losses.
 """
 
 from __future__ import annotations

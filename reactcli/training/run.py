@@ -32,7 +32,7 @@ import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open, settings_fingerprint
 from reactcli.training.checkpoint import input_record, sha1_of
-from reactcli.training.data import DataConfig, ReactionDataset, load_items
+from reactcli.training.data import DataConfig, ItemTable, ReactionDataset, load_items
 from reactcli.training.loop import TrainConfig, seed_everything, train
 
 MODELS = ("reactface", "perfrdiff")
@@ -76,7 +76,7 @@ def _resolve(work: Path, p: str | None) -> str | None:
     return str(q if q.is_absolute() else work / q)
 
 
-def _arrays_record(work: Path, table: Any) -> dict[str, str]:
+def _arrays_record(work: Path, table: ItemTable) -> dict[str, str]:
     """Fingerprint of the feature-store references of the split's clips, which is what a training
     reads. The whole ``manifests/arrays.jsonl`` would not do: generating a run (``gen/...`` arrays)
     or extracting other clips registers new arrays there, and a finished training must not look
