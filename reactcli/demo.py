@@ -183,8 +183,10 @@ class DemoConfig:
             raise ConfigError(f"baselines: unknown {bad}; expected some of {list(BASELINES)}")
         if self.render_items < 0 or self.plot_items < 0:
             raise ConfigError("render_items and plot_items must be >= 0")
-        if self.timestep_spacing is not None and self.timestep_spacing not in ("leading", "trailing", "linspace"):
-            raise ConfigError(f"timestep_spacing must be leading, trailing, linspace or None, got {self.timestep_spacing!r}")
+        if self.timestep_spacing is not None:
+            from reactcli.models.perfrdiff import DiffusionConfig
+
+            DiffusionConfig(timestep_spacing=self.timestep_spacing)  # its own check names the allowed values
 
 
 def quick_config(**overrides: Any) -> DemoConfig:

@@ -31,6 +31,7 @@ import yaml
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open, settings_fingerprint
+from reactcli.storage import FeatureStore
 from reactcli.training.checkpoint import input_record, sha1_of
 from reactcli.training.data import DataConfig, ItemTable, ReactionDataset, load_items
 from reactcli.training.loop import TrainConfig, seed_everything, train
@@ -76,19 +77,13 @@ def _resolve(work: Path, p: str | None) -> str | None:
     return str(q if q.is_absolute() else work / q)
 
 
-def _arrays_record(work: Path, table: ItemTable) -> dict[str, str]:
+def _arrays_record(work: Path, table: ItemTable, store: FeatureStore) -> dict[str, str]:
     """Fingerprint of the feature-store references of the split's clips, which is what a training
     reads. The whole ``manifests/arrays.jsonl`` would not do: generating a run (``gen/...`` arrays)
     or extracting other clips registers new arrays there, and a finished training must not look
     like one of other data afterwards (resuming it with more epochs would then be refused)."""
-    from reactcli.storage.store import FeatureStore
-
     clips = {c for p in table.pairs for c in (p.speaker, p.listener)}
-    store = FeatureStore(work)
-    try:
-        refs = [r.to_dict() for (clip, _), r in sorted(store.index.items()) if clip in clips]
-    finally:
-        store.close()
+    refs = [r.to_dict() for (clip, _), r in sorted(store.index.items()) if clip in clips]
     return {f"{work / 'manifests/arrays.jsonl'}#{table.split}": settings_fingerprint(refs)}
 
 
@@ -143,7 +138,7 @@ def train_recipe(
     table = load_items(work, split)
     dataset = ReactionDataset(work, table, data_cfg, seed=seed_v, train=True)
     inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy"])
-    inputs.update(_arrays_record(work, table))
+    inputs.update(_arrays_record(work, table, dataset.store))  # the dataset's store: its index is already read
     extra: dict[str, Any] = {"recipe": recipe, "run": run, "inputs": inputs, "reactcli_version": reactcli.__version__}
     parameters = None
     optimizer_factory = None
