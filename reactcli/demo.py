@@ -123,7 +123,7 @@ class DemoConfig:
     """Upper bound on each run's epochs (a recipe with fewer keeps its own); ReactFace's
     ``stage1_epochs`` is scaled by the same factor. ReactFace gets 48: 4 epochs (stage 1 only)
     scored FRCorr 0.015 / FRdist 274.7 with FRDiv 0.0001 on the demo corpus, 32 epochs 0.477 /
-    213.3, 48 epochs (about 70 s) 0.747 / 235.3, 60 epochs 0.689 / 233.7. GAFRG gets 48: with the recipe's
+    213.3, 48 epochs (56-74 s measured) 0.747 / 235.3, 60 epochs 0.689 / 233.7. GAFRG gets 48: with the recipe's
     ``time_on_queries``, 16 epochs gave near-identical samples (FRDiv 0.0008, FRCorr 0.365 / FRdist
     176.0), 48 epochs (about 40 s more) give FRDiv 0.063 and 0.653 / 178.7 (meanseq 0.491 / 180.3)."""
     max_steps: int | None = None
