@@ -171,9 +171,9 @@ def random_inception_weights(path: str | Path, seed: int = 0) -> Path:
             model = cls("inception-v3-compat", ["2048"], feature_extractor_weights_path="unused")
     finally:
         cls.load_state_dict = original
-    path = Path(path)
-    torch.save(model.state_dict(), path)
-    return path
+    from reactcli.io import atomic_torch_save
+
+    return atomic_torch_save(model.state_dict(), path)
 
 
 __all__: Sequence[str] = (
