@@ -18,6 +18,8 @@ from pathlib import Path
 COLS = [("FRCorr", "FRCorr"), ("FRCorr/K", "FRCorr_per_sample"), ("FRdist", "FRdist"), ("FRDiv", "FRDiv"),
         ("FRDvs", "FRDvs"), ("FRVar", "FRVar"), ("FRSyn", "FRSyn"), ("pers.FRCorr", "personal_FRCorr"),
         ("pers.FRdist", "personal_FRdist")]
+# shown when the personal metrics split the items into listeners met in training and new ones
+SEEN_COLS = [("seen pers.FRCorr", "personal_FRCorr_seen"), ("seen pers.FRdist", "personal_FRdist_seen")]
 NAIVE = ("mime", "random", "meanseq")
 BASELINES = ("mime", "random", "meanseq", "meanfr", "gt")
 
@@ -29,7 +31,7 @@ def _load(d: Path, name: str) -> dict | None:
     res = json.loads(p.read_text())
     q = d / f"{name}-personal.json"
     if q.is_file():
-        res.update({k: v for k, v in json.loads(q.read_text()).items() if k.startswith("personal_")})
+        res.update({k: v for k, v in json.loads(q.read_text()).items() if k.startswith(("personal_", "N_"))})
     return res
 
 
@@ -40,10 +42,14 @@ def _fmt(v) -> str:
 def main(argv: list[str]) -> int:
     d, names = Path(argv[0]), argv[1:]
     rows = {n: r for n in names if (r := _load(d, n)) is not None}
-    print("| run | " + " | ".join(c for c, _ in COLS) + " |")
-    print("|---" * (len(COLS) + 1) + "|")
+    seen = [r.get("N_seen") for r in rows.values() if r.get("N_seen")]
+    cols = COLS + (SEEN_COLS if seen else [])
+    print("| run | " + " | ".join(c for c, _ in cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
     for n, r in rows.items():
-        print(f"| {n} | " + " | ".join(_fmt(r.get(k)) for _, k in COLS) + " |")
+        print(f"| {n} | " + " | ".join(_fmt(r.get(k)) for _, k in cols) + " |")
+    if seen:
+        print(f"seen: the {seen[0]} test items whose listener is also a listener of the train split")
     for model in (n for n in rows if n not in BASELINES):
         m = rows[model]
         for b in NAIVE:
@@ -60,6 +66,10 @@ def main(argv: list[str]) -> int:
             print(f"{name} vs {generic} (same-listener references): "
                   f"personal FRCorr {'beats' if p['personal_FRCorr'] > g['personal_FRCorr'] else 'LOSES'}, "
                   f"personal FRdist {'beats' if p['personal_FRdist'] < g['personal_FRdist'] else 'LOSES'}")
+            if "personal_FRCorr_seen" in g and "personal_FRCorr_seen" in p:
+                print(f"{name} vs {generic} (seen listeners only): "
+                      f"personal FRCorr {'beats' if p['personal_FRCorr_seen'] > g['personal_FRCorr_seen'] else 'LOSES'}, "
+                      f"personal FRdist {'beats' if p['personal_FRdist_seen'] < g['personal_FRdist_seen'] else 'LOSES'}")
     return 0
 
 

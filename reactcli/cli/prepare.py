@@ -23,12 +23,14 @@ def react(
     mirror: bool = typer.Option(True, help="Mirror a split (roles swapped as items n..2n-1) when no neighbour matrix fixes its size."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop bad items (listed in reports/prepare-react.json) instead of failing."),
     require_media: bool = typer.Option(True, help="Require each clip's video and audio file to exist."),
+    identities: Path = typer.Option(None, "--identities", help="JSON map {'<site>/<session>/<person>' (or a clip id): identity} naming persons who recur across sessions (e.g. NoXI experts; `reactcli synth` writes truth/identities.json). Without it each session's person is its own identity. Used for PSSL labels, listener histories and the personal metrics."),
 ) -> None:
     """Read the REACT clip layout: clips, mirrored items, neighbour matrices, shipped emotion/3DMM features."""
     from reactcli.corpora.react import ReactConfig, prepare_react
 
     cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
-                      mirror=mirror, skip_bad=skip_bad, require_media=require_media)
+                      mirror=mirror, skip_bad=skip_bad, require_media=require_media,
+                      identities=str(identities) if identities else None)
     with progress() as bar:
         summary = prepare_react(root, work, cfg, on_progress=StageProgress(bar))
     table = Table(title=f"prepare react: {root}")
@@ -41,6 +43,8 @@ def react(
     out.print(table)
     out.print(f"clips: {summary.clips}  imported: {summary.imported}  already stored: {summary.already_stored}  "
               f"skipped items: {len(summary.skipped_items)}  problems: {len(summary.errors)}")
+    if summary.identities is not None:
+        out.print(f"identities: {summary.identities} persons (from {identities})")
     if summary.skipped_items:
         out.print(f"[yellow]skipped {len(summary.skipped_items)} bad items; see {summary.report_path}[/]")
     out.print(f"report: {summary.report_path}")

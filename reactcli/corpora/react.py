@@ -34,6 +34,8 @@ from reactcli.corpora.common import ValidationReport, check_matrix, load_emotion
 from reactcli.errors import InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest
+from reactcli.manifest.identities import MANIFEST_NAME as IDENTITY_MANIFEST
+from reactcli.manifest.identities import IdentityResolver, read_identity_map
 from reactcli.storage import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ class ReactConfig:
     """Import the shipped emotion CSVs and 3DMM .npy files into the HDF5 store."""
     require_media: bool = True
     """Require every clip's video and audio to exist."""
+    identities: str | None = None
+    """JSON map participant (or clip id) -> identity, for persons who recur across sessions
+    (:mod:`reactcli.manifest.identities`); kept as ``manifests/identities.json``."""
 
 
 @dataclass
@@ -89,6 +94,8 @@ class ReactSummary:
     errors: list[str] = field(default_factory=list)
     appropriate: dict[str, dict[str, float]] = field(default_factory=dict)
     report_path: str | None = None
+    identities: int | None = None
+    """Distinct identities among the participants (None: no identity map given)."""
 
 
 def person_alias(person: str, where: str) -> str:
@@ -320,6 +327,7 @@ def prepare_react(
 
     # Write: store first (resumable), then manifests (atomic), then matrices.
     used = {p.speaker for p in pairs} | {p.listener for p in pairs}
+    idmap = read_identity_map(cfg.identities, used) if cfg.identities else None  # fail before writing
     clip_list = [clips[c] for c in sorted(used)]
     summary.clips = len(clip_list)
     if cfg.import_features:
@@ -337,6 +345,12 @@ def prepare_react(
                         on_progress("import features", n, len(pending))
         store.refresh()
     mdir = work / "manifests"
+    if idmap is not None:
+        write_json(mdir / IDENTITY_MANIFEST, idmap)
+        resolve = IdentityResolver(idmap)
+        summary.identities = len({resolve(c) for c in used})
+    else:
+        (mdir / IDENTITY_MANIFEST).unlink(missing_ok=True)  # a stale map of an earlier prepare
     write_manifest(mdir / "clips.jsonl", clip_list)
     write_manifest(mdir / "pairs.jsonl", pairs)
     for split, m in matrices.items():
@@ -347,6 +361,7 @@ def prepare_react(
         "root": str(root), "config": cfg.__dict__, "reactcli_version": reactcli.__version__,
         "clips": summary.clips, "items": summary.items, "mirrored": summary.mirrored,
         "errors": summary.errors, "skipped_items": summary.skipped_items, "appropriate": summary.appropriate,
+        "identities": summary.identities,
     })
     summary.report_path = str(report_path)
     return summary

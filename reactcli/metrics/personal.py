@@ -13,11 +13,14 @@ The item's own real reaction (``j == k``) is always kept: it is appropriate by c
 every row of the challenge matrix contains the item's own listener) and it guarantees a non-empty
 row, so no row silently becomes NaN. Identities come from the work directory
 (``manifests/identities.json`` when the corpus knows who is who, else the session/person part of
-the clip id, see :func:`reactcli.training.data.identity_of`).
+the clip id, see :mod:`reactcli.manifest.identities`).
 
 A generic model that produces "some appropriate reaction" scores well on the challenge FRCorr but
 only as well as chance allows on this one; a model that captured the listener's style (AU offsets,
-valence bias, ...) scores higher here. Run it as ``python -m reactcli.metrics.personal``.
+valence bias, ...) scores higher here. Items are also scored in two groups: listeners ``seen`` in
+the train split (a recurring person, e.g. a NoXI expert, whose style a personalised model could
+learn) and ``unseen`` ones (only the history clip tells who they are). Run it as
+``python -m reactcli.metrics.personal``.
 """
 
 from __future__ import annotations
@@ -60,12 +63,14 @@ def personal_matrix(appropriate: np.ndarray, listener_ids: Sequence[int] | np.nd
 
 
 def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: Sequence[int] | np.ndarray,
-                    *, feature: str = "emotion") -> dict:
+                    *, feature: str = "emotion", groups: dict[str, np.ndarray] | None = None) -> dict:
     """Personal FRCorr / FRdist of predictions ``P`` (N,K,T,D) against real ``L`` (N,T,D).
 
     Returns official sums over K and per-sample values under ``personal_*`` keys, plus how many
     reference reactions each item keeps (mean/min/max) so a reader can tell a diagonal-only
-    reference set from a rich one.
+    reference set from a rich one. ``groups`` (name -> (N,) bool mask of items) adds the two
+    metrics over each non-empty subset of items as ``personal_FRCorr_<name>`` /
+    ``personal_FRdist_<name>`` with ``N_<name>`` (the references stay all N reactions).
     """
     P = np.ascontiguousarray(P, dtype=np.float32)
     L = np.ascontiguousarray(L, dtype=np.float32)
@@ -79,6 +84,15 @@ def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: S
     corr, corr_ps = frcorr(P, L, Ap)
     dist, dist_ps = frdist(P, L, Ap, feature=feature)
     per_row = Ap.sum(axis=1)
+    subsets: dict = {}
+    for name, mask in (groups or {}).items():
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (P.shape[0],):
+            raise InputError(f"item group {name!r}: expected a ({P.shape[0]},) mask, got {mask.shape}")
+        subsets[f"N_{name}"] = int(mask.sum())
+        if mask.any():
+            subsets[f"personal_FRCorr_{name}"] = frcorr(P[mask], L, Ap[mask])[0]
+            subsets[f"personal_FRdist_{name}"] = frdist(P[mask], L, Ap[mask], feature=feature)[0]
     return {
         "personal_FRCorr": corr,
         "personal_FRCorr_per_sample": corr_ps,
@@ -91,6 +105,7 @@ def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: S
         "feature": feature,
         "note": "FRCorr/FRdist with A restricted to (A | I) & same listener identity; "
                 "FRCorr is the sum over K, FRCorr_per_sample = FRCorr / K",
+        **subsets,
     }
 
 
@@ -105,7 +120,18 @@ def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature:
         raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
     table = load_items(work, split)
     ids = np.array([table.listener_id(i) for i in range(table.n)])
-    res = personal_scores(P[:, :, :T], L, A, ids, feature="emotion" if feature == "emotion" else "tdmm")
+    groups = None
+    if split != "train":  # listeners a personalised model met in training vs new ones
+        try:
+            train = load_items(work, "train")
+        except InputError:
+            train = None
+        if train is not None:
+            met = {train.resolver(p.listener) for p in train.pairs}
+            seen = np.array([table.resolver(p.listener) in met for p in table.pairs])
+            groups = {"seen": seen, "unseen": ~seen}
+    res = personal_scores(P[:, :, :T], L, A, ids, feature="emotion" if feature == "emotion" else "tdmm",
+                          groups=groups)
     res.update(run=run, split=split, work=str(work), feature_name=feature)
     path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}-personal.json"
     write_json(path, res)
@@ -128,9 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in args.run:
             out = Path(args.out_dir) / f"{r}-personal.json" if args.out_dir else None
             res = evaluate_personal(args.work, r, args.split, feature=args.feature, out=out)
+            seen = "".join(f"  {g} ({res[f'N_{g}']} items) {res[f'personal_FRCorr_{g}']:.4f} / {res[f'personal_FRdist_{g}']:.3f}"
+                           for g in ("seen", "unseen") if f"personal_FRCorr_{g}" in res)
             print(f"{r}: personal FRCorr {res['personal_FRCorr']:.4f} (per sample {res['personal_FRCorr_per_sample']:.4f})"
                   f"  personal FRdist {res['personal_FRdist']:.3f}  refs/item {res['personal_references_mean']:.2f}"
-                  f"  -> {res['path']}")
+                  f"{seen}  -> {res['path']}")
     except ReactcliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

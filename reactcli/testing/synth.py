@@ -87,6 +87,7 @@ Files written
     <root>/mean_face.npy                   (58,) float32 stand-in for the challenge asset
     <root>/truth/appropriate_{split}.npy   same rule, every split (train included)
     <root>/truth/truth.json                config, persons (styles), every clip's truth
+    <root>/truth/identities.json           participant folder -> identity (recurring experts)
 
   ``<site>/<session>/<person>``: NoXI ``NoXI/003_2016-03-19_Augsburg/Expert_video`` and
   ``Novice_video``; RECOLA ``RECOLA/group-1/P25`` and ``P26`` (group-2: P41/P42, group-3:
@@ -102,6 +103,7 @@ Files written
     <root>/NoXI/<sid>_<date>_<city>/{Expert,Novice}/video.mp4, audio.wav, emotion.csv, 3dmm.npy
     <root>/RECOLA/group-<g>/<P>/<P>.mp4, <P>.wav, <P>_emotion.csv, <P>_3dmm.npy
     <root>/mean_face.npy, <root>/truth/truth.json   (sessions with per-segment truth)
+    <root>/truth/identities.json                    participant folder -> identity
 
   A raw session lasts ``minutes`` minutes plus one frame: ``round(minutes*60*fps) + 1`` frames
   and ``round(minutes*60*audio_rate) + audio_rate // fps`` samples, so the official cutter yields
@@ -228,6 +230,12 @@ class SynthConfig:
     expression logits with std 4x, so that listeners differ in their emotion levels and a
     personalised generator has something to learn there (drawn from a separate random stream:
     everything else in the corpus stays as with 0)."""
+    recurring_experts: int = 0
+    """NoXI-like sessions take their Expert from a pool of this many recurring people (cycled in
+    session order), as the NoXI experts recur across many sessions and across the REACT splits;
+    0 = every participant appears in one session only (the default corpus, unchanged). A
+    recurring expert keeps one style in every session, so a personalised model can meet a test
+    listener it saw in training. Who is who is written to ``truth/identities.json``."""
 
     def validate(self) -> None:
         """Raise ConfigError for values that cannot give a sensible corpus."""
@@ -258,6 +266,8 @@ class SynthConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not 0.0 <= self.personal_affect <= 1.0:
             raise ConfigError(f"personal_affect must be in [0, 1], got {self.personal_affect}")
+        if self.recurring_experts < 0:
+            raise ConfigError(f"recurring_experts must be >= 0, got {self.recurring_experts}")
 
 
 @dataclass
@@ -267,7 +277,7 @@ class SynthSummary:
     root: Path
     layout: str
     paths: dict[str, Path]
-    """Key files: ``truth``, ``mean_face``, and for REACT ``train_csv``/``val_csv``/``test_csv``,
+    """Key files: ``truth``, ``identities``, ``mean_face``, and for REACT ``train_csv``/``val_csv``/``test_csv``,
     ``neighbour_val``/``neighbour_test``."""
     counts: dict[str, int]
     """Numbers of sessions, clips per split (react), files per kind."""
@@ -623,11 +633,12 @@ class _Session:
     name: str  # NoXI session folder or RECOLA group
     persons: tuple[str, str]  # folder names: Expert/Novice or P25/P26 (raw layout)
     split: str
+    expert: str | None = None  # identity of a recurring expert (SynthConfig.recurring_experts)
 
 
 def _plan_sessions(cfg: SynthConfig) -> list[_Session]:
     out = []
-    n_recola = 0
+    n_recola = n_noxi = 0
     for k in range(cfg.sessions):
         split = _SPLIT_CYCLE[k % len(_SPLIT_CYCLE)]
         if k % 3 == 2 and n_recola < len(_RECOLA_GROUPS):
@@ -637,11 +648,16 @@ def _plan_sessions(cfg: SynthConfig) -> list[_Session]:
         else:
             day = np.datetime64("2016-03-17") + np.timedelta64(k, "D")
             name = f"{k + 1:03d}_{day}_{_CITIES[k % len(_CITIES)]}"
-            out.append(_Session(k, "NoXI", name, ("Expert", "Novice"), split))
+            expert = f"NoXI/expert-{n_noxi % cfg.recurring_experts + 1}" if cfg.recurring_experts else None
+            n_noxi += 1
+            out.append(_Session(k, "NoXI", name, ("Expert", "Novice"), split, expert))
     return out
 
 
 def _person_id(sess: _Session, side: int) -> str:
+    """The participant's identity: ``<site>/<session>/<person>``, or the recurring expert's."""
+    if side == 0 and sess.expert:
+        return sess.expert
     return f"{sess.site}/{sess.name}/{sess.persons[side]}"
 
 
@@ -786,7 +802,8 @@ def synthesize(
     for sess in plan:
         for side in (0, 1):
             pid = _person_id(sess, side)
-            styles[pid] = _make_person(pid, person_rng, config)
+            if pid not in styles:  # a recurring expert keeps the style of their first session
+                styles[pid] = _make_person(pid, person_rng, config)
     if config.personal_affect > 0:
         affect_rng = np.random.default_rng([config.seed, 7])
         for pid in sorted(styles):
@@ -848,6 +865,14 @@ def synthesize(
     if config.video:
         _run_video_jobs(video_jobs, config.workers, lambda d, n: report("videos", d, n))
     counts["videos"] = len(video_jobs) if config.video else 0
+    # who is who: participant folder (as clip ids name it) -> identity; `prepare react --identities`
+    people = {}
+    for sess in plan:
+        for side in (0, 1):
+            folder = _react_person(sess, side) if config.layout == "react" else sess.persons[side]
+            people[f"{sess.site}/{sess.name}/{folder}"] = _person_id(sess, side)
+    _write_text(root / "truth" / "identities.json", json.dumps(people, indent=1, sort_keys=True) + "\n")
+    paths["identities"] = root / "truth" / "identities.json"
     truth_path = root / "truth" / "truth.json"
     _write_text(truth_path, json.dumps(truth, indent=1))
     paths["truth"] = truth_path

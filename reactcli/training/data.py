@@ -27,17 +27,8 @@ from torch.utils.data import Dataset
 
 from reactcli.errors import InputError
 from reactcli.manifest import PairRecord, read_manifest
+from reactcli.manifest.identities import IdentityResolver
 from reactcli.storage import FeatureStore
-
-
-def identity_of(clip_id: str) -> str:
-    """A participant identity from a clip id ``<site>/<session>/<person>/<clip>``.
-
-    REACT does not publish who is who across sessions, so a person of one session is one
-    identity. Corpora that know better (the synthetic one) write ``manifests/identities.json``.
-    """
-    parts = clip_id.split("/")
-    return "/".join(parts[:-1]) if len(parts) > 1 else clip_id
 
 
 @dataclass
@@ -46,18 +37,16 @@ class ItemTable:
     pairs: list[PairRecord]
     appropriate: np.ndarray  # (N, N) uint8
     identities: dict[str, int] = field(default_factory=dict)  # identity -> id
+    resolver: IdentityResolver = field(default_factory=IdentityResolver)
+    """clip id -> identity (the work directory's ``manifests/identities.json``, see
+    :mod:`reactcli.manifest.identities`)."""
 
     @property
     def n(self) -> int:
         return len(self.pairs)
 
     def listener_id(self, i: int) -> int:
-        return self.identities[self._ident(self.pairs[i].listener)]
-
-    _ident_map: dict[str, str] = field(default_factory=dict)
-
-    def _ident(self, clip: str) -> str:
-        return self._ident_map.get(clip, identity_of(clip))
+        return self.identities[self.resolver(self.pairs[i].listener)]
 
     def rows(self) -> list[np.ndarray]:
         return [np.flatnonzero(self.appropriate[i]) for i in range(self.n)]
@@ -86,16 +75,10 @@ def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLi
         raise InputError(f"{mpath}: appropriateness matrix not found (run `reactcli appropriate build --split {split}`)")
     else:
         m = np.eye(len(pairs), dtype=np.uint8)
-    ident_map: dict[str, str] = {}
-    ipath = work / "manifests" / "identities.json"
-    if ipath.is_file():
-        import json
-
-        ident_map = json.loads(ipath.read_text())
-    idents = sorted({ident_map.get(c, identity_of(c)) for p in pairs for c in (p.speaker, p.listener)})
-    table = ItemTable(split=split, pairs=pairs, appropriate=m, identities={k: i for i, k in enumerate(idents)})
-    table._ident_map = ident_map
-    return table
+    resolver = IdentityResolver.from_work(work)
+    idents = sorted({resolver(c) for p in pairs for c in (p.speaker, p.listener)})
+    return ItemTable(split=split, pairs=pairs, appropriate=m, identities={k: i for i, k in enumerate(idents)},
+                     resolver=resolver)
 
 
 @dataclass
@@ -128,7 +111,7 @@ class ReactionDataset(Dataset):
         self._rows = table.rows()
         by_ident: dict[int, list[str]] = {}
         for p in table.pairs:
-            lid = table.identities[table._ident(p.listener)]
+            lid = table.identities[table.resolver(p.listener)]
             by_ident.setdefault(lid, [])
             if p.listener not in by_ident[lid]:
                 by_ident[lid].append(p.listener)

@@ -210,3 +210,51 @@ def test_debug_shows_traceback(root, tmp_path):
     shutil.rmtree(root / "val/Emotion")
     res = CliRunner().invoke(app, ["--debug", "prepare", "react", "--root", str(root), "--work", str(tmp_path / "w")])
     assert res.exit_code != 0 and isinstance(res.exception, InputError)
+
+
+# ---------------------------------------------------------------- identity maps
+def _identity_map(tmp_path, mapping) -> str:
+    path = tmp_path / "identities.json"
+    path.write_text(json.dumps(mapping) if not isinstance(mapping, str) else mapping)
+    return str(path)
+
+
+def test_identity_map_joins_persons_across_sessions(cli, root, tmp_path):
+    from reactcli.training.data import load_items
+
+    work = tmp_path / "work"
+    noxi, recola = "NoXI/065_2016-04-14_Nottingham/Expert_video", "RECOLA/group-1/P25"
+    # a participant key for one person, a clip-id key for one clip of the other
+    ids = _identity_map(tmp_path, {noxi: "host", "RECOLA/group-1/P25/11": "host", "Unknown/x/y": "z"})
+    res = cli("prepare", "react", "--root", root, "--work", work, "--identities", ids)
+    assert res.exit_code == 0, res.output
+    assert "identities: 4 persons" in res.output  # Expert, Novice, P26 + the joined host (P25 of train/test keeps its own)
+    kept = json.loads((work / "manifests/identities.json").read_text())
+    assert kept == {noxi: "host", "RECOLA/group-1/P25/11": "host"}  # entries of other corpora dropped
+    val = load_items(work, "val")
+    listeners = [p.listener for p in val.pairs]
+    assert listeners[2].startswith(noxi) and listeners[3] == "RECOLA/group-1/P25/11"
+    assert val.listener_id(2) == val.listener_id(3)
+    assert len({val.listener_id(i) for i in range(4)}) == 3
+    train = load_items(work, "train")  # clip 1 of P25 is not in the map: its own identity
+    assert train.resolver("RECOLA/group-1/P25/1") == recola and train.resolver(f"{noxi}/1") == "host"
+    # prepared again without a map: the old one must not linger
+    assert cli("prepare", "react", "--root", root, "--work", work).exit_code == 0
+    assert not (work / "manifests/identities.json").exists()
+    val = load_items(work, "val")
+    assert len({val.listener_id(i) for i in range(4)}) == 4
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "identities.json: not valid JSON"),
+    ('["a", "b"]', "identities.json: expected a JSON object"),
+    ('{"RECOLA/group-1/P25": ""}', "identities.json: entry 'RECOLA/group-1/P25': expected a non-empty identity string"),
+    ('{"Other/corpus/person": "a"}', "identities.json: none of its 1 keys (e.g. 'Other/corpus/person') names a participant"),
+])
+def test_bad_identity_map_named_error_nothing_written(cli, root, tmp_path, content, expected):
+    work = tmp_path / "work"
+    res = cli("prepare", "react", "--root", root, "--work", work, "--identities", _identity_map(tmp_path, content))
+    assert res.exit_code != 0
+    assert expected in " ".join(res.output.split()), res.output
+    assert "Traceback" not in res.output
+    assert _nothing_written(work)

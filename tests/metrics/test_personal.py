@@ -63,6 +63,31 @@ def test_scores_prefer_the_listener_own_style():
     assert (g["personal_references_min"], g["personal_references_max"]) == (2, 2)
 
 
+def test_item_groups_split_the_mean_and_keep_all_references():
+    """Group scores are the same formula over a subset of items; sizes weight them back to the whole."""
+    rng = np.random.default_rng(1)
+    N, K, T, D = 6, 3, 60, 4
+    L = rng.normal(size=(N, T, D)).astype(np.float32)
+    P = (L[:, None] + 0.5 * rng.normal(size=(N, K, T, D))).astype(np.float32)
+    A = (rng.random((N, N)) < 0.4).astype(int)
+    ids = np.array([0, 0, 1, 1, 2, 2])
+    seen = np.array([True, False, True, True, False, True])
+    res = personal_scores(P, L, A, ids, feature="tdmm", groups={"seen": seen, "unseen": ~seen, "none": np.zeros(N, bool)})
+    assert (res["N_seen"], res["N_unseen"], res["N_none"]) == (4, 2, 0)
+    assert "personal_FRCorr_none" not in res
+    for key in ("personal_FRCorr", "personal_FRdist"):
+        whole = (4 * res[f"{key}_seen"] + 2 * res[f"{key}_unseen"]) / N
+        assert whole == pytest.approx(res[key], rel=1e-6)
+    # a subset item is scored against all N reactions: item 1's only same-identity reference
+    # besides itself is item 0, which is not in the 'unseen' subset
+    Ap = personal_matrix(A, ids)
+    ref = np.mean([sum(max(_ccc(L[j], P[k, i]) for j in np.flatnonzero(Ap[k])) for i in range(K))
+                   for k in np.flatnonzero(~seen)])
+    assert res["personal_FRCorr_unseen"] == pytest.approx(ref, rel=1e-6)
+    with pytest.raises(InputError, match="item group 'bad'"):
+        personal_scores(P, L, A, ids, feature="tdmm", groups={"bad": seen[:3]})
+
+
 def test_errors_name_the_problem():
     with pytest.raises(InputError, match="listener ids"):
         personal_matrix(np.eye(3), [0, 1])

@@ -60,8 +60,10 @@ def work(tmp_path_factory, cli_module):
     tmp = tmp_path_factory.mktemp("recipes")
     corpus, work = tmp / "corpus", tmp / "work"
     for args in (
-        ("synth", "--out", corpus, "--sessions", 5, "--minutes", 0.2, "--clip-seconds", 4, "--no-video", "--patterns", 2),
-        ("prepare", "react", "--root", corpus, "--work", work, "--no-require-media", "--frames", FRAMES + 1),
+        ("synth", "--out", corpus, "--sessions", 5, "--minutes", 0.2, "--clip-seconds", 4, "--no-video", "--patterns", 2,
+         "--recurring-experts", 2),
+        ("prepare", "react", "--root", corpus, "--work", work, "--no-require-media", "--frames", FRAMES + 1,
+         "--identities", corpus / "truth" / "identities.json"),
         ("extract", "--work", work, "--features", "mfcc"),
         ("appropriate", "build", "--work", work, "--split", "train", "--frames", FRAMES),
         ("appropriate", "import", "--work", work, "--split", "test", "--matrix", corpus / "neighbour_emotion_test.npy"),
@@ -109,6 +111,7 @@ def _generate_and_score(cli, work: Path, run: str, *gen_args) -> dict:
     assert personal_main(["--work", str(work), "--run", run]) == 0
     pers = json.loads((work / "metrics" / f"{run}-test-personal.json").read_text())
     assert np.isfinite(pers["personal_FRCorr"]) and pers["personal_references_min"] >= 1
+    assert pers["N_seen"] + pers["N_unseen"] == 6  # listeners met in training or not
     return out
 
 
@@ -171,6 +174,7 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert f"--gafrg-checkpoint $({HERE.parents[1]}/.venv/bin/python -c" in cmds
     assert f"{tmp_path}/o/select-perfrdiff-gafrg.json) --pssl-checkpoint" in cmds
     assert "--personalised" in cmds
+    assert f"--identities {tmp_path}/o/corpus/truth/identities.json" in cmds  # who is who, from the corpus
     # few-step sampling starts at the last training step (SPACING_FEW=trailing), in the val
     # selection and the test runs; the DDIM_STEPS runs keep the checkpoint's spacing unless SPACING is set
     lines = cmds.replace("\\\n", " ").splitlines()  # join the recipe's continued lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import filecmp
 from pathlib import Path
 
@@ -371,3 +372,37 @@ def test_personal_affect_makes_listeners_differ_in_affect_and_changes_nothing_el
     assert (plain.root / "val.csv").read_text() == (strong.root / "val.csv").read_text()
     np.testing.assert_array_equal(np.load(plain.root / "neighbour_emotion_val.npy"),
                                   np.load(strong.root / "neighbour_emotion_val.npy"))
+
+
+def test_recurring_experts_keep_one_style_across_sessions_and_splits(tmp_path) -> None:
+    kw = dict(layout="react", sessions=6, minutes=1, seed=5, video=False, n_patterns=3, audio_rate=8000)
+    plain = synthesize(tmp_path / "plain", **kw)
+    rec = synthesize(tmp_path / "rec", recurring_experts=2, **kw)
+    # default: every participant is their own identity
+    plain_ids = json.loads(plain.paths["identities"].read_text())
+    assert len(plain_ids) == 12 and len(set(plain_ids.values())) == 12
+    # NoXI sessions 0, 1, 3, 4 (train, val, train, train) take experts 1, 2, 1, 2; RECOLA and novices stay unique
+    ids = json.loads(rec.paths["identities"].read_text())
+    experts = {k.split("/")[1][:3]: v for k, v in ids.items() if k.endswith("Expert_video")}
+    assert experts == {"001": "NoXI/expert-1", "002": "NoXI/expert-2", "004": "NoXI/expert-1", "005": "NoXI/expert-2"}
+    assert len(set(ids.values())) == 4 + 2 + 4  # novices, experts, RECOLA persons
+    assert set(rec.truth["persons"]) == set(ids.values())
+    clip_people = {(c["split"], c["speaker"]["person"]) for c in rec.truth["clips"]}
+    assert {("val", "NoXI/expert-2"), ("train", "NoXI/expert-2")} <= clip_people  # seen in train and val
+    # the style is really one person's: an expert's 3DMM expression mean in one session is nearer
+    # to their own mean in another session than to any other participant's
+    means: dict[tuple[str, str], list[np.ndarray]] = {}
+    for c in rec.truth["clips"]:
+        for role in ("speaker", "listener"):
+            folder = "/".join(c[f"{role}_path"].split("/")[:-1])
+            arr = np.load(rec.root / c["split"] / "3D_FV_files" / f"{c[f'{role}_path']}.npy").reshape(-1, 58)
+            means.setdefault((c[role]["person"], folder), []).append(arr[:, :52].mean(0))
+    m = {k: np.mean(v, 0) for k, v in means.items()}
+    for person in ("NoXI/expert-1", "NoXI/expert-2"):
+        (k1, a), (k2, b) = [(k, v) for k, v in m.items() if k[0] == person]
+        others = min(np.linalg.norm(a - v) for k, v in m.items() if k[0] != person)
+        assert np.linalg.norm(a - b) < others, (person, np.linalg.norm(a - b), others)
+    # everything of the default corpus that does not involve an expert is unchanged
+    assert (plain.root / "val.csv").read_text() == (rec.root / "val.csv").read_text()
+    with pytest.raises(ConfigError, match="recurring_experts must be >= 0"):
+        synthesize(tmp_path / "bad", recurring_experts=-1, **kw)

@@ -1,0 +1,88 @@
+"""Who is who: the participant identity behind each clip.
+
+REACT names a clip ``<site>/<session>/<person>/<clip>`` and does not publish which persons of
+different sessions are the same human (NoXI experts, for example, recur across many sessions and
+across the splits). By default a person of one session is one identity. A corpus that knows better
+gives a map to ``reactcli prepare react --identities FILE``; it is kept as
+``<work>/manifests/identities.json`` and read by every stage that needs identities (the PSSL
+contrastive labels, the listener-history clips, the personal metrics).
+
+The map is a JSON object whose keys are participants ``<site>/<session>/<person>`` (or single clip
+ids, which win over their participant) and whose values are identity names::
+
+    {"NoXI/001_2016-03-17_Paris/Expert_video": "NoXI/expert-1", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from reactcli.errors import InputError
+
+__all__ = ["identity_of", "participant_of", "read_identity_map", "IdentityResolver"]
+
+MANIFEST_NAME = "identities.json"
+
+
+def participant_of(clip_id: str) -> str:
+    """``<site>/<session>/<person>`` of a clip id ``<site>/<session>/<person>/<clip>``."""
+    parts = clip_id.split("/")
+    return "/".join(parts[:-1]) if len(parts) > 1 else clip_id
+
+
+def identity_of(clip_id: str, mapping: dict[str, str] | None = None) -> str:
+    """The identity of a clip: its entry in ``mapping``, else its participant's, else the participant."""
+    if mapping:
+        if clip_id in mapping:
+            return mapping[clip_id]
+        part = participant_of(clip_id)
+        return mapping.get(part, part)
+    return participant_of(clip_id)
+
+
+def read_identity_map(path: str | os.PathLike, clip_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Read and check an identity map; with ``clip_ids``, keep only the entries they use.
+
+    Raises InputError naming the file when it is not a JSON object of non-empty strings, or when
+    none of its keys names a participant or clip of ``clip_ids`` (a map of another corpus).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: identity map not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object {{participant or clip id: identity}}, got {type(data).__name__}")
+    for k, v in data.items():
+        if not isinstance(v, str) or not v.strip() or not k.strip():
+            raise InputError(f"{path}: entry {k!r}: expected a non-empty identity string, got {v!r}")
+    if clip_ids is None:
+        return dict(data)
+    ids = set(clip_ids)
+    wanted = ids | {participant_of(c) for c in ids}
+    used = {k: v for k, v in data.items() if k in wanted}
+    if data and not used:
+        example = next(iter(data))
+        raise InputError(f"{path}: none of its {len(data)} keys (e.g. {example!r}) names a participant "
+                         f"<site>/<session>/<person> or clip of this corpus")
+    return used
+
+
+class IdentityResolver:
+    """Identities of a work directory (its ``manifests/identities.json`` when there is one)."""
+
+    def __init__(self, mapping: dict[str, str] | None = None):
+        self.mapping = dict(mapping or {})
+
+    @classmethod
+    def from_work(cls, work: str | os.PathLike) -> "IdentityResolver":
+        path = Path(work) / "manifests" / MANIFEST_NAME
+        return cls(read_identity_map(path) if path.is_file() else None)
+
+    def __call__(self, clip_id: str) -> str:
+        return identity_of(clip_id, self.mapping)
