@@ -34,6 +34,7 @@ def command(
     crf: int = typer.Option(23, "--crf", min=0, max=51, help="x264 constant-rate factor (lower = better quality)."),
     mux_audio: bool = typer.Option(False, "--mux-audio/--no-mux-audio", help="Also put each WAV into its mp4 as AAC."),
     personal_affect: float = typer.Option(0.0, "--personal-affect", min=0.0, max=1.0, help="Extra person-level affect style x: a valence/arousal bias in +-x and expression-logit biases with std 4x per person (0: none, the default corpus)."),
+    personal_mode: float = typer.Option(0.0, "--personal-mode", min=0.0, max=1.0, help="Probability that a listener answers with their own habitual response mode (one per person) instead of a random one: a personal way of reacting (0: none, the default corpus)."),
     recurring_experts: int = typer.Option(0, "--recurring-experts", min=0, help="NoXI-like sessions take their Expert from a pool of this many recurring people (as NoXI experts recur across sessions and splits); 0: every participant is in one session only. Who is who goes to truth/identities.json (give it to `prepare react --identities`)."),
 ) -> None:
     """Generate a synthetic corpus with known truth (patterns, response modes, styles)."""
@@ -46,7 +47,7 @@ def command(
         seed=STATE.seed if seed is None else seed, clip_seconds=clip_seconds, video=video,
         audio_rate=audio_rate, n_patterns=patterns, n_modes=modes, workers=workers,
         preset=preset, crf=crf, mux_audio=mux_audio, personal_affect=personal_affect,
-        recurring_experts=recurring_experts,
+        personal_mode=personal_mode, recurring_experts=recurring_experts,
     )
     with progress() as bar:
         report = StageProgress(bar)

@@ -230,6 +230,12 @@ class SynthConfig:
     expression logits with std 4x, so that listeners differ in their emotion levels and a
     personalised generator has something to learn there (drawn from a separate random stream:
     everything else in the corpus stays as with 0)."""
+    personal_mode: float = 0.0
+    """Probability q that a listener answers a segment with their own preferred response mode
+    (one per person, drawn uniformly) instead of a uniformly drawn one: a habitual *way* of
+    reacting, which shapes the time course of the reaction, not its level. 0 = none (the
+    default corpus, unchanged; drawn from separate random streams). Over all persons the modes
+    stay equally likely, so the population mean reaction does not move."""
     recurring_experts: int = 0
     """NoXI-like sessions take their Expert from a pool of this many recurring people (cycled in
     session order), as the NoXI experts recur across many sessions and across the REACT splits;
@@ -266,6 +272,8 @@ class SynthConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if not 0.0 <= self.personal_affect <= 1.0:
             raise ConfigError(f"personal_affect must be in [0, 1], got {self.personal_affect}")
+        if not 0.0 <= self.personal_mode <= 1.0:
+            raise ConfigError(f"personal_mode must be in [0, 1], got {self.personal_mode}")
         if self.recurring_experts < 0:
             raise ConfigError(f"recurring_experts must be >= 0, got {self.recurring_experts}")
 
@@ -442,6 +450,9 @@ class PersonStyle:
     formants: list[float]
     expr_logit_bias: list[float] = field(default_factory=lambda: [0.0] * 8)
     """Added to the person's expression logits (``SynthConfig.personal_affect``; zeros by default)."""
+    preferred_mode: int = -1
+    """The response mode this person takes with probability ``SynthConfig.personal_mode``
+    (-1: none, every mode equally likely)."""
 
 
 def _make_person(person: str, rng: np.random.Generator, cfg: SynthConfig) -> PersonStyle:
@@ -536,6 +547,10 @@ def _simulate_session(world: _World, cfg: SynthConfig, persons: tuple[PersonStyl
     n_seg = len(segs)
     pats = rng.integers(0, cfg.n_patterns, (2, n_seg))
     modes = rng.integers(0, cfg.n_modes, (2, n_seg))
+    if cfg.personal_mode > 0:  # separate stream: everything else as with personal_mode = 0
+        habit = np.random.default_rng(session_seed + [8]).random((2, n_seg)) < cfg.personal_mode
+        for i in range(2):
+            modes[i, habit[i]] = persons[i].preferred_mode
     own = [_own_behaviour(world, segs, pats[i], rng, T, cfg.fps, seg_len) for i in range(2)]
     seg_of_t = np.zeros(T, int)
     for j, (s, e) in enumerate(segs):
@@ -811,6 +826,10 @@ def synthesize(
             x = config.personal_affect
             st.va_bias = (np.asarray(st.va_bias) + affect_rng.uniform(-x, x, 2)).round(4).tolist()
             st.expr_logit_bias = affect_rng.normal(0.0, 4.0 * x, 8).round(4).tolist()
+    if config.personal_mode > 0:
+        mode_rng = np.random.default_rng([config.seed, 9])
+        for pid in sorted(styles):
+            styles[pid].preferred_mode = int(mode_rng.integers(0, config.n_modes))
     report = progress or (lambda *_: None)
 
     seg_len = config.clip_seconds * config.fps

@@ -406,3 +406,33 @@ def test_recurring_experts_keep_one_style_across_sessions_and_splits(tmp_path) -
     assert (plain.root / "val.csv").read_text() == (rec.root / "val.csv").read_text()
     with pytest.raises(ConfigError, match="recurring_experts must be >= 0"):
         synthesize(tmp_path / "bad", recurring_experts=-1, **kw)
+
+
+def test_personal_mode_makes_listeners_answer_in_their_own_way_and_changes_nothing_else(tmp_path) -> None:
+    kw = dict(layout="react", sessions=4, minutes=2, seed=3, video=False, n_patterns=3, audio_rate=8000)
+    plain = synthesize(tmp_path / "plain", **kw)
+    habit = synthesize(tmp_path / "habit", personal_mode=1.0, **kw)
+    assert all(p["preferred_mode"] == -1 for p in plain.truth["persons"].values())
+    prefs = {k: p["preferred_mode"] for k, p in habit.truth["persons"].items()}
+    assert set(prefs.values()) <= {0, 1, 2} and len(set(prefs.values())) > 1
+    changed = 0
+    for a, b in zip(plain.truth["clips"], habit.truth["clips"]):
+        assert a["speaker_path"] == b["speaker_path"] and a["listener"]["pattern"] == b["listener"]["pattern"]
+        assert b["listener"]["mode"] == prefs[b["listener"]["person"]]  # q = 1: always the habit
+        # the mode is the only change: where it is the same, the shown expression and affect are
+        # too (away from the clip edges, where smoothing reaches into the neighbouring segment).
+        # AU occurrences are left out: the acknowledgement display reaches the AUs of every
+        # preferred expression of the session (CHANGELOG, known gaps), so they follow other clips' modes
+        x = _load_emotion(_emotion_path(plain.root, a["split"], a["listener_path"]))[40:710, 15:]
+        y = _load_emotion(_emotion_path(habit.root, b["split"], b["listener_path"]))[40:710, 15:]
+        if a["listener"]["mode"] == b["listener"]["mode"]:
+            np.testing.assert_allclose(x, y, atol=1e-6)
+        else:
+            changed += 1
+            assert np.abs(x - y).max() > 0.1
+    assert changed > 0
+    assert (plain.root / "val.csv").read_text() == (habit.root / "val.csv").read_text()
+    np.testing.assert_array_equal(np.load(plain.root / "neighbour_emotion_val.npy"),
+                                  np.load(habit.root / "neighbour_emotion_val.npy"))
+    with pytest.raises(ConfigError, match="personal_mode must be in"):
+        synthesize(tmp_path / "bad", personal_mode=1.5, **kw)
