@@ -110,8 +110,8 @@ class ReactionDataset(Dataset):
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         self._rows = table.rows()
         by_ident: dict[int, list[str]] = {}
-        for p in table.pairs:
-            lid = table.identities[table.resolver(p.listener)]
+        for i, p in enumerate(table.pairs):
+            lid = table.listener_id(i)
             by_ident.setdefault(lid, [])
             if p.listener not in by_ident[lid]:
                 by_ident[lid].append(p.listener)

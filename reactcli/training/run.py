@@ -31,6 +31,7 @@ import yaml
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open, settings_fingerprint
+from reactcli.manifest.identities import MANIFEST_NAME as IDENTITY_MANIFEST
 from reactcli.storage import FeatureStore
 from reactcli.training.checkpoint import input_record, sha1_of
 from reactcli.training.data import DataConfig, ItemTable, ReactionDataset, load_items
@@ -137,7 +138,9 @@ def train_recipe(
     train_cfg = _dc(TrainConfig, recipe.get("train"), "train")
     table = load_items(work, split)
     dataset = ReactionDataset(work, table, data_cfg, seed=seed_v, train=True)
-    inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy"])
+    # identities.json (when the corpus has one) decides the PSSL labels and the history clips
+    inputs = input_record([work / "manifests/pairs.jsonl", work / "appropriate" / f"{split}.npy",
+                           work / "manifests" / IDENTITY_MANIFEST])
     inputs.update(_arrays_record(work, table, dataset.store))  # the dataset's store: its index is already read
     extra: dict[str, Any] = {"recipe": recipe, "run": run, "inputs": inputs, "reactcli_version": reactcli.__version__}
     parameters = None

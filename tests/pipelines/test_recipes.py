@@ -96,6 +96,8 @@ def _train(cli, work: Path, recipe_path: Path, tmp: Path, *extra, run: str | Non
     # the checkpoint keeps the shipped non-size settings (lr, weights, diffusion) unchanged
     assert saved["recipe"]["train"]["lr"] == shipped["train"]["lr"]
     assert saved["recipe"].get("diffusion") == shipped.get("diffusion")
+    # the corpus's identity map (PSSL labels, history clips) is among the recorded inputs
+    assert any(k.endswith("manifests/identities.json") for k in saved["inputs"])
     return ck
 
 
