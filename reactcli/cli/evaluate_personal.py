@@ -24,4 +24,7 @@ def personal_command(
     for r in run:
         dest = (out_dir / f"{r}-personal.json") if out_dir else None
         res = evaluate_personal(work, r, split, feature=feature, out=dest)
-        out.print(f"{r}: personal FRCorr {res.get('FRCorr', float('nan')):.4g}  FRdist {res.get('FRdist', float('nan')):.4g}")
+        groups = "".join(f"  {g} ({res[f'N_{g}']} items) {res[f'personal_FRCorr_{g}']:.4g} / {res[f'personal_FRdist_{g}']:.4g}"
+                         for g in ("seen", "unseen") if f"personal_FRCorr_{g}" in res)
+        out.print(f"{r}: personal FRCorr {res['personal_FRCorr']:.4g}  personal FRdist {res['personal_FRdist']:.4g}"
+                  f"{groups}  -> {res['path']}")

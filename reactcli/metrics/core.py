@@ -176,6 +176,36 @@ def _ccc_kernel(P, p_mean, p_var, Lt, l_mean, l_var, cand, out):  # pragma: no c
                 out[n, k, c] = acc[k, c] / D if cand[n, c] >= 0 else -np.inf
 
 
+def frcorr_items(
+    P: np.ndarray,
+    L: np.ndarray,
+    A: np.ndarray,
+    *,
+    p_stats: SeqStats | None = None,
+    l_stats: SeqStats | None = None,
+) -> np.ndarray:
+    """Per-item FRCorr terms ``sum_i max_{j in A[k]} CCC(L[j], P[k, i])``, shape (N,) float64.
+
+    Their mean is :func:`frcorr`; paired comparisons of two runs (:mod:`reactcli.metrics.compare`)
+    and item subsets read them directly. Means and variances come from :func:`seq_stats`
+    (computed once and shared with FRVar); the cross-covariances of all (item, sample, candidate,
+    dim) quadruples are float64 dot products over time in one compiled pass
+    (:func:`_ccc_kernel`), which forms no (item, candidate, T, D) gather: the centred listeners are
+    laid out (N, D, T) once and read in place.
+    """
+    N, K, T, D = P.shape
+    P = _as_float(P)
+    ps = p_stats or seq_stats(P)
+    ls = l_stats or seq_stats(L)
+    cand = candidate_lists(A)
+    Lt = np.empty((L.shape[0], D, T))
+    _centre_transpose(_as_float(L), np.ascontiguousarray(ls.mean, dtype=np.float64), Lt)
+    ccc = np.empty((N, K, cand.shape[1]))
+    _ccc_kernel(P, np.ascontiguousarray(ps.mean), np.ascontiguousarray(ps.m2 / T), Lt,
+                np.ascontiguousarray(ls.mean), np.ascontiguousarray(ls.m2 / T), cand, ccc)
+    return ccc.max(axis=2).sum(axis=1)
+
+
 def frcorr(
     P: np.ndarray,
     L: np.ndarray,
@@ -187,26 +217,31 @@ def frcorr(
 ) -> tuple[float, float]:
     """FRCorr: ``mean_k sum_i max_{j in A[k]} CCC(L[j], P[k, i])``; returns (official, per-sample).
 
-    Means and variances come from :func:`seq_stats` (computed once and shared with FRVar); the
-    cross-covariances of all (item, sample, candidate, dim) quadruples are float64 dot products
-    over time in one compiled pass (:func:`_ccc_kernel`), which forms no (item, candidate, T, D)
-    gather: the centred listeners are laid out (N, D, T) once and read in place. ``chunk`` is kept
-    for API compatibility and unused.
+    The mean of :func:`frcorr_items`. ``chunk`` is kept for API compatibility and unused.
     """
     del chunk
+    official = float(frcorr_items(P, L, A, p_stats=p_stats, l_stats=l_stats).mean())
+    return official, official / P.shape[1]
+
+
+def frdist_items(
+    P: np.ndarray,
+    L: np.ndarray,
+    A: np.ndarray,
+    *,
+    feature: str = "emotion",
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """Per-item FRdist terms ``sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``, shape (N,)."""
     N, K, T, D = P.shape
-    P = _as_float(P)
-    ps = p_stats or seq_stats(P)
-    ls = l_stats or seq_stats(L)
+    groups, weights = _dtw_groups(feature, D)
     cand = candidate_lists(A)
-    Lt = np.empty((L.shape[0], D, T))
-    _centre_transpose(_as_float(L), np.ascontiguousarray(ls.mean, dtype=np.float64), Lt)
-    ccc = np.empty((N, K, cand.shape[1]))
-    _ccc_kernel(P, np.ascontiguousarray(ps.mean), np.ascontiguousarray(ps.m2 / T), Lt,
-                np.ascontiguousarray(ls.mean), np.ascontiguousarray(ls.m2 / T), cand, ccc)
-    totals = ccc.max(axis=2).sum(axis=1)
-    official = float(totals.mean())
-    return official, official / K
+    X = P.reshape(N * K, T, D)
+    cand_rep = np.repeat(cand, K, axis=0)
+    d = dtw_one_to_many(X, L, cand_rep, groups=groups, num_threads=num_threads)  # (NK, J, G)
+    total = (d * np.asarray(weights)).sum(axis=-1)
+    total = np.where(cand_rep >= 0, total, np.inf)
+    return total.min(axis=1).reshape(N, K).sum(axis=1)
 
 
 def frdist(
@@ -217,18 +252,11 @@ def frdist(
     feature: str = "emotion",
     num_threads: int | None = None,
 ) -> tuple[float, float]:
-    """FRdist: ``mean_k sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``; (official, per-sample)."""
-    N, K, T, D = P.shape
-    groups, weights = _dtw_groups(feature, D)
-    cand = candidate_lists(A)
-    X = P.reshape(N * K, T, D)
-    cand_rep = np.repeat(cand, K, axis=0)
-    d = dtw_one_to_many(X, L, cand_rep, groups=groups, num_threads=num_threads)  # (NK, J, G)
-    total = (d * np.asarray(weights)).sum(axis=-1)
-    total = np.where(cand_rep >= 0, total, np.inf)
-    best = total.min(axis=1).reshape(N, K)
-    official = float(best.sum(axis=1).mean())
-    return official, official / K
+    """FRdist: ``mean_k sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``; (official, per-sample).
+
+    The mean of :func:`frdist_items`."""
+    official = float(frdist_items(P, L, A, feature=feature, num_threads=num_threads).mean())
+    return official, official / P.shape[1]
 
 
 def _dtw_groups(feature: str, D: int):

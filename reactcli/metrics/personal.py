@@ -36,11 +36,11 @@ import numpy as np
 from reactcli.errors import InputError
 from reactcli.generation.store import load_generated
 from reactcli.io import write_json
-from reactcli.metrics.core import frcorr, frdist
+from reactcli.metrics.core import frcorr_items, frdist_items
 from reactcli.metrics.store import real_arrays
-from reactcli.training.data import load_items
+from reactcli.training.data import ItemTable, load_items
 
-__all__ = ["personal_matrix", "personal_scores", "evaluate_personal"]
+__all__ = ["personal_matrix", "personal_scores", "listener_ids", "seen_groups", "evaluate_personal"]
 
 
 def personal_matrix(appropriate: np.ndarray, listener_ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -81,8 +81,11 @@ def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: S
             bad = np.argwhere(~np.isfinite(arr))[0]
             raise InputError(f"{name}: non-finite value at index {tuple(int(b) for b in bad)}")
     Ap = personal_matrix(A, listener_ids)
-    corr, corr_ps = frcorr(P, L, Ap)
-    dist, dist_ps = frdist(P, L, Ap, feature=feature)
+    corr_items = frcorr_items(P, L, Ap)
+    dist_items = frdist_items(P, L, Ap, feature=feature)
+    K = P.shape[1]
+    corr, dist = float(corr_items.mean()), float(dist_items.mean())
+    corr_ps, dist_ps = corr / K, dist / K
     per_row = Ap.sum(axis=1)
     subsets: dict = {}
     for name, mask in (groups or {}).items():
@@ -91,8 +94,8 @@ def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: S
             raise InputError(f"item group {name!r}: expected a ({P.shape[0]},) mask, got {mask.shape}")
         subsets[f"N_{name}"] = int(mask.sum())
         if mask.any():
-            subsets[f"personal_FRCorr_{name}"] = frcorr(P[mask], L, Ap[mask])[0]
-            subsets[f"personal_FRdist_{name}"] = frdist(P[mask], L, Ap[mask], feature=feature)[0]
+            subsets[f"personal_FRCorr_{name}"] = float(corr_items[mask].mean())
+            subsets[f"personal_FRdist_{name}"] = float(dist_items[mask].mean())
     return {
         "personal_FRCorr": corr,
         "personal_FRCorr_per_sample": corr_ps,
@@ -109,6 +112,26 @@ def personal_scores(P: np.ndarray, L: np.ndarray, A: np.ndarray, listener_ids: S
     }
 
 
+def listener_ids(table: ItemTable) -> np.ndarray:
+    """(N,) integer listener identity of each item of ``table`` (see :func:`personal_matrix`)."""
+    return np.array([table.listener_id(i) for i in range(table.n)])
+
+
+def seen_groups(work: str | os.PathLike, split: str, table: ItemTable) -> dict[str, np.ndarray] | None:
+    """Item masks ``seen`` / ``unseen``: is the item's listener a listener of the train split (a
+    person a personalised model met in training)? ``None`` for the train split itself or a work
+    directory without one."""
+    if split == "train":
+        return None
+    try:
+        train = load_items(work, "train")
+    except InputError:
+        return None
+    met = {train.resolver(p.listener) for p in train.pairs}
+    seen = np.array([table.resolver(p.listener) in met for p in table.pairs])
+    return {"seen": seen, "unseen": ~seen}
+
+
 def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature: str = "emotion",
                       frames: int = 750, out: str | os.PathLike | None = None) -> dict:
     """Score a stored generation run with :func:`personal_scores`; writes JSON (default
@@ -119,17 +142,8 @@ def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature:
     if P.shape[0] != L.shape[0]:
         raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
     table = load_items(work, split)
-    ids = np.array([table.listener_id(i) for i in range(table.n)])
-    groups = None
-    if split != "train":  # listeners a personalised model met in training vs new ones
-        try:
-            train = load_items(work, "train")
-        except InputError:
-            train = None
-        if train is not None:
-            met = {train.resolver(p.listener) for p in train.pairs}
-            seen = np.array([table.resolver(p.listener) in met for p in table.pairs])
-            groups = {"seen": seen, "unseen": ~seen}
+    ids = listener_ids(table)
+    groups = seen_groups(work, split, table)
     res = personal_scores(P[:, :, :T], L, A, ids, feature="emotion" if feature == "emotion" else "tdmm",
                           groups=groups)
     res.update(run=run, split=split, work=str(work), feature_name=feature)
