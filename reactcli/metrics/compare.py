@@ -31,11 +31,10 @@ import numpy as np
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.generation.store import load_generated
 from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
 from reactcli.metrics.personal import listener_ids, personal_matrix, seen_groups
-from reactcli.metrics.store import real_arrays
+from reactcli.metrics.store import protocol, run_arrays
 from reactcli.training.data import load_items
 
 __all__ = ["HIGHER_IS_BETTER", "item_scores", "paired_difference", "compare_runs"]
@@ -45,19 +44,15 @@ HIGHER_IS_BETTER = {"FRCorr": True, "FRdist": False}
 
 
 def item_scores(work: str | os.PathLike, run: str, split: str, *, feature: str = "emotion",
-                personal: bool = False, frames: int = 750) -> dict[str, np.ndarray]:
+                identities: np.ndarray | None = None, frames: int = 750) -> dict[str, np.ndarray]:
     """Per-item FRCorr and FRdist terms (N,) of a stored generation run (their means are the
-    run's FRCorr / FRdist, or its personal ones with ``personal``)."""
-    P = load_generated(work, run, split, feature)
-    T = min(frames, P.shape[2])
-    L, _, A = real_arrays(work, split, feature, T)
-    if P.shape[0] != L.shape[0]:
-        raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
-    if personal:
-        A = personal_matrix(A, listener_ids(load_items(work, split)))
-    P = P[:, :, :T]
-    dtw_feature = "emotion" if feature == "emotion" else "tdmm"
-    return {"FRCorr": frcorr_items(P, L, A), "FRdist": frdist_items(P, L, A, feature=dtw_feature)}
+    run's FRCorr / FRdist). With ``identities`` (N,), the listener identity of each item, the
+    references are each listener's own reactions (:func:`~reactcli.metrics.personal.personal_matrix`):
+    the terms of the personal metrics."""
+    P, L, _, A = run_arrays(work, run, split, feature, frames)
+    if identities is not None:
+        A = personal_matrix(A, identities)
+    return {"FRCorr": frcorr_items(P, L, A), "FRdist": frdist_items(P, L, A, feature=protocol(feature))}
 
 
 def paired_difference(base: np.ndarray, other: np.ndarray, *, higher_is_better: bool, n_boot: int = 10000,
@@ -116,11 +111,14 @@ def compare_runs(work: str | os.PathLike, split: str, base_runs: Sequence[str], 
     its ``path``."""
     if not base_runs or not runs:
         raise ConfigError("compare needs at least one --base run and one --run")
-    scores = {r: item_scores(work, r, split, feature=feature, personal=personal, frames=frames)
-              for r in dict.fromkeys([*base_runs, *runs])}
     masks: dict[str, np.ndarray | None] = {"all": None}
+    ids = None
     if personal:
-        masks.update(seen_groups(work, split, load_items(work, split)) or {})
+        table = load_items(work, split)
+        ids = listener_ids(table)
+        masks.update(seen_groups(work, split, table) or {})
+    scores = {r: item_scores(work, r, split, feature=feature, identities=ids, frames=frames)
+              for r in dict.fromkeys([*base_runs, *runs])}
     result: dict = {"work": str(work), "split": split, "feature": feature, "personal": personal,
                     "base_runs": list(base_runs), "runs": list(runs), "n_boot": n_boot, "seed": seed,
                     "reactcli_version": reactcli.__version__, "groups": {}}

@@ -34,10 +34,9 @@ from typing import Sequence
 import numpy as np
 
 from reactcli.errors import InputError
-from reactcli.generation.store import load_generated
 from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
-from reactcli.metrics.store import real_arrays
+from reactcli.metrics.store import protocol, run_arrays
 from reactcli.training.data import ItemTable, load_items
 
 __all__ = ["personal_matrix", "personal_scores", "listener_ids", "seen_groups", "evaluate_personal"]
@@ -136,16 +135,10 @@ def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature:
                       frames: int = 750, out: str | os.PathLike | None = None) -> dict:
     """Score a stored generation run with :func:`personal_scores`; writes JSON (default
     ``<work>/metrics/<run>-<split>-personal.json``) and returns the dict with its ``path``."""
-    P = load_generated(work, run, split, feature)
-    T = min(frames, P.shape[2])
-    L, _, A = real_arrays(work, split, feature, T)
-    if P.shape[0] != L.shape[0]:
-        raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
+    P, L, _, A = run_arrays(work, run, split, feature, frames)
     table = load_items(work, split)
-    ids = listener_ids(table)
-    groups = seen_groups(work, split, table)
-    res = personal_scores(P[:, :, :T], L, A, ids, feature="emotion" if feature == "emotion" else "tdmm",
-                          groups=groups)
+    res = personal_scores(P, L, A, listener_ids(table), feature=protocol(feature),
+                          groups=seen_groups(work, split, table))
     res.update(run=run, split=split, work=str(work), feature_name=feature)
     path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}-personal.json"
     write_json(path, res)

@@ -25,6 +25,25 @@ def real_arrays(work: str | os.PathLike, split: str, feature: str, frames: int) 
     return L, S, table.appropriate
 
 
+def protocol(feature: str) -> str:
+    """The metrics' feature protocol of a stored feature: ``emotion`` (the challenge's weighted
+    three-group DTW) or ``tdmm`` (any other feature: one DTW over all dims)."""
+    return "emotion" if feature == "emotion" else "tdmm"
+
+
+def run_arrays(work: str | os.PathLike, run: str, split: str, feature: str,
+               frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A stored run's reactions P (N,K,T,D) with the split's real L, S (N,T,D) and A (N,N), all cut
+    to T = min(frames, the run's length); raises InputError naming the run when its item count is
+    not the split's."""
+    P = load_generated(work, run, split, feature)
+    T = min(frames, P.shape[2])
+    L, S, A = real_arrays(work, split, feature, T)
+    if P.shape[0] != L.shape[0]:
+        raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
+    return P[:, :, :T], L, S, A
+
+
 def evaluate_run(
     work: str | os.PathLike,
     run: str,
@@ -37,12 +56,8 @@ def evaluate_run(
     fid: Any = None,
 ) -> dict:
     """Score the run's (N,K,T,D) reactions against the split's real listeners and appropriateness."""
-    P = load_generated(work, run, split, feature)
-    T = min(frames, P.shape[2])
-    L, S, A = real_arrays(work, split, feature, T)
-    if P.shape[0] != L.shape[0]:
-        raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")
-    res = evaluate_arrays(P[:, :, :T], L, S, A, feature="emotion" if feature == "emotion" else "tdmm", compat=compat, fid=fid)
+    P, L, S, A = run_arrays(work, run, split, feature, frames)
+    res = evaluate_arrays(P, L, S, A, feature=protocol(feature), compat=compat, fid=fid)
     res.update(run=run, split=split, work=str(work), feature_name=feature)
     path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}.json"
     write_report(res, path)

@@ -12,8 +12,9 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.generation.baselines import generate_baseline
 from reactcli.metrics.compare import compare_runs, item_scores, paired_difference
 from reactcli.metrics.core import frcorr, frcorr_items, frdist, frdist_items
-from reactcli.metrics.personal import evaluate_personal
+from reactcli.metrics.personal import evaluate_personal, listener_ids
 from reactcli.testing.react_layout import write_tiny_react
+from reactcli.training.data import load_items
 
 
 def test_item_terms_average_to_the_official_metrics():
@@ -82,7 +83,7 @@ def work(tmp_path_factory):
 
 
 def test_item_scores_match_the_stored_metrics(work):
-    s = item_scores(work, "random", "val", personal=True, frames=60)
+    s = item_scores(work, "random", "val", identities=listener_ids(load_items(work, "val")), frames=60)
     res = evaluate_personal(work, "random", "val", frames=60, out=work / "p.json")
     assert np.isclose(s["FRCorr"].mean(), res["personal_FRCorr"]) and np.isclose(s["FRdist"].mean(), res["personal_FRdist"])
 
