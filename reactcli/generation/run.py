@@ -142,7 +142,7 @@ class _PerFRDiff(_Model):
         style = None
         with torch.no_grad():
             if self.editor is not None:
-                style = self.pssl(batch[self.pssl.config.history_key].to(self.dev))
+                style = self.pssl.encode(batch, "history")
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
                          editor=self.editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,

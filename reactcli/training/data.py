@@ -8,7 +8,9 @@ sample dict every model consumes (see ``docs`` in the model modules):
 ``speaker_audio (T,A)``, ``speaker_emotion (T,25)``, ``speaker_tdmm (T,58)``,
 ``listener_emotion``, ``listener_tdmm``, ``appropriate_emotion (M,T,25)``,
 ``appropriate_tdmm (M,T,58)``, ``appropriate_mask (M,)``, ``listener_id``,
-``listener_history_tdmm (Th,58)``, ``listener_history_emotion (Th,25)``, ``index``.
+``listener_history_tdmm (Th,58)``, ``listener_history_emotion (Th,25)``,
+``speaker_history_tdmm``, ``speaker_history_emotion`` (the speaker the listener answered in that
+history clip), ``index``.
 
 Arrays are read lazily from the store (file handles per worker process) and cached in memory
 per dataset instance, since a training run reads each clip many times.
@@ -94,7 +96,7 @@ class DataConfig:
     max_appropriate: int = 20
     """At most this many appropriate reactions per item (own listener always kept)."""
     history: bool = True
-    """Also return another clip of the same listener (personal style)."""
+    """Also return another clip of the same listener (personal style) and its speaker's side."""
 
 
 class ReactionDataset(Dataset):
@@ -116,6 +118,10 @@ class ReactionDataset(Dataset):
             if p.listener not in by_ident[lid]:
                 by_ident[lid].append(p.listener)
         self._clips_of = by_ident
+        # the speaker a listener clip answers (first item that pairs them: a clip is listener once per split)
+        self._speaker_of: dict[str, str] = {}
+        for p in table.pairs:
+            self._speaker_of.setdefault(p.listener, p.speaker)
         feats = ["emotion", "tdmm", cfg.audio]
         for p in table.pairs[:1]:
             for f in feats:
@@ -174,6 +180,9 @@ class ReactionDataset(Dataset):
             hist = clips[int(rng.integers(0, len(clips)))] if self.train else clips[0]
             sample["listener_history_tdmm"] = torch.from_numpy(self._get(hist, "tdmm"))
             sample["listener_history_emotion"] = torch.from_numpy(self._get(hist, "emotion"))
+            partner = self._speaker_of[hist]
+            sample["speaker_history_tdmm"] = torch.from_numpy(self._get(partner, "tdmm"))
+            sample["speaker_history_emotion"] = torch.from_numpy(self._get(partner, "emotion"))
         return sample
 
 

@@ -182,15 +182,19 @@ def pssl_training_step(
     batch: Batch,
     temperature: float = 0.07,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """SupCon loss over style vectors of two clips per item (history + own reaction), labels = listener id."""
-    feat = encoder.config.history_feature
-    hist = _get(batch, encoder.config.history_key)
-    own = _get(batch, f"listener_{feat}")
+    """SupCon loss over style vectors of two clips per item (history + own reaction), labels = listener id.
+
+    With a dyadic encoder each view also carries its speaker's side (the history clip's partner,
+    and the item's own speaker).
+    """
     ids = _get(batch, "listener_id").long().reshape(-1)
+    hist = encoder.encode(batch, "history")
+    own = encoder.encode(batch, "own")
     if ids.shape[0] != hist.shape[0] or own.shape[0] != hist.shape[0]:
-        raise InputError(f"listener_id ({ids.shape[0]}), listener_history_{feat} ({hist.shape[0]}) and "
-                         f"listener_{feat} ({own.shape[0]}) disagree on the batch size")
-    z = torch.cat([encoder(hist), encoder(own)], dim=0)
+        keys = encoder.config.input_keys("history") + encoder.config.input_keys("own")
+        raise InputError(f"listener_id ({ids.shape[0]}) and the PSSL inputs {keys} ({hist.shape[0]}, "
+                         f"{own.shape[0]}) disagree on the batch size")
+    z = torch.cat([hist, own], dim=0)
     labels = torch.cat([ids, ids])
     loss = supcon_loss(z, labels, temperature)
     return loss, {"loss": float(loss.detach()), "listeners": float(ids.unique().numel())}
@@ -217,7 +221,7 @@ def pwsg_training_step(
     b, length, _ = own.shape
     n, w, dev = cfg.reactions_per_item, gafrg.config.window, own.device
     with torch.no_grad():
-        style = setup.pssl(_get(batch, setup.pssl.config.history_key))
+        style = setup.pssl.encode(batch, "history")
     shifts = setup.editor(style)
     starts = _starts(b, n, length, w, generator, dev)
     frames = starts[..., None] + torch.arange(w, device=dev)

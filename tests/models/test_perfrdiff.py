@@ -516,3 +516,65 @@ def test_pssl_reads_the_configured_history_feature():
     same, _ = pssl_training_step(enc, {**b, "listener_history_tdmm": b["listener_history_tdmm"] + 1})
     other, _ = pssl_training_step(enc, {**b, "listener_history_emotion": 1 - b["listener_history_emotion"]})
     assert same.item() == pytest.approx(loss.item()) and other.item() != pytest.approx(loss.item())
+
+
+def _dyadic_batch(b: int, t: int, seed: int) -> dict[str, torch.Tensor]:
+    """Listener ``class 1`` answers with the speaker's channels permuted, ``class 0`` mirrors them.
+
+    Speaker channels are i.i.d., so the listener's side alone has one distribution for both
+    classes: only the speaker -> listener mapping tells them apart.
+    """
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(b) % 2
+    perm = torch.randperm(25, generator=g)
+    def side():
+        spk = torch.rand(b, t, 25, generator=g)
+        lis = torch.where(labels[:, None, None] == 1, spk[..., perm], spk)
+        return spk, lis + 0.05 * torch.randn(b, t, 25, generator=g)
+    hs, hl = side()
+    os_, ol = side()
+    return {"speaker_history_emotion": hs, "listener_history_emotion": hl, "speaker_emotion": os_,
+            "listener_emotion": ol, "listener_id": labels}
+
+
+def test_dyadic_pssl_reads_the_speaker_side_and_learns_a_mapping():
+    with pytest.raises(ConfigError, match="with dyadic"):
+        PSSLConfig(input_dim=25, history_feature="emotion", dyadic=True)
+    sizes = dict(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, style_dim=8, dropout=0.0)
+    torch.manual_seed(0)
+    dyadic = PSSLEncoder(PSSLConfig(input_dim=50, history_feature="emotion", dyadic=True, **sizes))
+    solo = PSSLEncoder(PSSLConfig(input_dim=25, history_feature="emotion", **sizes))
+    assert dyadic.config.input_keys() == ["speaker_history_emotion", "listener_history_emotion"]
+    assert dyadic.config.input_keys("own") == ["speaker_emotion", "listener_emotion"]
+    b = _dyadic_batch(4, 12, seed=1)
+    moved = {**b, "speaker_history_emotion": b["speaker_history_emotion"] + 1}
+    with torch.no_grad():
+        assert not torch.allclose(dyadic.encode(b), dyadic.encode(moved))
+        assert torch.equal(solo.encode(b), solo.encode(moved))  # the paper's encoder: listener side only
+        # the two sides are concatenated, speaker first
+        manual = dyadic(torch.cat([b["speaker_history_emotion"], b["listener_history_emotion"]], -1))
+        assert torch.equal(dyadic.encode(b), manual)
+    with pytest.raises(InputError, match="speaker_history_emotion"):
+        dyadic.encode({"listener_history_emotion": b["listener_history_emotion"]})
+    with pytest.raises(InputError, match="disagree"):
+        dyadic.encode({**b, "speaker_history_emotion": b["speaker_history_emotion"][:, :5]})
+
+    # trained a few steps on the SupCon loss, only the dyadic encoder separates the two mappings
+    def probe(enc) -> float:
+        for step in range(100):
+            loss, _ = pssl_training_step(enc, _dyadic_batch(16, 12, seed=100 + step))
+            opt = enc._opt
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        enc.eval()
+        with torch.no_grad():
+            fit, test = _dyadic_batch(64, 12, seed=7), _dyadic_batch(64, 12, seed=8)
+            zf, zt = enc.encode(fit), enc.encode(test)
+        centroids = torch.stack([zf[fit["listener_id"] == c].mean(0) for c in (0, 1)])
+        return float(((zt @ centroids.T).argmax(1) == test["listener_id"]).float().mean())
+
+    for enc in (dyadic, solo):
+        enc._opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
+    acc_dyadic, acc_solo = probe(dyadic), probe(solo)
+    assert acc_dyadic >= 0.9 and acc_solo <= 0.75, (acc_dyadic, acc_solo)

@@ -117,6 +117,28 @@ def _generate_and_score(cli, work: Path, run: str, *gen_args) -> dict:
     return out
 
 
+def test_history_clip_comes_with_its_speaker_side(work):
+    """The dyadic PSSL's input: the history clip is another clip of the item's listener (same
+    identity) and ``speaker_history_*`` is the speaker that clip's listener answered."""
+    from reactcli.storage import FeatureStore
+    from reactcli.training.data import DataConfig, ReactionDataset, load_items
+
+    table = load_items(work, "train")
+    ds = ReactionDataset(work, table, DataConfig(frames=FRAMES, crop=None, max_appropriate=1), train=False)
+    store = FeatureStore(work)
+    partner = {p.listener: p.speaker for p in table.pairs}
+    found = 0
+    for i, pair in enumerate(table.pairs):
+        s = ds[i]
+        clips = [p.listener for p in table.pairs if table.resolver(p.listener) == table.resolver(pair.listener)]
+        hist = next(c for c in clips if np.array_equal(store.read(c, "emotion")[:FRAMES], s["listener_history_emotion"].numpy()))
+        assert hist != pair.listener or len(clips) == 1
+        for feat in ("emotion", "tdmm"):
+            assert np.array_equal(s[f"speaker_history_{feat}"].numpy(), store.read(partner[hist], feat)[:FRAMES])
+        found += hist != pair.listener
+    assert found > 0  # the corpus has listeners with more than one clip
+
+
 def test_every_recipe_parses_and_is_covered():
     names = {p.name for p in RECIPES}
     assert names == {"reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml",

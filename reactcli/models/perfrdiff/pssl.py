@@ -44,21 +44,34 @@ class PSSLConfig:
     """Dropout inside the encoder layers (training only)."""
     style_dim: int = 512
     """Width of the L2-normalised style vector."""
+    dyadic: bool = False
+    """Also read the other side of the history clip: the speaker the listener was answering, frame
+    by frame beside the listener (input width doubles). Not the paper, whose encoder sees only the
+    listener. A habitual way of answering is a mapping from what the speaker does to what the
+    listener shows, which the listener's side alone does not reveal."""
 
     def __post_init__(self) -> None:
         widths = {"tdmm": 58, "emotion": 25}
         if self.history_feature not in widths:
             raise ConfigError(f"PSSL history_feature must be tdmm or emotion, got {self.history_feature!r}")
-        if self.input_dim != widths[self.history_feature]:
+        width = widths[self.history_feature] * (2 if self.dyadic else 1)
+        if self.input_dim != width:
             raise ConfigError(f"PSSL input_dim={self.input_dim} does not match history_feature="
-                              f"{self.history_feature!r} ({widths[self.history_feature]}-d)")
+                              f"{self.history_feature!r}{' with dyadic' if self.dyadic else ''} ({width}-d)")
         if self.d_model % self.num_heads:
             raise ConfigError(f"PSSL d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
 
-    @property
-    def history_key(self) -> str:
-        """Batch key of the listener history clip this encoder reads (``listener_history_<feature>``)."""
-        return f"listener_history_{self.history_feature}"
+    def input_keys(self, view: str = "history") -> list[str]:
+        """Batch keys this encoder reads, concatenated on the feature axis in this order.
+
+        ``view="history"``: the listener's historical clip (``listener_history_<feature>``,
+        preceded by ``speaker_history_<feature>`` when dyadic); ``view="own"``: the item's own
+        clip (``listener_<feature>`` [after ``speaker_<feature>``]), PSSL training's second view.
+        """
+        if view not in ("history", "own"):
+            raise ConfigError(f"PSSL view must be history or own, got {view!r}")
+        suffix = f"_history_{self.history_feature}" if view == "history" else f"_{self.history_feature}"
+        return (["speaker" + suffix] if self.dyadic else []) + ["listener" + suffix]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
@@ -74,7 +87,7 @@ class PSSLConfig:
 
 
 class PSSLEncoder(nn.Module):
-    """Linear 58 -> d, CLS token, sinusoidal positions, transformer encoder, CLS -> style (L2-norm)."""
+    """Linear in (58, 25, or twice that when dyadic) -> d, CLS token, sinusoidal positions, transformer encoder, CLS -> style (L2-norm)."""
 
     def __init__(self, config: PSSLConfig | None = None):
         super().__init__()
@@ -100,6 +113,18 @@ class PSSLEncoder(nn.Module):
             pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=history.device), ~valid.bool()], dim=1)
         h = self.encoder(x, src_key_padding_mask=pad)
         return F.normalize(self.proj(self.norm(h[:, 0])), dim=-1)
+
+    def encode(self, batch: dict[str, torch.Tensor], view: str = "history") -> torch.Tensor:
+        """Style vectors of a batch dict: reads :meth:`PSSLConfig.input_keys` (on this encoder's device)."""
+        keys = self.config.input_keys(view)
+        missing = [k for k in keys if k not in batch]
+        if missing:
+            raise InputError(f"PSSL input {missing[0]!r} missing from the batch (has {sorted(batch)})")
+        dev = self.in_proj.weight.device
+        parts = [batch[k].to(dev) for k in keys]
+        if len({tuple(p.shape[:2]) for p in parts}) > 1:
+            raise InputError(f"PSSL inputs {keys} disagree on (batch, frames): {[tuple(p.shape) for p in parts]}")
+        return self(torch.cat(parts, dim=-1))
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
