@@ -518,6 +518,28 @@ def test_pssl_reads_the_configured_history_feature():
     assert same.item() == pytest.approx(loss.item()) and other.item() != pytest.approx(loss.item())
 
 
+def test_pssl_standardise_removes_static_levels_and_gains():
+    torch.manual_seed(0)
+    sizes = dict(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, style_dim=8, dropout=0.0)
+    z = PSSLEncoder(PSSLConfig(input_dim=25, history_feature="emotion", standardise=True, **sizes)).eval()
+    plain = PSSLEncoder(PSSLConfig(input_dim=25, history_feature="emotion", **sizes)).eval()
+    plain.load_state_dict(z.state_dict())
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 30, 25, generator=g)
+    gain = 0.5 + 1.5 * torch.rand(2, 1, 25, generator=g)
+    offset = torch.randn(2, 1, 25, generator=g)
+    with torch.no_grad():
+        # a person's AU offsets and gains (per clip and channel) do not move the standardised style
+        torch.testing.assert_close(z(x * gain + offset), z(x), atol=1e-2, rtol=0)
+        assert not torch.allclose(plain(x * gain + offset), plain(x), atol=1e-2)
+        # padded frames are ignored by the statistics as by the attention
+        valid = torch.ones(2, 30, dtype=torch.bool)
+        valid[1, 20:] = False
+        padded = x.clone()
+        padded[1, 20:] = 50.0
+        torch.testing.assert_close(z(padded, valid)[1], z(x[1:, :20])[0], atol=1e-5, rtol=0)
+
+
 def _dyadic_batch(b: int, t: int, seed: int) -> dict[str, torch.Tensor]:
     """Listener ``class 1`` answers with the speaker's channels permuted, ``class 0`` mirrors them.
 

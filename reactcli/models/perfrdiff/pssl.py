@@ -4,6 +4,11 @@ A transformer encoder reads a listener's historical clip of 3DMM coefficients (i
 expression/pose, 30 s = 750 frames) and returns one L2-normalised 512-d vector. Training pulls
 together the vectors of clips of the same listener and pushes apart different listeners with
 the supervised contrastive loss of Khosla et al. (2020), labels = listener id, temperature 0.07.
+
+Options beyond the paper (:class:`PSSLConfig`): read the 25-d emotion history instead of 3DMM
+(``history_feature``), read the speaker side of the history clip too (``dyadic``), and z-score
+each channel over the clip (``standardise``). :meth:`PSSLEncoder.encode` builds the input from a
+batch dict for every caller (PSSL and PWSG training, generation).
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ class PSSLConfig:
     by frame beside the listener (input width doubles). Not the paper, whose encoder sees only the
     listener. A habitual way of answering is a mapping from what the speaker does to what the
     listener shows, which the listener's side alone does not reveal."""
+    standardise: bool = False
+    """Z-score every input channel over the clip's own (valid) frames before encoding. Removes a
+    person's static levels and gains (AU offsets, a valence bias), which identify a listener so
+    easily that the contrastive loss needs nothing else; what is left is how they move, and, when
+    dyadic, how they answer the speaker."""
 
     def __post_init__(self) -> None:
         widths = {"tdmm": 58, "emotion": 25}
@@ -106,6 +116,8 @@ class PSSLEncoder(nn.Module):
         if history.dim() != 3 or history.shape[-1] != self.config.input_dim:
             raise InputError(f"listener history must be (B, Th, {self.config.input_dim}), got {tuple(history.shape)}")
         b, th, _ = history.shape
+        if self.config.standardise:
+            history = _standardise(history, valid)
         pos = sinusoidal_embedding(torch.arange(th + 1, device=history.device), self.config.d_model)
         x = torch.cat([self.cls.expand(b, -1, -1), self.in_proj(history)], dim=1) + pos
         pad = None
@@ -125,6 +137,15 @@ class PSSLEncoder(nn.Module):
         if len({tuple(p.shape[:2]) for p in parts}) > 1:
             raise InputError(f"PSSL inputs {keys} disagree on (batch, frames): {[tuple(p.shape) for p in parts]}")
         return self(torch.cat(parts, dim=-1))
+
+
+def _standardise(x: torch.Tensor, valid: torch.Tensor | None, eps: float = 1e-3) -> torch.Tensor:
+    """Per clip and channel: (x - mean) / (std + eps) over the valid frames; padded frames -> 0."""
+    w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
+    n = w.sum(1, keepdim=True).clamp_min(1.0)[..., None]
+    mean = (x * w[..., None]).sum(1, keepdim=True) / n
+    var = (((x - mean) ** 2) * w[..., None]).sum(1, keepdim=True) / n
+    return (x - mean) / (var.sqrt() + eps) * w[..., None]
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
