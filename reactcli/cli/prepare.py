@@ -51,17 +51,20 @@ def react(
 
 
 def _raw_config(split_rule: str, split_cycle: str, skip_bad: bool, require_sidecars: bool,
-                session_glob: str | None, patterns: dict[str, str | None]):
+                session_glob: str | None, patterns: dict[str, str | None], identities: Path | None = None):
     from reactcli.corpora.raw import RawConfig
 
     pats = {k: tuple(x.strip() for x in v.split(",") if x.strip()) for k, v in patterns.items() if v}
     return RawConfig(split_rule=split_rule, split_cycle=tuple(s.strip() for s in split_cycle.split(",") if s.strip()),
-                     patterns=pats, session_glob=session_glob, require_sidecars=require_sidecars, skip_bad=skip_bad)
+                     patterns=pats, session_glob=session_glob, require_sidecars=require_sidecars, skip_bad=skip_bad,
+                     identities=str(identities) if identities else None)
 
 
-def _print_raw(name: str, root: Path, summary) -> None:
+def _print_raw(name: str, root: Path, summary, identities: Path | None = None) -> None:
     splits = ", ".join(f"{k}: {v}" for k, v in sorted(summary.splits.items()))
     out.print(f"prepare {name}: {summary.sessions} sessions ({splits}) from {root}")
+    if summary.identities is not None:
+        out.print(f"identities: {summary.identities} persons (from {identities})")
     if summary.skipped:
         out.print(f"[yellow]skipped {len(summary.skipped)} sessions[/], first: {summary.skipped[0]}")
     out.print(f"report: {summary.report_path}")
@@ -70,6 +73,10 @@ def _print_raw(name: str, root: Path, summary) -> None:
 _SPLIT_RULE_HELP = "How sessions get splits (raw corpora have none): cycle (sorted ids through --split-cycle), hash (SHA-1 of the id), truth (synthetic only)."
 _SPLIT_CYCLE_HELP = "Comma-separated splits dealt to sessions in turn (one name = every session in that split)."
 _PATTERN_HELP = "Comma-separated alternative file patterns for the {kind}, relative to the session folder ({{person}}, {{session}} placeholders); default: the layout's."
+_RAW_IDENTITIES_HELP = ("JSON map {{'{participant}' (or a clip id '{participant}/<clip>'): identity}} naming persons who recur "
+                        "across sessions{example}; persons as `reactcli clip` names them{names}. Without it each session's person "
+                        "is its own identity. Kept as manifests/identities.json; used for PSSL labels, listener histories and the "
+                        "personal metrics.")
 
 
 def _raw_command(name: str, fn_name: str, default_rule: str, doc: str):
@@ -85,14 +92,19 @@ def _raw_command(name: str, fn_name: str, default_rule: str, doc: str):
         audio_pattern: str = typer.Option(None, "--audio-pattern", help=_PATTERN_HELP.format(kind="audio")),
         emotion_pattern: str = typer.Option(None, "--emotion-pattern", help=_PATTERN_HELP.format(kind="emotion sidecar (.csv or .npy)")),
         tdmm_pattern: str = typer.Option(None, "--tdmm-pattern", help=_PATTERN_HELP.format(kind="3DMM sidecar (.npy)")),
+        identities: Path = typer.Option(None, "--identities", help=_RAW_IDENTITIES_HELP.format(
+            participant="<site>/<session>/<person>",
+            example=" (e.g. NoXI experts; `reactcli synth --layout raw` writes truth/identities.json)",
+            names=" (NoXI Expert_video, Novice_video; the raw folder names Expert, Novice work too)")),
     ) -> None:
         import reactcli.corpora.raw as raw
 
         cfg = _raw_config(split_rule, split_cycle, skip_bad, require_sidecars, session_glob,
-                          {"video": video_pattern, "audio": audio_pattern, "emotion": emotion_pattern, "tdmm": tdmm_pattern})
+                          {"video": video_pattern, "audio": audio_pattern, "emotion": emotion_pattern, "tdmm": tdmm_pattern},
+                          identities)
         with progress() as bar:
             summary = getattr(raw, fn_name)(root, work, cfg, on_progress=StageProgress(bar))
-        _print_raw(name, root, summary)
+        _print_raw(name, root, summary, identities)
 
     cmd.__doc__ = doc
     cmd.__name__ = name.lower()
@@ -114,11 +126,14 @@ def mars(
     work: Path = typer.Option(..., "--work", help="Work directory: manifests/sessions.jsonl and reports are written here."),
     splits: str = typer.Option("train,val,test", "--splits", help="Comma-separated split folders to read."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave recordings with a missing side or file out (listed in the report)."),
+    identities: Path = typer.Option(None, "--identities", help=_RAW_IDENTITIES_HELP.format(
+        participant="MARS/<split>-session<k>-<rec>/<speaker|listener>", example=" (e.g. one speaker in several recordings)", names="")),
 ) -> None:
     """Read the MARS layout (variable-length 30 fps recordings) into manifests/sessions.jsonl."""
     from reactcli.corpora.mars import MarsConfig, prepare_mars
 
-    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad)
+    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad,
+                     identities=str(identities) if identities else None)
     with progress() as bar:
         summary = prepare_mars(root, work, cfg, on_progress=StageProgress(bar))
-    _print_raw("mars", root, summary)
+    _print_raw("mars", root, summary, identities)

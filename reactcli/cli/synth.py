@@ -35,7 +35,7 @@ def command(
     mux_audio: bool = typer.Option(False, "--mux-audio/--no-mux-audio", help="Also put each WAV into its mp4 as AAC."),
     personal_affect: float = typer.Option(0.0, "--personal-affect", min=0.0, max=1.0, help="Extra person-level affect style x: a valence/arousal bias in +-x and expression-logit biases with std 4x per person (0: none, the default corpus)."),
     personal_mode: float = typer.Option(0.0, "--personal-mode", min=0.0, max=1.0, help="Probability that a listener answers with their own habitual response mode (one per person) instead of a random one: a personal way of reacting (0: none, the default corpus)."),
-    recurring_experts: int = typer.Option(0, "--recurring-experts", min=0, help="NoXI-like sessions take their Expert from a pool of this many recurring people (as NoXI experts recur across sessions and splits); 0: every participant is in one session only. Who is who goes to truth/identities.json (give it to `prepare react --identities`)."),
+    recurring_experts: int = typer.Option(0, "--recurring-experts", min=0, help="NoXI-like sessions take their Expert from a pool of this many recurring people (as NoXI experts recur across sessions and splits); 0: every participant is in one session only. Who is who goes to truth/identities.json (give it to `prepare react --identities`, or `prepare synthetic --identities` for --layout raw)."),
 ) -> None:
     """Generate a synthetic corpus with known truth (patterns, response modes, styles)."""
     from reactcli.testing.synth import SynthConfig, synthesize  # noqa: PLC0415

@@ -27,10 +27,10 @@ from typing import Callable
 
 import reactcli
 from reactcli.corpora.common import ValidationReport
-from reactcli.corpora.raw import RawSummary, _probe_video
+from reactcli.corpora.raw import RawSummary, _probe_video, read_session_identities, write_session_manifests
 from reactcli.errors import InputError
 from reactcli.io import write_json
-from reactcli.manifest import ParticipantRecord, SessionRecord, write_manifest
+from reactcli.manifest import ParticipantRecord, SessionRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ class MarsConfig:
     """Probe each video for frame rate and length."""
     skip_bad: bool = False
     """Leave recordings with a missing side or file out (listed in the report) instead of failing."""
+    identities: str | None = None
+    """JSON map participant ``MARS/<split>-session<k>-<clip>/<speaker|listener>`` (or clip id) ->
+    identity, for persons who recur across recordings (:mod:`reactcli.manifest.identities`);
+    kept as ``manifests/identities.json``."""
 
 
 def group_of(session_id: str) -> str:
@@ -142,12 +146,16 @@ def prepare_mars(
     summary = RawSummary(sessions=len(sessions), skipped=list(report.skipped_items), errors=list(report.errors))
     for s in sessions:
         summary.splits[s.split] = summary.splits.get(s.split, 0) + 1
+    idmap = None
+    if cfg.identities and sessions:  # fail before writing anything
+        idmap, summary.identities = read_session_identities(cfg.identities, sessions)
     report_path = work / "reports" / "prepare-mars.json"
     write_json(report_path, {"root": str(root), "corpus": "mars", "config": asdict(cfg),
                              "reactcli_version": reactcli.__version__, "sessions": summary.sessions,
-                             "splits": summary.splits, "skipped": summary.skipped, "errors": summary.errors})
+                             "splits": summary.splits, "skipped": summary.skipped, "errors": summary.errors,
+                             "identities": summary.identities})
     summary.report_path = str(report_path)
     if not sessions:
         raise InputError(f"{root}: every MARS recording was bad; see {report_path}")
-    write_manifest(work / "manifests" / "sessions.jsonl", sessions)
+    write_session_manifests(work, sessions, idmap)
     return summary

@@ -32,6 +32,14 @@ Splits: raw corpora have no official split, so sessions get one deterministicall
 the session id (stable when sessions are added or removed), ``truth`` (synthetic corpus only)
 takes the split recorded in ``truth/truth.json``. A one-entry cycle puts every session in one
 split.
+
+Identities (``identities``, ``--identities FILE``): a JSON map from participants
+``<site>/<session>/<person>`` (or clip ids ``.../<clip>``) to identity names, for persons who
+recur across sessions (NoXI experts). It is checked against the participants as ``reactcli clip``
+will name them (:func:`reactcli.media.stage.participant_id`: NoXI ``Expert`` -> ``Expert_video``;
+the raw folder name is accepted too and rewritten) before anything is written, and kept as
+``manifests/identities.json`` in the clip ids' names, so the clipped items resolve through it;
+a prepare without the option removes an old map (:mod:`reactcli.manifest.identities`).
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from reactcli.corpora.common import ValidationReport
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import write_json
 from reactcli.manifest import ParticipantRecord, SessionRecord, write_manifest
+from reactcli.manifest.identities import count_identities, read_identity_map, write_identity_map
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +130,9 @@ class RawConfig:
     """Probe every video for frame rate and length (needed by the clip stage's planning)."""
     skip_bad: bool = False
     """Leave unmatched or unreadable sessions out (listed in the report) instead of failing."""
+    identities: str | None = None
+    """JSON map participant (or clip id) -> identity, for persons who recur across sessions
+    (:mod:`reactcli.manifest.identities`); kept as ``manifests/identities.json``."""
 
 
 @dataclass
@@ -136,6 +148,8 @@ class RawSummary:
     errors: list[str] = field(default_factory=list)
     """Every problem found (one line each, naming the file)."""
     report_path: str | None = None
+    identities: int | None = None
+    """Distinct identities among the participants (None: no identity map given)."""
 
 
 def _discover_persons(folder: Path, regex: str) -> list[str]:
@@ -256,6 +270,32 @@ def read_sessions(
     return out
 
 
+def read_session_identities(path: str | os.PathLike, sessions: list[SessionRecord]) -> tuple[dict[str, str], int]:
+    """The identity map ``path`` checked against the participants of ``sessions`` (as the clip
+    stage names them; raw folder names are rewritten to those), and the number of identities.
+
+    Raises ``InputError`` naming the file when the map is malformed or names nobody of ``sessions``.
+    """
+    from reactcli.media.stage import participant_id  # noqa: PLC0415 - media stack only when needed
+
+    participants: list[str] = []
+    aliases: dict[str, str] = {}
+    for s in sessions:
+        for p in s.participants:
+            pid = participant_id(s, p.person)
+            participants.append(pid)
+            if f"{s.id}/{p.person}" != pid:
+                aliases[f"{s.id}/{p.person}"] = pid
+    mapping = read_identity_map(path, participants=participants, aliases=aliases)
+    return mapping, count_identities(mapping, participants=participants)
+
+
+def write_session_manifests(work: Path, sessions: list[SessionRecord], identities: dict[str, str] | None) -> None:
+    """``manifests/sessions.jsonl`` and the identity map (``None``: an old map is removed)."""
+    write_identity_map(work, identities)
+    write_manifest(work / "manifests" / "sessions.jsonl", sessions)
+
+
 def _truth_splits(root: Path) -> dict[str, str] | None:
     path = root / "truth" / "truth.json"
     if not path.is_file():
@@ -300,15 +340,19 @@ def prepare_raw(
     summary = RawSummary(sessions=len(sessions), skipped=list(report.skipped_items), errors=list(report.errors))
     for s in sessions:
         summary.splits[s.split] = summary.splits.get(s.split, 0) + 1
+    idmap = None
+    if cfg.identities and sessions:  # fail before writing anything
+        idmap, summary.identities = read_session_identities(cfg.identities, sessions)
     report_path = work / "reports" / f"prepare-{corpus}.json"
     write_json(report_path, {
         "root": str(root), "corpus": corpus, "config": asdict(cfg), "reactcli_version": reactcli.__version__,
         "sessions": summary.sessions, "splits": summary.splits, "skipped": summary.skipped, "errors": summary.errors,
+        "identities": summary.identities,
     })
     summary.report_path = str(report_path)
     if not sessions:
         raise InputError(f"{root}: every session was bad ({len(report.skipped_items)} skipped); see {report_path}")
-    write_manifest(work / "manifests" / "sessions.jsonl", sessions)
+    write_session_manifests(work, sessions, idmap)
     return summary
 
 

@@ -34,8 +34,7 @@ from reactcli.corpora.common import ValidationReport, check_matrix, load_emotion
 from reactcli.errors import InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest
-from reactcli.manifest.identities import MANIFEST_NAME as IDENTITY_MANIFEST
-from reactcli.manifest.identities import IdentityResolver, read_identity_map
+from reactcli.manifest.identities import count_identities, read_identity_map, write_identity_map
 from reactcli.storage import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -345,12 +344,9 @@ def prepare_react(
                         on_progress("import features", n, len(pending))
         store.refresh()
     mdir = work / "manifests"
+    write_identity_map(work, idmap)  # None: removes a stale map of an earlier prepare
     if idmap is not None:
-        write_json(mdir / IDENTITY_MANIFEST, idmap)
-        resolve = IdentityResolver(idmap)
-        summary.identities = len({resolve(c) for c in used})
-    else:
-        (mdir / IDENTITY_MANIFEST).unlink(missing_ok=True)  # a stale map of an earlier prepare
+        summary.identities = count_identities(idmap, used)
     write_manifest(mdir / "clips.jsonl", clip_list)
     write_manifest(mdir / "pairs.jsonl", pairs)
     for split, m in matrices.items():

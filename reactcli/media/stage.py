@@ -149,6 +149,14 @@ def clip_person(site: str, person: str) -> str:
     return person
 
 
+def participant_id(session: SessionRecord, person: str) -> str:
+    """``<site>/<session>/<person>`` of a raw participant as its clip ids name it (the clip id of
+    clip ``i`` is this plus ``/<i>``); what an identity map's keys must say (see
+    :mod:`reactcli.manifest.identities`)."""
+    folder = session.id.split("/", 1)[1] if "/" in session.id else session.id
+    return f"{session.site}/{folder}/{clip_person(session.site, person)}"
+
+
 def load_sidecar(kind: str, path: str | os.PathLike) -> np.ndarray:
     """A session-level sidecar: emotion (.csv or .npy, T x 25) or tdmm (.npy, T x 58)."""
     p = Path(path)
@@ -231,7 +239,6 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) ->
     """
     spans, parts = plan_session(session, cfg)
     site = session.site
-    folder = session.id.split("/", 1)[1] if "/" in session.id else session.id
     created: list[Path] = []
     records: list[ClipRecord] = []
     n_cut = n_reused = 0
@@ -241,7 +248,8 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) ->
             ccfg = cfg.clip_config(nf)
             for x in parts:
                 person = clip_person(site, x["person"])
-                rel = Path(site) / folder / person
+                pid = participant_id(session, x["person"])
+                rel = Path(pid)
                 video = out_root / "Video_files" / rel / f"{span.index}.mp4"
                 audio = out_root / "Audio_files" / rel / f"{span.index}.wav"
                 todo_v, todo_a = not video.is_file(), not audio.is_file()
@@ -266,7 +274,7 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) ->
                         created.append(path)
                     sidecars[kind] = str(path)
                 records.append(ClipRecord(
-                    id=f"{site}/{folder}/{person}/{span.index}", site=site, session=session.id, person=person,
+                    id=f"{pid}/{span.index}", site=site, session=session.id, person=person,
                     index=span.index, start=span.start, end=span.start + nf / cfg.fps, fps=cfg.fps,
                     num_frames=nf, split=session.split, video=str(video), audio=str(audio),
                     sidecars=sidecars, corpus=session.corpus))

@@ -183,3 +183,125 @@ def test_mars_missing_side_named(tmp_path) -> None:
         prepare_mars(root, tmp_path / "w", MarsConfig(probe=False))
     with pytest.raises(InputError, match="not a MARS session id"):
         group_of("NoXI/001")
+
+
+# ------------------------------------------------------------------ identity maps
+def _identity_map(tmp_path: Path, mapping) -> Path:
+    path = tmp_path / "identities.json"
+    path.write_text(json.dumps(mapping) if not isinstance(mapping, str) else mapping)
+    return path
+
+
+def _nothing_written(work: Path) -> bool:
+    return not work.exists() or not any(work.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def recurring_corpus(tmp_path_factory) -> Path:
+    """A tiny raw synthetic corpus: 2 NoXI sessions of 2.4 s whose Expert is one recurring person."""
+    from reactcli.testing.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("idraw") / "corpus"
+    synthesize(root, config=SynthConfig(layout="raw", sessions=2, minutes=0.04, clip_seconds=1, size=16, seed=3,
+                                        workers=1, recurring_experts=1))
+    return root
+
+
+def test_raw_identity_map_joins_recurring_expert_after_clip(cli, recurring_corpus, tmp_path) -> None:
+    from reactcli.manifest.identities import IdentityResolver
+    from reactcli.training.data import load_items
+
+    root, work = recurring_corpus, tmp_path / "work"
+    ids = root / "truth" / "identities.json"  # raw folder names: NoXI/<session>/Expert
+    a, b = "NoXI/001_2016-03-17_Paris", "NoXI/002_2016-03-18_Nottingham"
+    assert json.loads(ids.read_text())[f"{a}/Expert"] == json.loads(ids.read_text())[f"{b}/Expert"]
+    # every session in val: mirrored items make both Experts listeners
+    res = cli("prepare", "synthetic", "--root", root, "--work", work, "--split-rule", "cycle", "--split-cycle", "val",
+              "--identities", ids)
+    assert res.exit_code == 0, res.output
+    assert f"identities: 3 persons (from {ids})" in " ".join(res.output.split())  # expert-1 + two novices
+    kept = json.loads((work / "manifests/identities.json").read_text())
+    assert sorted(kept) == [f"{s}/{p}_video" for s in (a, b) for p in ("Expert", "Novice")]  # as clip ids name them
+    assert json.loads((work / "reports/prepare-synthetic.json").read_text())["identities"] == 3
+    res = cli("clip", "--work", work, "--clip-seconds", "1", "--stride", "1", "--frames", "26", "--preset", "ultrafast")
+    assert res.exit_code == 0, res.output
+    val = load_items(work, "val")  # 2 sessions x 2 clips = 4 items, then 4 mirrored (Expert listens)
+    assert val.n == 8
+    experts = [i for i in range(val.n) if "/Expert_video/" in val.pairs[i].listener]
+    assert {val.pairs[i].listener.rsplit("/", 2)[0] for i in experts} == {a, b}
+    assert len({val.listener_id(i) for i in experts}) == 1  # one person across both sessions
+    assert len({val.listener_id(i) for i in range(val.n)}) == 3
+    resolve = IdentityResolver.from_work(work)
+    assert resolve(f"{a}/Expert_video/1") == resolve(f"{b}/Expert_video/2") == "NoXI/expert-1"
+    # prepared again without a map: the old one must not linger
+    res = cli("prepare", "synthetic", "--root", root, "--work", work, "--split-rule", "cycle", "--split-cycle", "val")
+    assert res.exit_code == 0, res.output
+    assert "identities:" not in res.output
+    assert not (work / "manifests/identities.json").exists()
+    assert json.loads((work / "reports/prepare-synthetic.json").read_text())["identities"] is None
+    val = load_items(work, "val")
+    assert len({val.listener_id(i) for i in experts}) == 2
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("{not json", "identities.json: not valid JSON"),
+    ('["a", "b"]', "identities.json: expected a JSON object"),
+    ('{"NoXI/001_2016-03-17_Paris/Expert": ""}',
+     "identities.json: entry 'NoXI/001_2016-03-17_Paris/Expert': expected a non-empty identity string"),
+    ('{"RECOLA/group-1/P25": "a"}', "identities.json: none of its 1 keys (e.g. 'RECOLA/group-1/P25') names a participant"),
+    ('{"NoXI/001_2016-03-17_Paris/Expert": "a", "NoXI/001_2016-03-17_Paris/Expert_video": "b"}',
+     "identities.json: entries 'NoXI/001_2016-03-17_Paris/Expert' and 'NoXI/001_2016-03-17_Paris/Expert_video' "
+     "name the same person"),
+    (None, "missing.json: identity map not found"),
+])
+def test_raw_bad_identity_map_named_error_nothing_written(cli, recurring_corpus, tmp_path, content, expected) -> None:
+    work = tmp_path / "work"
+    ids = _identity_map(tmp_path, content) if content is not None else tmp_path / "missing.json"
+    res = cli("prepare", "synthetic", "--root", recurring_corpus, "--work", work, "--identities", ids)
+    assert res.exit_code != 0
+    flat = " ".join(res.output.split())
+    assert expected in flat, res.output
+    assert "Traceback" not in res.output
+    assert _nothing_written(work)
+
+
+def test_raw_identity_map_names_aliases_and_clip_keys(tmp_path) -> None:
+    """Raw folder names are rewritten to the clip ids' names; clip keys of a participant are kept."""
+    root, work = tmp_path / "r", tmp_path / "w"
+    noxi_session(root, "010_2016-03-25_Paris")
+    noxi_session(root, "003_2016-03-19_Augsburg")
+    recola_group(root, "group-1")
+    ids = _identity_map(tmp_path, {
+        "NoXI/010_2016-03-25_Paris/Expert": "host",             # raw folder name
+        "NoXI/003_2016-03-19_Augsburg/Expert_video": "host",    # clip ids' name
+        "NoXI/003_2016-03-19_Augsburg/Novice/2": "guest",       # one clip, raw folder name
+        "RECOLA/group-1/P25/3": "host",                         # one clip
+        "NoXI/003_2016-03-19_Augsburg": "not a participant",
+        "Other/corpus/person": "z",
+    })
+    s = prepare_raw(root, work, [NOXI_LAYOUT, RECOLA_LAYOUT], RawConfig(identities=str(ids), **NOPROBE))
+    kept = json.loads((work / "manifests/identities.json").read_text())
+    assert kept == {"NoXI/010_2016-03-25_Paris/Expert_video": "host", "NoXI/003_2016-03-19_Augsburg/Expert_video": "host",
+                    "NoXI/003_2016-03-19_Augsburg/Novice_video/2": "guest", "RECOLA/group-1/P25/3": "host"}
+    # 6 participants, two of them one host; the guest clip adds a person, P25's clip joins the host
+    assert s.identities == 6
+    assert json.loads(Path(s.report_path).read_text())["identities"] == 6
+
+
+def test_mars_identity_map(tmp_path) -> None:
+    root, work = tmp_path / "mars", tmp_path / "w"
+    for session, clip in (("session1", "1"), ("session1", "2"), ("session2", "1")):
+        for side in ("speaker", "listener"):
+            touch(root / "val/video-face-crop" / side / session / f"{clip}.mp4")
+            touch(root / "val/audio" / side / session / f"{clip}.wav")
+    ids = _identity_map(tmp_path, {"MARS/val-session1-1/speaker": "s1", "MARS/val-session1-2/speaker": "s1"})
+    s = prepare_mars(root, work, MarsConfig(probe=False, identities=str(ids)))
+    assert s.identities == 5  # 6 participants, the speaker of session1 in two recordings
+    assert json.loads((work / "manifests/identities.json").read_text()) == json.loads(ids.read_text())
+    assert json.loads(Path(s.report_path).read_text())["identities"] == 5
+    bad = _identity_map(tmp_path, {"MARS/val-session3-1/speaker": "x"})
+    with pytest.raises(InputError, match=r"identities\.json: none of its 1 keys"):
+        prepare_mars(root, tmp_path / "w2", MarsConfig(probe=False, identities=str(bad)))
+    assert _nothing_written(tmp_path / "w2")
+    prepare_mars(root, work, MarsConfig(probe=False))
+    assert not (work / "manifests/identities.json").exists()
