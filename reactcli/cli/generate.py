@@ -31,7 +31,7 @@ def command(
         None, "--timestep-spacing",
         help="PerFRDiff: where the DDIM steps sit among the training steps: trailing (the first step at the "
              "last training step, right for few steps), leading or linspace. Default: the checkpoint's."),
-    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing (PSSL + PWSG)."),
+    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the code that best explains the listener's history clip."),
     pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
     mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),
     train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),

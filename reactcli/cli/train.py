@@ -21,7 +21,7 @@ def command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override train.epochs."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps (smoke runs)."),
     gafrg_checkpoint: Optional[Path] = typer.Option(None, "--gafrg-checkpoint", help="PWSG stage: the trained GAFRG checkpoint."),
-    pssl_checkpoint: Optional[Path] = typer.Option(None, "--pssl-checkpoint", help="PWSG stage: the trained PSSL checkpoint."),
+    pssl_checkpoint: Optional[Path] = typer.Option(None, "--pssl-checkpoint", help="PWSG stage: the trained PSSL checkpoint (none for a recipe with style: codes, whose editor learns a code per listener)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the recipe's, else the global --seed)."),
     resume: bool = typer.Option(True, help="Resume from WORK/runs/RUN/last.pt when it exists (only a run of the same recipe, seed, data and parent checkpoints; more --epochs is fine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="If WORK/runs/RUN holds a run of other settings, start it over instead of stopping."),

@@ -22,10 +22,13 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.generation.store import check_stored_run, pending_items
 from reactcli.io import settings_fingerprint
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
-from reactcli.training.data import DataConfig, ReactionDataset, collate, load_items
+from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
 from reactcli.training.loop import resolve_device
 
 EMOTION_DIM, TDMM_DIM = 25, 58
+CODE_READING = {"windows": 32, "draws": 8}
+"""How a listener code is read from a history clip: ``draws`` rounds of ``windows`` random 50-frame
+windows, the same for every code (see ``code_scores``)."""
 
 
 @dataclass
@@ -54,7 +57,8 @@ class GenerateConfig:
     """PerFRDiff: how the DDIM steps are placed over the training steps (``leading``,
     ``trailing``, ``linspace``); default: the checkpoint's diffusion config."""
     personalised: bool = False
-    """PerFRDiff: edit GAFRG per listener with PSSL style + PWSG (needs --pwsg-checkpoint)."""
+    """PerFRDiff: edit GAFRG per listener with PSSL style + PWSG (needs --pwsg-checkpoint); a PWSG
+    with listener codes reads each listener's code from their history clip instead."""
     pwsg_checkpoint: str | None = None
     """PerFRDiff personalised: the trained PWSG (its checkpoint names GAFRG and PSSL)."""
     seed: int = 0
@@ -106,7 +110,7 @@ class _ReactFace(_Model):
 
 class _PerFRDiff(_Model):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
-        from reactcli.models.perfrdiff import load_gafrg, load_pssl, load_pwsg
+        from reactcli.models.perfrdiff import load_gafrg, load_pssl, load_pwsg, make_scheduler
 
         self.cfg, self.dev = cfg, dev
         self.editor = self.pssl = None
@@ -116,9 +120,11 @@ class _PerFRDiff(_Model):
                 raise ConfigError("--personalised needs --pwsg-checkpoint (a trained PWSG)")
             pck = load_checkpoint(pw)
             self.editor = load_pwsg(pw).to(dev).eval()
-            self.pssl = load_pssl(pck.get("pssl_checkpoint"), option="the PWSG checkpoint's pssl_checkpoint").to(dev).eval()
             gpath = pck.get("gafrg_checkpoint")
-            self.sources = {"pwsg": str(pw), "pssl": str(pck.get("pssl_checkpoint"))}
+            self.sources = {"pwsg": str(pw)}
+            if self.editor.codes is None:
+                self.pssl = load_pssl(pck.get("pssl_checkpoint"), option="the PWSG checkpoint's pssl_checkpoint").to(dev).eval()
+                self.sources["pssl"] = str(pck.get("pssl_checkpoint"))
         else:
             gpath = path
             self.sources = {}
@@ -127,6 +133,7 @@ class _PerFRDiff(_Model):
         if cfg.timestep_spacing is not None:
             self.diffusion = replace(self.diffusion, timestep_spacing=cfg.timestep_spacing)  # validated again
         self.gafrg.to(dev).eval()
+        self.scheduler = make_scheduler(self.diffusion)
         gck = load_checkpoint(gpath)
         target = ((gck.get("recipe") or {}).get("step") or {}).get("target", "emotion")
         self.target = target
@@ -135,6 +142,31 @@ class _PerFRDiff(_Model):
         self.meta = {"model": "perfrdiff", "personalised": cfg.personalised, "steps": cfg.steps,
                      "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
+        if self.editor is not None and self.editor.codes is not None:
+            self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING}
+            self._code_cache: dict[str, int] = {}  # history clip content -> code row
+
+    def read_codes(self, batch) -> torch.Tensor:
+        """Each item's listener code: the one whose edited GAFRG best explains the listener's history
+        clip (:func:`~reactcli.training.perfrdiff_losses.code_scores`). The windows and noise are
+        seeded by the history clip's content, so the choice depends only on the clip (not on the
+        batching), and a clip that is the history of several items is read once."""
+        from reactcli.training.perfrdiff_losses import code_scores
+
+        hist = history_batch(batch)
+        picks = []
+        for j in range(batch["index"].shape[0]):
+            one = {key: v[j:j + 1] for key, v in hist.items()}
+            digest = hashlib.sha1()
+            for key in sorted(one):
+                digest.update(one[key].detach().cpu().numpy().tobytes())
+            key = digest.hexdigest()
+            if key not in self._code_cache:
+                scores = code_scores(self.gafrg, self.editor, self.scheduler, one, target=self.target,
+                                     generator=_seeded(self.cfg.seed, int(key[:12], 16), self.dev), **CODE_READING)
+                self._code_cache[key] = int(scores[0].argmin())
+            picks.append(self._code_cache[key])
+        return self.editor.codes.detach()[torch.tensor(picks, device=self.dev)]
 
     def __call__(self, batch, k, gen):
         from reactcli.models.perfrdiff import generate
@@ -142,7 +174,7 @@ class _PerFRDiff(_Model):
         style = None
         with torch.no_grad():
             if self.editor is not None:
-                style = self.pssl.encode(batch, "history")
+                style = self.read_codes(batch) if self.editor.codes is not None else self.pssl.encode(batch, "history")
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
                          editor=self.editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,

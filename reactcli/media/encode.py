@@ -41,7 +41,7 @@ def ffmpeg_exe() -> str:
     """
     env = os.environ.get("REACTCLI_FFMPEG")
     if env:
-        found = shutil.which(env) if not os.path.sep in env else (env if os.path.isfile(env) else None)
+        found = shutil.which(env) if os.path.sep not in env else (env if os.path.isfile(env) else None)
         if not found:
             raise InputError(
                 f"REACTCLI_FFMPEG={env!r} does not point to an ffmpeg executable; "

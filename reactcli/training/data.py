@@ -9,8 +9,10 @@ sample dict every model consumes (see ``docs`` in the model modules):
 ``listener_emotion``, ``listener_tdmm``, ``appropriate_emotion (M,T,25)``,
 ``appropriate_tdmm (M,T,58)``, ``appropriate_mask (M,)``, ``listener_id``,
 ``listener_history_tdmm (Th,58)``, ``listener_history_emotion (Th,25)``,
-``speaker_history_tdmm``, ``speaker_history_emotion`` (the speaker the listener answered in that
-history clip), ``index``.
+``speaker_history_tdmm``, ``speaker_history_emotion``, ``speaker_history_audio`` (the speaker the
+listener answered in that history clip), ``index``. :func:`history_batch` turns the history
+fields of a batch into an item of their own (the history clip as listener, its partner as
+speaker).
 
 Arrays are read lazily from the store (file handles per worker process) and cached in memory
 per dataset instance, since a training run reads each clip many times.
@@ -183,7 +185,17 @@ class ReactionDataset(Dataset):
             partner = self._speaker_of[hist]
             sample["speaker_history_tdmm"] = torch.from_numpy(self._get(partner, "tdmm"))
             sample["speaker_history_emotion"] = torch.from_numpy(self._get(partner, "emotion"))
+            sample["speaker_history_audio"] = torch.from_numpy(self._get(partner, self.cfg.audio))
         return sample
+
+
+def history_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The history clips of a batch as items: ``listener_*`` = the history clip, ``speaker_*`` = the
+    speaker it answered (whole clips, so ``frame_offset`` 0)."""
+    out = {f"speaker_{k}": batch[f"speaker_history_{k}"] for k in ("audio", "emotion", "tdmm")}
+    out.update({f"listener_{k}": batch[f"listener_history_{k}"] for k in ("emotion", "tdmm")})
+    out["frame_offset"] = torch.zeros(out["speaker_audio"].shape[0], dtype=torch.long, device=out["speaker_audio"].device)
+    return out
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +28,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.io import atomic_open
 from reactcli.training.checkpoint import load_checkpoint, save_checkpoint
 from reactcli.training.data import collate
 

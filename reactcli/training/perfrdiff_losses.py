@@ -30,7 +30,7 @@ from reactcli.models.perfrdiff.gafrg import GAFRG, WeightShift
 from reactcli.models.perfrdiff.pssl import PSSLEncoder, supcon_loss
 from reactcli.models.perfrdiff.pwsg import PWSGTraining
 
-__all__ = ["PerFRDiffStepConfig", "gafrg_training_step", "pssl_training_step", "pwsg_training_step"]
+__all__ = ["PerFRDiffStepConfig", "gafrg_training_step", "pssl_training_step", "pwsg_training_step", "code_scores"]
 
 Batch = dict[str, torch.Tensor]
 
@@ -95,6 +95,20 @@ def _speaker_windows(model: GAFRG, batch: Batch, starts: torch.Tensor) -> list[t
     return model.speaker_windows(*seqs, starts)
 
 
+def _prediction_and_target(model: GAFRG, scheduler: Any, x0: torch.Tensor, speaker: list[torch.Tensor],
+                           t: torch.Tensor, noise: torch.Tensor, shifts: dict[str, WeightShift] | None,
+                           starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The denoiser's output for x0 noised with ``noise`` at steps ``t``, and what it should be."""
+    x_t = scheduler.add_noise(x0, noise, t)
+    pred = model.denoise(x_t, t, *speaker, shifts, starts)
+    kind = scheduler.config.prediction_type
+    if kind == "sample":
+        return pred, x0
+    if kind == "epsilon":
+        return pred, noise
+    return pred, scheduler.get_velocity(x0, noise, t)
+
+
 def _diffusion_loss(
     model: GAFRG,
     scheduler: Any,
@@ -112,17 +126,9 @@ def _diffusion_loss(
     dev = x0.device
     t = _randint(scheduler.config.num_train_timesteps, (n,), gen, dev)
     noise = _randn(tuple(x0.shape), gen, dev)
-    x_t = scheduler.add_noise(x0, noise, t)
     keep = (_rand((n, 3), gen, dev) >= drop_prob).to(x0.dtype)
-    audio, emotion, tdmm = (s * keep[:, i, None, None] for i, s in enumerate(speaker))
-    pred = model.denoise(x_t, t, audio, emotion, tdmm, shifts, starts)
-    kind = scheduler.config.prediction_type
-    if kind == "sample":
-        target = x0
-    elif kind == "epsilon":
-        target = noise
-    else:
-        target = scheduler.get_velocity(x0, noise, t)
+    kept = [s * keep[:, i, None, None] for i, s in enumerate(speaker)]
+    pred, target = _prediction_and_target(model, scheduler, x0, kept, t, noise, shifts, starts)
     loss = F.mse_loss(pred, target)
     return loss, {"loss": float(loss.detach()), "cond_kept": float(keep.mean())}
 
@@ -211,7 +217,8 @@ def pwsg_training_step(
 
     GAFRG and PSSL stay frozen (only ``setup.editor`` gets gradients); the style comes from the
     listener's history clip, so the editor learns how this listener departs from the generic
-    appropriate reaction.
+    appropriate reaction. An editor with listener codes uses the code of the item's listener
+    (``listener_id`` indexes the codes) and trains it with its weights.
     """
     cfg = config or PerFRDiffStepConfig()
     gafrg = setup.gafrg
@@ -220,8 +227,14 @@ def pwsg_training_step(
         raise InputError(f"listener reaction must be (B, T, {gafrg.config.reaction_dim}), got {tuple(own.shape)}")
     b, length, _ = own.shape
     n, w, dev = cfg.reactions_per_item, gafrg.config.window, own.device
-    with torch.no_grad():
-        style = setup.pssl.encode(batch, "history")
+    if setup.editor.codes is not None:  # listener codes: learned with the editor, indexed by identity
+        ids = _get(batch, "listener_id").long()
+        if int(ids.min()) < 0 or int(ids.max()) >= setup.editor.codes.shape[0]:
+            raise InputError(f"listener ids {ids.tolist()} outside the editor's {setup.editor.codes.shape[0]} codes")
+        style = setup.editor.codes[ids]
+    else:
+        with torch.no_grad():
+            style = setup.pssl.encode(batch, "history")
     shifts = setup.editor(style)
     starts = _starts(b, n, length, w, generator, dev)
     frames = starts[..., None] + torch.arange(w, device=dev)
@@ -229,3 +242,54 @@ def pwsg_training_step(
     loss, logs = _diffusion_loss(gafrg, scheduler, x0, _speaker_windows(gafrg, batch, starts), generator,
                                  cfg.cond_drop_prob, shifts, _clip_starts(batch, starts))
     return loss, logs
+
+
+def code_scores(
+    gafrg: GAFRG,
+    editor: Any,
+    scheduler: Any,
+    batch: Batch,
+    target: str = "emotion",
+    windows: int = 32,
+    draws: int = 8,
+    generator: torch.Generator | None = None,
+    chunk: int = 64,
+) -> torch.Tensor:
+    """How well each listener code explains each item's listener reaction: (B, K) mean diffusion loss.
+
+    Analysis by synthesis: the edited GAFRG of the code that fits a listener's own reaction to
+    this speaker best is the code to generate with. ``batch`` holds the reaction
+    (``listener_<target>``) and the speaker it answered (``speaker_*``), as in training. Every
+    code sees the same windows, timesteps and noise (common random numbers, no condition
+    dropout), so the comparison between codes is not blurred by the draws; ``draws`` rounds of
+    ``windows`` windows per item are averaged. Codes are scored ``chunk`` at a time.
+    """
+    codes = editor.codes
+    if codes is None:
+        raise ConfigError("code_scores needs a PWSG with listener codes (codes > 0)")
+    own = _reaction(batch, "listener", target)
+    if own.dim() != 3 or own.shape[-1] != gafrg.config.reaction_dim:
+        raise InputError(f"listener reaction must be (B, T, {gafrg.config.reaction_dim}), got {tuple(own.shape)}")
+    b, length, _ = own.shape
+    k, w, dev = codes.shape[0], gafrg.config.window, own.device
+    total = torch.zeros(b, k, device=dev)
+    with torch.no_grad():
+        shifts_all = [(lo, editor(codes[lo:lo + chunk])) for lo in range(0, k, chunk)]
+        for _ in range(draws):
+            starts = _starts(b, windows, length, w, generator, dev)
+            frames = starts[..., None] + torch.arange(w, device=dev)
+            x0 = own[torch.arange(b, device=dev)[:, None, None], frames]  # (B, n, w, D)
+            speaker = [s.reshape(b, windows, *s.shape[1:]) for s in _speaker_windows(gafrg, batch, starts)]
+            clip = _clip_starts(batch, starts).reshape(b, windows)
+            t = _randint(scheduler.config.num_train_timesteps, (b, windows), generator, dev)
+            noise = _randn(tuple(x0.shape), generator, dev)
+            for i in range(b):
+                for lo, shifts in shifts_all:
+                    g = next(iter(shifts.values())).groups
+                    # item i's windows once per code, code-major (the rows WeightShift expects)
+                    x0_i, t_i, noise_i, clip_i, *speaker_i = (v[i].repeat(g, *([1] * (v.dim() - 2)))
+                                                              for v in (x0, t, noise, clip, *speaker))
+                    pred, tgt = _prediction_and_target(gafrg, scheduler, x0_i, speaker_i, t_i, noise_i, shifts, clip_i)
+                    err = (pred - tgt).pow(2).reshape(g, -1).mean(1)
+                    total[i, lo:lo + g] += err
+    return total / draws

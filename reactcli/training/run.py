@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -172,6 +172,7 @@ def train_recipe(
             PWSGConfig,
             build_pwsg_training,
             make_scheduler,
+            pwsg_extra,
         )
         from reactcli.training.perfrdiff_losses import (
             PerFRDiffStepConfig,
@@ -208,24 +209,44 @@ def train_recipe(
         else:
             ck = recipe.get("checkpoints") or {}
             wcfg = _dc(PWSGConfig, recipe.get("model_config"), "model_config")
-            setup = build_pwsg_training(_resolve(work, ck.get("gafrg")), _resolve(work, ck.get("pssl")), wcfg, device="cpu")
+            style_source = recipe.get("style", "pssl")
+            if style_source not in ("pssl", "codes"):
+                raise ConfigError(f"pwsg style must be pssl or codes, got {style_source!r}")
+            if wcfg.codes:
+                raise ConfigError("model_config.codes is set by the trainer: write style: codes instead")
+            code_ids = None
+            if style_source == "codes":  # one code per identity of the split; listener_id indexes them
+                code_ids = sorted(table.identities, key=table.identities.get)
+                wcfg = replace(wcfg, codes=len(code_ids))
+            setup = build_pwsg_training(_resolve(work, ck.get("gafrg")), _resolve(work, ck.get("pssl")), wcfg,
+                                        device="cpu", code_identities=code_ids)
             scheduler = make_scheduler(setup.diffusion)
             model = setup.editor
             parameters = setup.trainable_parameters()
-            sgd = recipe.get("optimizer", "sgd")
-            if sgd == "sgd":
-                optimizer_factory = lambda ps: torch.optim.SGD(ps, lr=train_cfg.lr, momentum=0.9, weight_decay=1e-4)  # noqa: E731
+            opt_name = recipe.get("optimizer", "sgd")
+            if opt_name not in ("sgd", "adamw"):
+                raise ConfigError(f"pwsg optimizer must be sgd or adamw, got {opt_name!r}")
+            code_lr = float(recipe.get("code_lr", 10 * train_cfg.lr))
+
+            def optimizer_factory(ps):  # the codes get their own learning rate and no weight decay
+                codes = [p for p in ps if p is model.codes]
+                groups = [{"params": [p for p in ps if p is not model.codes]}]
+                if codes:
+                    groups.append({"params": codes, "lr": code_lr, "weight_decay": 0.0})
+                if opt_name == "sgd":
+                    return torch.optim.SGD(groups, lr=train_cfg.lr, momentum=0.9, weight_decay=1e-4)
+                return torch.optim.AdamW(groups, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
 
             def step(net, batch, gen):
                 setup.gafrg.to(batch["speaker_audio"].device)
-                setup.pssl.to(batch["speaker_audio"].device)
+                if setup.pssl is not None:
+                    setup.pssl.to(batch["speaker_audio"].device)
                 return pwsg_training_step(setup, scheduler, batch, generator=gen, config=step_cfg)
 
             # the editor resolves relative layer names ("layers.-1.ffn1"); save what it resolved to,
             # so the checkpoint rebuilds with the same names as its layer_shapes
             extra.update(model="perfrdiff-pwsg", kind="pwsg", build=setup.editor.config.to_dict(),
-                         config=setup.editor.config.to_dict(),
-                         layer_shapes={k: list(v) for k, v in setup.editor.layer_shapes.items()},
+                         config=setup.editor.config.to_dict(), **pwsg_extra(setup.editor),
                          gafrg_checkpoint=_resolve(work, ck.get("gafrg")), pssl_checkpoint=_resolve(work, ck.get("pssl")),
                          diffusion=setup.diffusion.to_dict())
     run_dir.mkdir(parents=True, exist_ok=True)

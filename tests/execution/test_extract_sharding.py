@@ -1,6 +1,5 @@
 """1 job, 2 jobs and 2 hand-run shards merged give identical arrays and manifests."""
 
-import numpy as np
 import pytest
 
 from reactcli.execution import ExecConfig, shard_path
@@ -59,7 +58,6 @@ def test_failed_shard_named_and_rerun_completes_only_it(root, tmp_path):
     stage = stage_name(ExtractConfig(features=["emotion", "tdmm"]))
     done = [i for i in range(2) if shard_path(work, stage, i, 2).exists()]
     assert len(done) == 1  # the good shard was committed
-    mtime = shard_path(work, stage, done[0], 2).stat().st_mtime_ns
     res = CliRunner().invoke(app, ["extract", "--work", str(work), "--features", "emotion,tdmm", "--num-jobs", "2"])
     assert res.exit_code == 0, res.output
     assert len(FeatureStore(work).refresh()) == 36

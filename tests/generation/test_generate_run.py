@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from reactcli.corpora.react import prepare_react
+from reactcli.errors import ConfigError
 from reactcli.generation.baselines import generate_baseline
 from reactcli.generation.run import GenerateConfig, generate_run
 from reactcli.generation.store import load_generated, manifest_path
@@ -124,6 +125,48 @@ def test_personalised_generation_from_relative_pwsg_layer_names(work):
     cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=2, guidance=1.0, seed=0, personalised=True)
     generate_run(work, ck, cfg, run="pers")
     assert load_generated(work, "pers", "val", "emotion").shape == (6, 2, 60, 25)
+
+
+def test_personalised_generation_with_listener_codes(work):
+    """A PWSG with listener codes needs no PSSL: it learns a code per training identity, and at
+    generation each item's code is read from its listener's history clip, whatever the batching."""
+    from reactcli.generation.run import load_generator
+    from reactcli.models.perfrdiff import load_pwsg
+    from reactcli.training.data import ReactionDataset, collate, load_items
+
+    data = {"split": "train", "audio": "mfcc", "crop": None, "frames": 60, "max_appropriate": 2}
+    gafrg = {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16, "window": 20, "speaker_lag": 20}
+    tiny_train = {"epochs": 1, "batch_size": 4, "max_steps": 2}
+    train_recipe(work, {"model": "perfrdiff", "stage": "gafrg", "data": data, "model_config": gafrg, "train": tiny_train},
+                 run="codes-gafrg")
+    recipe = {"model": "perfrdiff", "stage": "pwsg", "style": "codes", "optimizer": "adamw", "data": data, "train": tiny_train,
+              "model_config": {"style_dim": 4, "hidden": [16, 16], "rank": 2, "layers": ["output"], "edit_bias": True},
+              "checkpoints": {"gafrg": "runs/codes-gafrg/model.pt"}}
+    ck = train_recipe(work, recipe, run="codes-pwsg")
+    editor = load_pwsg(ck)
+    train = load_items(work, "train")
+    assert editor.code_identities == sorted(train.identities) and editor.codes.shape == (len(train.identities), 4)
+    with pytest.raises(ConfigError, match="no PSSL"):
+        train_recipe(work, {**recipe, "checkpoints": {**recipe["checkpoints"], "pssl": "runs/codes-gafrg/model.pt"}},
+                     run="codes-pwsg-bad", overwrite=True)
+    with pytest.raises(ConfigError, match="style: codes"):
+        train_recipe(work, {**recipe, "model_config": {**recipe["model_config"], "codes": 3}}, run="codes-pwsg-bad",
+                     overwrite=True)
+    with torch.no_grad():  # a trained-for-2-steps editor barely moves: make the codes matter
+        for p in editor.branches.parameters():
+            p.normal_(0, 0.3)
+    cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=2, guidance=1.0, seed=0, personalised=True)
+    gen = load_generator(ck, cfg)
+    assert gen.pssl is None and set(gen.sources) == {"pwsg", "gafrg"} and gen.meta["style"]["codes"] == editor.codes.shape[0]
+    gen.editor = editor
+    table = load_items(work, "val")
+    ds = ReactionDataset(work, table, gen.data_config, seed=0, train=False)
+    together = gen.read_codes(collate([ds[i] for i in range(3)]))
+    alone = torch.cat([gen.read_codes(collate([ds[i]])) for i in range(3)])
+    torch.testing.assert_close(together, alone)
+    assert all(any(torch.equal(c, e) for e in editor.codes) for c in together)  # a listener's code is one of the codes
+    generate_run(work, ck, cfg, run="pers-codes")
+    assert load_generated(work, "pers-codes", "val", "emotion").shape == (6, 2, 60, 25)
 
 
 @pytest.mark.parametrize("recipe", ["reactface", "gafrg"])

@@ -600,3 +600,92 @@ def test_dyadic_pssl_reads_the_speaker_side_and_learns_a_mapping():
         enc._opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
     acc_dyadic, acc_solo = probe(dyadic), probe(solo)
     assert acc_dyadic >= 0.9 and acc_solo <= 0.75, (acc_dyadic, acc_solo)
+
+
+# ------------------------------------------------------------------- listener codes (style: codes)
+def _codes_setup(tmp_path, codes: int = 2, edit_bias: bool = True):
+    model = tiny_gafrg()
+    gpath = save_checkpoint(tmp_path / "gafrg.pt", "gafrg", model, model.config.to_dict(),
+                            {"diffusion": DiffusionConfig().to_dict()})
+    cfg = PWSGConfig(style_dim=4, hidden=(16, 16), rank=2, layers=("output",), edit_bias=edit_bias, codes=codes)
+    torch.manual_seed(0)
+    return model, gpath, build_pwsg_training(gpath, None, cfg, code_identities=[f"p{i}" for i in range(codes)])
+
+
+def _offset_batch(ids, seed, t=40, offset=0.6):
+    """Listeners whose emotion is a common random course plus a per-identity level: identity i
+    shows ``offset * i`` more on channels 0-4. The speaker side is shared noise."""
+    b = batch(b=len(ids), t=t, seed=seed, ids=ids)
+    lev = torch.zeros(len(ids), 1, 25)
+    lev[:, 0, :5] = offset * torch.tensor(ids, dtype=torch.float32)[:, None]
+    b["listener_emotion"] = 0.2 * b["listener_emotion"] + lev
+    return b
+
+
+def test_listener_codes_train_with_the_editor_and_round_trip(tmp_path):
+    model, gpath, setup = _codes_setup(tmp_path, codes=3)
+    assert setup.pssl is None and setup.editor.codes.shape == (3, 4)
+    with pytest.raises(ConfigError, match="no PSSL"):
+        build_pwsg_training(gpath, gpath, setup.editor.config, code_identities=["a", "b", "c"])
+    with pytest.raises(ConfigError, match="3 codes but 2"):
+        build_pwsg_training(gpath, None, setup.editor.config, code_identities=["a", "b"])
+    frozen = {k: v.clone() for k, v in setup.gafrg.state_dict().items()}
+    codes0 = setup.editor.codes.detach().clone()
+    sch = make_scheduler(setup.diffusion)
+    b = _offset_batch([0, 1, 2], seed=0)
+    losses = _train(lambda: pwsg_training_step(setup, sch, b, torch.Generator().manual_seed(0),
+                                               PerFRDiffStepConfig(reactions_per_item=4)),
+                    setup.trainable_parameters(), n=40, lr=1e-2)
+    assert losses[-1] < 0.7 * losses[0]
+    assert not torch.allclose(setup.editor.codes, codes0)  # the codes are trained, not only the editor
+    assert all(torch.equal(v, frozen[k]) for k, v in setup.gafrg.state_dict().items())
+    with pytest.raises(InputError, match="outside the editor's 3 codes"):
+        pwsg_training_step(setup, sch, {**b, "listener_id": torch.tensor([0, 1, 3])})
+    ed = load_pwsg(save_pwsg(tmp_path / "pwsg.pt", setup.editor))
+    assert ed.code_identities == ["p0", "p1", "p2"]
+    torch.testing.assert_close(ed.codes, setup.editor.codes)
+
+
+def test_code_scores_share_the_draws_across_codes_and_chunks():
+    from reactcli.training.perfrdiff_losses import code_scores
+
+    model = tiny_gafrg()
+    sch = make_scheduler(DiffusionConfig())
+    ed = PWSG.for_gafrg(model, PWSGConfig(style_dim=4, hidden=(16, 16), rank=2, layers=("output",), codes=5))
+    b = _offset_batch([0, 1], seed=3)
+    # an untrained editor (dW = 0) makes every code the generic model: common random numbers
+    # give every code exactly the same score
+    s = code_scores(model, ed, sch, b, windows=4, draws=2, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (2, 5) and torch.allclose(s, s[:, :1].expand(2, 5))
+    with torch.no_grad():
+        for p in ed.branches.parameters():
+            p.normal_(0, 0.3)
+    s = code_scores(model, ed, sch, b, windows=4, draws=2, generator=torch.Generator().manual_seed(0))
+    assert s[0].std() > 0
+    # scoring the codes in chunks of 2 draws the same windows and noise as all at once
+    s2 = code_scores(model, ed, sch, b, windows=4, draws=2, generator=torch.Generator().manual_seed(0), chunk=2)
+    torch.testing.assert_close(s, s2)
+    # one code alone gets the score it has among the others (same draws, no cross-talk)
+    alone = copy.deepcopy(ed)
+    alone.codes = torch.nn.Parameter(ed.codes[3:4].detach().clone())
+    s3 = code_scores(model, alone, sch, b, windows=4, draws=2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(s3[:, 0], s[:, 3])
+    with pytest.raises(ConfigError, match="listener codes"):
+        code_scores(model, random_editor(model), sch, b)
+
+
+def test_a_new_clip_is_read_as_its_listeners_code(tmp_path):
+    """Analysis by synthesis: after training codes on two listeners with different levels, a fresh
+    clip of each is best explained by its own listener's code."""
+    from reactcli.training.perfrdiff_losses import code_scores
+
+    _, _, setup = _codes_setup(tmp_path, codes=2)
+    sch = make_scheduler(setup.diffusion)
+    train_batches = [_offset_batch([0, 1, 0, 1], seed=s) for s in range(4)]
+    it = iter(range(10 ** 6))
+    _train(lambda: pwsg_training_step(setup, sch, train_batches[next(it) % 4], torch.Generator().manual_seed(next(it)),
+                                      PerFRDiffStepConfig(reactions_per_item=4)),
+           setup.trainable_parameters(), n=80, lr=1e-2)
+    fresh = _offset_batch([1, 0, 0, 1], seed=99)
+    s = code_scores(setup.gafrg, setup.editor, sch, fresh, windows=8, draws=4, generator=torch.Generator().manual_seed(5))
+    assert s.argmin(1).tolist() == [1, 0, 0, 1]

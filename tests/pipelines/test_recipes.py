@@ -121,7 +121,7 @@ def test_history_clip_comes_with_its_speaker_side(work):
     """The dyadic PSSL's input: the history clip is another clip of the item's listener (same
     identity) and ``speaker_history_*`` is the speaker that clip's listener answered."""
     from reactcli.storage import FeatureStore
-    from reactcli.training.data import DataConfig, ReactionDataset, load_items
+    from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
 
     table = load_items(work, "train")
     ds = ReactionDataset(work, table, DataConfig(frames=FRAMES, crop=None, max_appropriate=1), train=False)
@@ -133,16 +133,23 @@ def test_history_clip_comes_with_its_speaker_side(work):
         clips = [p.listener for p in table.pairs if table.resolver(p.listener) == table.resolver(pair.listener)]
         hist = next(c for c in clips if np.array_equal(store.read(c, "emotion")[:FRAMES], s["listener_history_emotion"].numpy()))
         assert hist != pair.listener or len(clips) == 1
-        for feat in ("emotion", "tdmm"):
-            assert np.array_equal(s[f"speaker_history_{feat}"].numpy(), store.read(partner[hist], feat)[:FRAMES])
+        for key, feat in (("emotion", "emotion"), ("tdmm", "tdmm"), ("audio", "mfcc")):
+            assert np.array_equal(s[f"speaker_history_{key}"].numpy(), store.read(partner[hist], feat)[:FRAMES])
         found += hist != pair.listener
     assert found > 0  # the corpus has listeners with more than one clip
+    # history_batch: the history clip as an item of its own (listener = history, speaker = its partner)
+    h = history_batch(collate([ds[0], ds[1]]))
+    for side in ("speaker", "listener"):
+        for key in (("audio", "emotion", "tdmm") if side == "speaker" else ("emotion", "tdmm")):
+            hist_key = f"{side}_history_{key}"
+            assert torch.equal(h[f"{side}_{key}"], torch.stack([ds[0][hist_key], ds[1][hist_key]]))
+    assert h["frame_offset"].tolist() == [0, 0]
 
 
 def test_every_recipe_parses_and_is_covered():
     names = {p.name for p in RECIPES}
     assert names == {"reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml",
-                     "perfrdiff-pssl-emotion.yaml", "perfrdiff-pwsg-emotion.yaml"}
+                     "perfrdiff-pssl-emotion.yaml", "perfrdiff-pwsg-emotion.yaml", "perfrdiff-pwsg-codes.yaml"}
     for p in RECIPES:
         r = yaml.safe_load(p.read_text())
         assert r["model"] in ("reactface", "perfrdiff") and isinstance(r["train"], dict)
@@ -178,6 +185,16 @@ def test_perfrdiff_recipes_end_to_end(cli_module, work, tmp_path):
     emotion = _generate_and_score(cli_module, work, "pd-personal-emotion", "--checkpoint", g, "--personalised",
                                   "--pwsg-checkpoint", we, "--steps", 2, "--guidance", 2.0)
     assert emotion["FRCorr"] != generic["FRCorr"]
+
+    # listener codes (make perfrdiff-codes): no PSSL; the editor learns a code per training
+    # identity and generation reads each listener's code from their history clip
+    wc = _train(cli_module, work, HERE / "perfrdiff-pwsg-codes.yaml", tmp_path, "--gafrg-checkpoint", g, run="pwsg-codes")
+    saved = torch.load(wc, weights_only=False)
+    assert "pssl_checkpoint" not in saved or saved["pssl_checkpoint"] is None
+    assert len(saved["code_identities"]) == saved["config"]["codes"] == saved["state_dict"]["codes"].shape[0] > 1
+    codes = _generate_and_score(cli_module, work, "pd-personal-codes", "--checkpoint", g, "--personalised",
+                                "--pwsg-checkpoint", wc, "--steps", 2, "--guidance", 2.0)
+    assert codes["FRCorr"] != generic["FRCorr"]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
@@ -226,5 +243,13 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert f"--pwsg-checkpoint {tmp_path}/o/work/runs/perfrdiff-pwsg-emotion/model.pt --run perfrdiff-personalised-emotion " in cmds
     assert "--run perfrdiff-generic-few" in cmds and "summary-perfrdiff-emotion.txt" in cmds
     assert "perfrdiff-pwsg.yaml" not in cmds  # the paper's editor is not trained by this target
+    # listener codes: a PWSG without a PSSL run, generated with the same chosen GAFRG
+    codes = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-codes", f"OUT={tmp_path}/o"], capture_output=True, text=True)
+    assert codes.returncode == 0, codes.stderr
+    cmds = codes.stdout
+    assert f"--config {HERE}/perfrdiff-pwsg-codes.yaml --run perfrdiff-pwsg-codes --seed 0" in cmds
+    assert "perfrdiff-pssl" not in cmds and "--pssl-checkpoint" not in cmds
+    assert f"--pwsg-checkpoint {tmp_path}/o/work/runs/perfrdiff-pwsg-codes/model.pt --run perfrdiff-personalised-codes-few " in cmds
+    assert "summary-perfrdiff-codes.txt" in cmds
     bad = subprocess.run(["make", "-n", "-C", str(HERE), "reactface"], capture_output=True, text=True)
     assert bad.returncode != 0 and "set OUT=DIR (the output folder)" in bad.stderr

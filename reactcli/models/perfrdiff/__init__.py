@@ -23,6 +23,7 @@ from .pwsg import (
     load_pssl,
     load_pwsg,
     save_checkpoint,
+    pwsg_extra,
     save_pwsg,
 )
 
@@ -31,5 +32,5 @@ __all__ = [
     "GAFRG", "EditableLinear", "GAFRGConfig", "WeightShift",
     "PSSLConfig", "PSSLEncoder", "supcon_loss",
     "PWSG", "PWSGConfig", "PWSGTraining", "build_pwsg_training", "editor_parameter_count",
-    "load_gafrg", "load_pssl", "load_pwsg", "save_checkpoint", "save_pwsg",
+    "load_gafrg", "load_pssl", "load_pwsg", "pwsg_extra", "save_checkpoint", "save_pwsg",
 ]

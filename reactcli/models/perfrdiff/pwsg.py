@@ -20,7 +20,7 @@ really loaded from its stage-1 checkpoint (:func:`build_pwsg_training`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "load_pssl",
     "load_pwsg",
     "save_pwsg",
+    "pwsg_extra",
     "PWSGTraining",
     "build_pwsg_training",
 ]
@@ -68,6 +69,13 @@ class PWSGConfig:
     edit_bias: bool = False
     """Also shift each edited layer's bias (db, ``out`` more outputs per branch). Not in the paper
     (which shifts weights only); on the output layer it is a per-listener level shift."""
+    codes: int = 0
+    """Listener codes instead of a PSSL encoder (not in the paper): the editor learns one
+    ``style_dim`` code per training identity together with its weights (an auto-decoder, trained
+    on the edited GAFRG's diffusion loss, so a code keeps what makes that listener's reactions
+    predictable). A new listener's style is the code whose edited GAFRG best explains their
+    history clip (:func:`reactcli.training.perfrdiff_losses.code_scores`). 0 = style from PSSL.
+    The trainer sets it to the number of identities of the training split."""
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)  # type: ignore[assignment]
@@ -78,6 +86,8 @@ class PWSGConfig:
             raise ConfigError(f"PWSG rank must be >= 1 or None (full rank), got {self.rank}")
         if not self.layers:
             raise ConfigError("PWSG needs at least one layer to edit")
+        if self.codes < 0:
+            raise ConfigError(f"PWSG codes must be >= 0, got {self.codes}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints; inverted by :meth:`from_dict`."""
@@ -123,11 +133,22 @@ def editor_parameter_count(layer_shapes: dict[str, tuple[int, int]], rank: int |
 
 
 class PWSG(nn.Module):
-    """Style vector (G, style_dim) -> {layer name: WeightShift for G items}."""
+    """Style vector (G, style_dim) -> {layer name: WeightShift for G items}.
 
-    def __init__(self, config: PWSGConfig, layer_shapes: dict[str, tuple[int, int]]):
+    With ``config.codes`` it also holds the listener codes (``codes``, (codes, style_dim)) and the
+    identity each row belongs to (``code_identities``, stored in the checkpoint)."""
+
+    def __init__(self, config: PWSGConfig, layer_shapes: dict[str, tuple[int, int]],
+                 code_identities: list[str] | None = None):
         super().__init__()
         self.config = config
+        self.codes: nn.Parameter | None = None
+        self.code_identities: list[str] = list(code_identities or [])
+        if config.codes:
+            # unit expected norm, like the one-hot / unit-norm styles the editor was designed for
+            self.codes = nn.Parameter(torch.randn(config.codes, config.style_dim) / config.style_dim ** 0.5)
+            if self.code_identities and len(self.code_identities) != config.codes:
+                raise ConfigError(f"PWSG has {config.codes} codes but {len(self.code_identities)} code identities")
         missing = [n for n in config.layers if n not in layer_shapes]
         if missing:
             raise ConfigError(f"PWSG layers {missing} are not editable GAFRG layers "
@@ -147,13 +168,12 @@ class PWSG(nn.Module):
             self.branches[name.replace(".", "__")] = branch
 
     @classmethod
-    def for_gafrg(cls, gafrg: GAFRG, config: PWSGConfig | None = None) -> "PWSG":
+    def for_gafrg(cls, gafrg: GAFRG, config: PWSGConfig | None = None,
+                  code_identities: list[str] | None = None) -> "PWSG":
         """Build an editor for ``gafrg``'s layers (relative names resolved)."""
         cfg = config or PWSGConfig()
-        names = resolve_layer_names(cfg.layers, gafrg.config)
-        cfg = PWSGConfig(style_dim=cfg.style_dim, hidden=cfg.hidden, layers=tuple(names), rank=cfg.rank,
-                         edit_bias=cfg.edit_bias)
-        return cls(cfg, gafrg.editable_layers())
+        cfg = replace(cfg, layers=tuple(resolve_layer_names(cfg.layers, gafrg.config)))
+        return cls(cfg, gafrg.editable_layers(), code_identities)
 
     def forward(self, style: torch.Tensor) -> dict[str, WeightShift]:
         if style.dim() != 2 or style.shape[1] != self.config.style_dim:
@@ -222,15 +242,22 @@ def load_pwsg(path: str | Path | None, option: str = "--pwsg-checkpoint") -> PWS
     """Rebuild a trained editor (its checkpoint stores the edited layers' shapes)."""
     payload = _load(path, "pwsg", "PWSG checkpoint", option)
     shapes = {k: tuple(v) for k, v in payload["layer_shapes"].items()}
-    model = PWSG(PWSGConfig.from_dict(payload["config"]), shapes)
+    model = PWSG(PWSGConfig.from_dict(payload["config"]), shapes, payload.get("code_identities"))
     model.load_state_dict(payload["state_dict"])
     return model
 
 
+def pwsg_extra(editor: PWSG) -> dict[str, Any]:
+    """What a PWSG checkpoint stores beside the weights to rebuild ``editor``."""
+    extra: dict[str, Any] = {"layer_shapes": {k: list(v) for k, v in editor.layer_shapes.items()}}
+    if editor.codes is not None:
+        extra["code_identities"] = list(editor.code_identities)
+    return extra
+
+
 def save_pwsg(path: str | Path, editor: PWSG) -> Path:
-    """Save an editor with its config and layer shapes."""
-    return save_checkpoint(path, "pwsg", editor, editor.config.to_dict(),
-                           {"layer_shapes": {k: list(v) for k, v in editor.layer_shapes.items()}})
+    """Save an editor with its config, layer shapes and (with codes) the codes' identities."""
+    return save_checkpoint(path, "pwsg", editor, editor.config.to_dict(), pwsg_extra(editor))
 
 
 @dataclass
@@ -239,8 +266,8 @@ class PWSGTraining:
 
     gafrg: GAFRG
     """Pre-trained generic generator, frozen (requires_grad False, eval mode)."""
-    pssl: PSSLEncoder
-    """Pre-trained style encoder, frozen."""
+    pssl: PSSLEncoder | None
+    """Pre-trained style encoder, frozen; None for an editor with listener codes."""
     editor: PWSG
     """The hypernetwork being trained."""
     diffusion: DiffusionConfig
@@ -258,19 +285,27 @@ def _freeze(model: nn.Module) -> None:
 
 
 def build_pwsg_training(gafrg_checkpoint: str | Path | None, pssl_checkpoint: str | Path | None,
-                        config: PWSGConfig | None = None, device: str | torch.device = "cpu") -> PWSGTraining:
+                        config: PWSGConfig | None = None, device: str | torch.device = "cpu",
+                        code_identities: list[str] | None = None) -> PWSGTraining:
     """Stage 2 set-up: load GAFRG and PSSL from their stage-1 checkpoints (frozen) and build the editor.
 
     Missing checkpoints raise :class:`MissingAssetError` naming ``--gafrg-checkpoint`` /
-    ``--pssl-checkpoint``: stage 2 never starts from an untrained backbone.
+    ``--pssl-checkpoint``: stage 2 never starts from an untrained backbone. An editor with
+    listener codes (``config.codes``, one per entry of ``code_identities``) needs no PSSL.
     """
+    cfg = config or PWSGConfig()
     gafrg, dcfg = load_gafrg(gafrg_checkpoint)
-    pssl = load_pssl(pssl_checkpoint)
-    if pssl.config.style_dim != (config or PWSGConfig()).style_dim:
-        raise ConfigError(f"PSSL style_dim {pssl.config.style_dim} != PWSG style_dim "
-                          f"{(config or PWSGConfig()).style_dim}")
     _freeze(gafrg)
-    _freeze(pssl)
-    editor = PWSG.for_gafrg(gafrg, config)
-    return PWSGTraining(gafrg.to(device), pssl.to(device), editor.to(device), dcfg)
+    pssl = None
+    if cfg.codes:
+        if pssl_checkpoint is not None:
+            raise ConfigError("a PWSG with listener codes reads no PSSL: drop checkpoints.pssl (or set codes: 0)")
+    else:
+        pssl = load_pssl(pssl_checkpoint)
+        if pssl.config.style_dim != cfg.style_dim:
+            raise ConfigError(f"PSSL style_dim {pssl.config.style_dim} != PWSG style_dim {cfg.style_dim}")
+        _freeze(pssl)
+        pssl = pssl.to(device)
+    editor = PWSG.for_gafrg(gafrg, cfg, code_identities)
+    return PWSGTraining(gafrg.to(device), pssl, editor.to(device), dcfg)
 
