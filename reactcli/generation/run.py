@@ -20,15 +20,17 @@ import torch
 
 from reactcli.errors import ConfigError, InputError
 from reactcli.generation.store import check_stored_run, pending_items
-from reactcli.io import settings_fingerprint
+from reactcli.io import settings_fingerprint, write_json
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
 from reactcli.training.loop import resolve_device
 
 EMOTION_DIM, TDMM_DIM = 25, 58
-CODE_READING = {"windows": 32, "draws": 8}
+CODE_READING = {"windows": 32, "draws": 8, "version": 2}
 """How a listener code is read from a history clip: ``draws`` rounds of ``windows`` random 50-frame
-windows, the same for every code (see ``code_scores``)."""
+windows, the same for every code (see ``code_scores``). Version 2 seeds the draws by the clip's
+content alone (version 1 also used ``--seed``), so a reading is a property of the clip and the
+PWSG, like a PSSL style, and can be kept in ``<work>/cache/code-readings/``."""
 
 
 @dataclass
@@ -84,6 +86,9 @@ class _Model:
 
     def __call__(self, batch: dict[str, torch.Tensor], k: int, gen: torch.Generator) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def use_work(self, work: str | os.PathLike) -> None:
+        """Keep what is expensive to recompute (e.g. read listener codes) in the work directory."""
 
 
 class _ReactFace(_Model):
@@ -144,7 +149,32 @@ class _PerFRDiff(_Model):
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
         if self.editor is not None and self.editor.codes is not None:
             self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING}
-            self._code_cache: dict[str, int] = {}  # history clip content -> code row
+            self.readings: dict[str, dict[str, Any]] = {}  # history clip content -> code row, scores
+            self.readings_path: Path | None = None
+            self.codes_read = 0  # readings computed (not found in the cache) by this process
+
+    def use_work(self, work: str | os.PathLike) -> None:
+        """Reuse the code readings made earlier with the same PWSG, GAFRG and reading settings (any
+        run, split or seed): ``<work>/cache/code-readings/<key>.json``. A cache that cannot be read is
+        ignored (read again and rewritten)."""
+        if self.editor is None or self.editor.codes is None:
+            return
+        key = settings_fingerprint({"checkpoints": {r: sha1_of(p) for r, p in sorted(self.sources.items())},
+                                    "reading": CODE_READING})
+        self.readings_path = Path(work) / "cache" / "code-readings" / f"{key}.json"
+        self.readings.update(self._stored_readings())
+
+    def _stored_readings(self) -> dict[str, dict[str, Any]]:
+        import json
+
+        if self.readings_path is None or not self.readings_path.is_file():
+            return {}
+        try:
+            stored = json.loads(self.readings_path.read_text(encoding="utf-8"))["readings"]
+            k = self.editor.codes.shape[0]
+            return {h: r for h, r in stored.items() if 0 <= int(r["row"]) < k and len(r["scores"]) == k}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     def read_codes(self, batch) -> torch.Tensor:
         """Each item's listener code: the one whose edited GAFRG best explains the listener's history
@@ -154,18 +184,28 @@ class _PerFRDiff(_Model):
         from reactcli.training.perfrdiff_losses import code_scores
 
         hist = history_batch(batch)
-        picks = []
+        picks, new = [], 0
+        reading = {k: v for k, v in CODE_READING.items() if k != "version"}
+        ids = self.editor.code_identities
         for j in range(batch["index"].shape[0]):
             one = {key: v[j:j + 1] for key, v in hist.items()}
             digest = hashlib.sha1()
             for key in sorted(one):
                 digest.update(one[key].detach().cpu().numpy().tobytes())
             key = digest.hexdigest()
-            if key not in self._code_cache:
+            if key not in self.readings:
                 scores = code_scores(self.gafrg, self.editor, self.scheduler, one, target=self.target,
-                                     generator=_seeded(self.cfg.seed, int(key[:12], 16), self.dev), **CODE_READING)
-                self._code_cache[key] = int(scores[0].argmin())
-            picks.append(self._code_cache[key])
+                                     generator=_seeded(0, int(key[:12], 16), self.dev), **reading)[0]
+                row = int(scores.argmin())
+                self.readings[key] = {"row": row, "identity": ids[row] if row < len(ids) else None,
+                                      "scores": [round(float(x), 8) for x in scores]}
+                new += 1
+            picks.append(int(self.readings[key]["row"]))
+        self.codes_read += new
+        if new and self.readings_path is not None:  # merge with what other shards wrote meanwhile
+            merged = {**self._stored_readings(), **self.readings}
+            write_json(self.readings_path, {"pwsg": self.sources["pwsg"], "gafrg": self.sources["gafrg"],
+                                            "reading": CODE_READING, "readings": merged})
         return self.editor.codes.detach()[torch.tensor(picks, device=self.dev)]
 
     def __call__(self, batch, k, gen):
@@ -252,6 +292,7 @@ def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: st
     cfg = GenerateConfig(**cfg_dict)
     work_p = Path(work)
     gen_model = load_generator(checkpoint, cfg)
+    gen_model.use_work(work_p)
     table = load_items(work_p, cfg.split)
     mine = shard_records(item_batches(table.n, cfg.batch_size), index, count)
     stage = f"generate-{run}-{cfg.split}"
@@ -281,6 +322,7 @@ def generate_run(
 
     work = Path(work)
     gen_model = load_generator(checkpoint, cfg)
+    gen_model.use_work(work)
     run = run or Path(checkpoint).parent.name + ("-personalised" if cfg.personalised else "")
     table = load_items(work, cfg.split)
     meta = _meta(gen_model, checkpoint, cfg)

@@ -99,14 +99,18 @@ def _prediction_and_target(model: GAFRG, scheduler: Any, x0: torch.Tensor, speak
                            t: torch.Tensor, noise: torch.Tensor, shifts: dict[str, WeightShift] | None,
                            starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The denoiser's output for x0 noised with ``noise`` at steps ``t``, and what it should be."""
-    x_t = scheduler.add_noise(x0, noise, t)
-    pred = model.denoise(x_t, t, *speaker, shifts, starts)
+    pred = model.denoise(scheduler.add_noise(x0, noise, t), t, *speaker, shifts, starts)
+    return pred, _denoiser_target(scheduler, x0, noise, t)
+
+
+def _denoiser_target(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the denoiser should output for x0 noised with ``noise`` at ``t`` (its prediction type)."""
     kind = scheduler.config.prediction_type
     if kind == "sample":
-        return pred, x0
+        return x0
     if kind == "epsilon":
-        return pred, noise
-    return pred, scheduler.get_velocity(x0, noise, t)
+        return noise
+    return scheduler.get_velocity(x0, noise, t)
 
 
 def _diffusion_loss(
@@ -279,17 +283,19 @@ def code_scores(
             starts = _starts(b, windows, length, w, generator, dev)
             frames = starts[..., None] + torch.arange(w, device=dev)
             x0 = own[torch.arange(b, device=dev)[:, None, None], frames]  # (B, n, w, D)
-            speaker = [s.reshape(b, windows, *s.shape[1:]) for s in _speaker_windows(gafrg, batch, starts)]
-            clip = _clip_starts(batch, starts).reshape(b, windows)
+            # the speaker memory does not depend on the code: encode it once per draw
+            memory = gafrg.encode_speaker(*_speaker_windows(gafrg, batch, starts), _clip_starts(batch, starts))
+            memory = memory.reshape(b, windows, *memory.shape[1:])
             t = _randint(scheduler.config.num_train_timesteps, (b, windows), generator, dev)
             noise = _randn(tuple(x0.shape), generator, dev)
+            x_t = scheduler.add_noise(x0.flatten(0, 1), noise.flatten(0, 1), t.flatten()).reshape(x0.shape)
+            tgt = _denoiser_target(scheduler, x0.flatten(0, 1), noise.flatten(0, 1), t.flatten()).reshape(x0.shape)
             for i in range(b):
                 for lo, shifts in shifts_all:
                     g = next(iter(shifts.values())).groups
                     # item i's windows once per code, code-major (the rows WeightShift expects)
-                    x0_i, t_i, noise_i, clip_i, *speaker_i = (v[i].repeat(g, *([1] * (v.dim() - 2)))
-                                                              for v in (x0, t, noise, clip, *speaker))
-                    pred, tgt = _prediction_and_target(gafrg, scheduler, x0_i, speaker_i, t_i, noise_i, shifts, clip_i)
-                    err = (pred - tgt).pow(2).reshape(g, -1).mean(1)
+                    x_i, t_i, mem_i = (v[i].repeat(g, *([1] * (v.dim() - 2))) for v in (x_t, t, memory))
+                    pred = gafrg(x_i, t_i, gafrg.static_kv(mem_i, shifts), 1, shifts)
+                    err = (pred.reshape(g, windows, *pred.shape[1:]) - tgt[i]).pow(2).reshape(g, -1).mean(1)
                     total[i, lo:lo + g] += err
     return total / draws

@@ -1,5 +1,8 @@
 """train -> generate -> evaluate through the library on a tiny work dir (random MFCC stand-in)."""
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -167,6 +170,23 @@ def test_personalised_generation_with_listener_codes(work):
     assert all(any(torch.equal(c, e) for e in editor.codes) for c in together)  # a listener's code is one of the codes
     generate_run(work, ck, cfg, run="pers-codes")
     assert load_generated(work, "pers-codes", "val", "emotion").shape == (6, 2, 60, 25)
+    # the readings are kept in the work directory and reused by any later run, whatever its seed
+    (cache,) = (work / "cache" / "code-readings").glob("*.json")
+    stored = json.loads(cache.read_text())["readings"]
+    assert stored and all(len(r["scores"]) == editor.codes.shape[0] and r["identity"] == editor.code_identities[r["row"]]
+                          for r in stored.values())
+    batch = collate([ds[i] for i in range(table.n)])
+    cached = load_generator(ck, replace(cfg, seed=1))
+    cached.use_work(work)
+    fresh = load_generator(ck, replace(cfg, seed=2))  # no work directory: reads every clip itself
+    torch.testing.assert_close(cached.read_codes(batch), fresh.read_codes(batch))
+    assert cached.codes_read == 0 and fresh.codes_read == len(stored)
+    assert fresh.readings == stored  # the same scores: a reading depends on the clip, not on --seed
+    cache.write_text("{")  # an unreadable cache is read again and rewritten
+    broken = load_generator(ck, cfg)
+    broken.use_work(work)
+    torch.testing.assert_close(broken.read_codes(batch), fresh.read_codes(batch))
+    assert broken.codes_read == len(stored) and json.loads(cache.read_text())["readings"] == stored
 
 
 @pytest.mark.parametrize("recipe", ["reactface", "gafrg"])

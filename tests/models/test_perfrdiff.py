@@ -670,6 +670,18 @@ def test_code_scores_share_the_draws_across_codes_and_chunks():
     alone.codes = torch.nn.Parameter(ed.codes[3:4].detach().clone())
     s3 = code_scores(model, alone, sch, b, windows=4, draws=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(s3[:, 0], s[:, 3])
+    # and it is the training loss of that code's edited GAFRG (no condition dropout) on the same draws
+    from reactcli.training import perfrdiff_losses as pl
+
+    one = {k: v[1:2] for k, v in b.items()}
+    g = torch.Generator().manual_seed(5)
+    starts = pl._starts(1, 4, one["listener_emotion"].shape[1], model.config.window, g, torch.device("cpu"))
+    x0 = one["listener_emotion"][0, starts[0, :, None] + torch.arange(model.config.window)]
+    with torch.no_grad():
+        ref, _ = pl._diffusion_loss(model, sch, x0, pl._speaker_windows(model, one, starts), g, 0.0,
+                                    alone(alone.codes), pl._clip_starts(one, starts))
+    s4 = code_scores(model, alone, sch, one, windows=4, draws=1, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(s4[0, 0], ref)
     with pytest.raises(ConfigError, match="listener codes"):
         code_scores(model, random_editor(model), sch, b)
 
