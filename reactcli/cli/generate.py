@@ -31,8 +31,9 @@ def command(
         None, "--timestep-spacing",
         help="PerFRDiff: where the DDIM steps sit among the training steps: trailing (the first step at the "
              "last training step, right for few steps), leading or linspace. Default: the checkpoint's."),
-    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the code that best explains the listener's history clip."),
+    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the code that best explains the listener's history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs)."),
     pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
+    own_codes: bool = typer.Option(True, "--own-codes/--read-all-codes", help="PerFRDiff personalised with listener codes: a listener the PWSG was trained on (same identity in manifests/identities.json) gets their own learned code; --read-all-codes reads every listener's code from their history clip."),
     mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),
     train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
@@ -64,7 +65,7 @@ def command(
                                  momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
                                  timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
-                                 seed=seed, device=device)
+                                 own_codes=own_codes, seed=seed, device=device)
             ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
             path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=ex, overwrite=overwrite)
     out.print(f"generated: {path}")

@@ -63,6 +63,11 @@ class GenerateConfig:
     with listener codes reads each listener's code from their history clip instead."""
     pwsg_checkpoint: str | None = None
     """PerFRDiff personalised: the trained PWSG (its checkpoint names GAFRG and PSSL)."""
+    own_codes: bool = True
+    """PerFRDiff personalised, PWSG with listener codes: a listener the PWSG was trained on (the
+    same identity in ``manifests/identities.json``) gets their own learned code, fitted on all
+    their training clips; the others' codes are read from their history clip. False: read every
+    listener's code from the history clip."""
     seed: int = 0
     """Noise seed."""
     device: str = "cpu"
@@ -148,10 +153,12 @@ class _PerFRDiff(_Model):
                      "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
         if self.editor is not None and self.editor.codes is not None:
-            self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING}
+            self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING, "own_codes": cfg.own_codes}
             self.readings: dict[str, dict[str, Any]] = {}  # history clip content -> code row, scores
             self.readings_path: Path | None = None
             self.codes_read = 0  # readings computed (not found in the cache) by this process
+            self.codes_own = 0  # items given their own listener's trained code
+            self.identity_of: dict[int, str] = {}  # split listener id -> identity (from use_work)
 
     def use_work(self, work: str | os.PathLike) -> None:
         """Reuse the code readings made earlier with the same PWSG, GAFRG and reading settings (any
@@ -163,6 +170,8 @@ class _PerFRDiff(_Model):
                                     "reading": CODE_READING})
         self.readings_path = Path(work) / "cache" / "code-readings" / f"{key}.json"
         self.readings.update(self._stored_readings())
+        if self.cfg.own_codes:
+            self.identity_of = {i: who for who, i in load_items(work, self.cfg.split).identities.items()}
 
     def _stored_readings(self) -> dict[str, dict[str, Any]]:
         import json
@@ -177,17 +186,25 @@ class _PerFRDiff(_Model):
             return {}
 
     def read_codes(self, batch) -> torch.Tensor:
-        """Each item's listener code: the one whose edited GAFRG best explains the listener's history
-        clip (:func:`~reactcli.training.perfrdiff_losses.code_scores`). The windows and noise are
-        seeded by the history clip's content, so the choice depends only on the clip (not on the
-        batching), and a clip that is the history of several items is read once."""
+        """Each item's listener code. A listener the PWSG was trained on gets their own code
+        (``own_codes``, once :meth:`use_work` told who is who). Any other listener gets the code
+        whose edited GAFRG best explains their history clip
+        (:func:`~reactcli.training.perfrdiff_losses.code_scores`). The windows and noise are seeded
+        by the history clip's content, so the choice depends only on the clip (not on the
+        batching or the seed), and a clip is read once (kept in the work directory's cache)."""
         from reactcli.training.perfrdiff_losses import code_scores
 
         hist = history_batch(batch)
         picks, new = [], 0
         reading = {k: v for k, v in CODE_READING.items() if k != "version"}
         ids = self.editor.code_identities
+        own = {who: row for row, who in enumerate(ids)} if self.identity_of else {}
         for j in range(batch["index"].shape[0]):
+            who = self.identity_of.get(int(batch["listener_id"][j])) if own else None
+            if who in own:  # a listener the PWSG was trained on: their own code
+                picks.append(own[who])
+                self.codes_own += 1
+                continue
             one = {key: v[j:j + 1] for key, v in hist.items()}
             digest = hashlib.sha1()
             for key in sorted(one):
@@ -273,8 +290,9 @@ def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
     sums = {role: sha1_of(p) for role, p in sorted(gen_model.sources.items())}
-    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint")
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes")
                and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
+    # own_codes only matters to a PWSG with codes, whose meta["style"] records it
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
     return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),

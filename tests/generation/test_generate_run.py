@@ -158,7 +158,9 @@ def test_personalised_generation_with_listener_codes(work):
     with torch.no_grad():  # a trained-for-2-steps editor barely moves: make the codes matter
         for p in editor.branches.parameters():
             p.normal_(0, 0.3)
-    cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=2, guidance=1.0, seed=0, personalised=True)
+    # the tiny corpus has the same people in every split: read every code from the history clip first
+    cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=2, guidance=1.0, seed=0,
+                         personalised=True, own_codes=False)
     gen = load_generator(ck, cfg)
     assert gen.pssl is None and set(gen.sources) == {"pwsg", "gafrg"} and gen.meta["style"]["codes"] == editor.codes.shape[0]
     gen.editor = editor
@@ -187,6 +189,15 @@ def test_personalised_generation_with_listener_codes(work):
     broken.use_work(work)
     torch.testing.assert_close(broken.read_codes(batch), fresh.read_codes(batch))
     assert broken.codes_read == len(stored) and json.loads(cache.read_text())["readings"] == stored
+    # by default a listener the PWSG was trained on gets their own code, and nothing is read
+    own = load_generator(ck, replace(cfg, own_codes=True))
+    own.use_work(work)
+    assert own.identity_of == {i: who for who, i in table.identities.items()} and own.meta["style"]["own_codes"]
+    rows = [editor.code_identities.index(table.resolver(p.listener)) for p in table.pairs]
+    torch.testing.assert_close(own.read_codes(batch), own.editor.codes.detach()[rows])
+    assert own.codes_own == table.n and own.codes_read == 0
+    generate_run(work, ck, replace(cfg, own_codes=True), run="pers-own-codes")
+    assert load_generated(work, "pers-own-codes", "val", "emotion").shape == (6, 2, 60, 25)
 
 
 @pytest.mark.parametrize("recipe", ["reactface", "gafrg"])
