@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -186,6 +187,24 @@ class ShardWriter:
             return str(self.path)
 
 
+@contextmanager
+def _manifest_lock(manifest: Path) -> Iterator[None]:
+    """Exclusive advisory lock (``flock`` on ``<manifest>.lock``) while a manifest is rescanned and
+    rewritten; where ``fcntl`` does not exist (Windows) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.with_name(manifest.name + ".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 class FeatureStore:
     """All committed shard files of one work directory, read lazily.
 
@@ -231,10 +250,17 @@ class FeatureStore:
         return self._index
 
     def refresh(self, write: bool = True) -> list[ArrayRef]:
-        """Rescan the files and (by default) rewrite ``manifests/arrays.jsonl``."""
-        refs = self.scan()
-        if write:
-            write_manifest(self.work / ARRAYS_MANIFEST, refs)
+        """Rescan the files and (by default) rewrite ``manifests/arrays.jsonl``.
+
+        The rescan and the rewrite hold an exclusive lock on the work directory's manifest, so
+        processes that commit files at the same time (``make -j``, local shards, Slurm tasks)
+        never overwrite the manifest with a scan made before another's commit."""
+        if not write:
+            refs = self.scan()
+        else:
+            with _manifest_lock(self.work / ARRAYS_MANIFEST):
+                refs = self.scan()
+                write_manifest(self.work / ARRAYS_MANIFEST, refs)
         self._index = None
         self._index = {}
         for r in refs:

@@ -107,3 +107,41 @@ def test_crc_attr_matches(tmp_path):
         w.write("c", "f", arr, fps=25)
     with h5py.File(tmp_path / "features/x.h5") as h5:
         assert h5["c/f"].attrs["crc32"] == crc32(arr)
+
+
+def _commit_and_refresh(work, tag, n):
+    import random
+    import time
+
+    scan = FeatureStore.scan
+    rng = random.Random(tag)
+    # a slow, uneven file system: between a rescan and the manifest it writes, the other
+    # process may commit and write its own manifest, which a stale one then overwrites
+    FeatureStore.scan = lambda self: (scan(self), time.sleep(rng.uniform(0, 0.03)))[0]
+    store = FeatureStore(work)
+    for i in range(n):
+        time.sleep(rng.uniform(0, 0.02))
+        listed = set(FeatureStore(work).clips("f"))  # the manifest as any other process reads it now
+        missing = {f"{tag}/{j}" for j in range(i)} - listed
+        assert not missing, f"committed and refreshed, then lost from the manifest: {sorted(missing)}"
+        with store.writer(f"{tag}-{i}") as w:
+            w.write(f"{tag}/{i}", "f", np.ones((3, 2)), fps=25)
+        store.refresh()
+
+
+def test_concurrent_refreshes_never_lose_a_committed_file(tmp_path):
+    """Two processes (make -j2, local shards, Slurm tasks) commit files and refresh the manifest
+    at the same time. Each rescan + rewrite holds a lock, so the last manifest written lists every
+    file; without it a process could overwrite the manifest with a scan made before the other's
+    commit, and the other's arrays would be "not in the store"."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_commit_and_refresh, args=(tmp_path, tag, 25)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    clips = FeatureStore(tmp_path).clips("f")  # from the manifest, as a later process reads it
+    assert len(clips) == 50 and len(FeatureStore(tmp_path).scan()) == 50
