@@ -10,6 +10,7 @@ interrupted one stopped.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -60,7 +61,7 @@ class GenerateConfig:
     ``trailing``, ``linspace``); default: the checkpoint's diffusion config."""
     personalised: bool = False
     """PerFRDiff: edit GAFRG per listener with PSSL style + PWSG (needs --pwsg-checkpoint); a PWSG
-    with listener codes reads each listener's code from their history clip instead."""
+    with listener codes uses a code per listener instead (see ``own_codes``)."""
     pwsg_checkpoint: str | None = None
     """PerFRDiff personalised: the trained PWSG (its checkpoint names GAFRG and PSSL)."""
     own_codes: bool = True
@@ -174,8 +175,6 @@ class _PerFRDiff(_Model):
             self.identity_of = {i: who for who, i in load_items(work, self.cfg.split).identities.items()}
 
     def _stored_readings(self) -> dict[str, dict[str, Any]]:
-        import json
-
         if self.readings_path is None or not self.readings_path.is_file():
             return {}
         try:
