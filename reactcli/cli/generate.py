@@ -31,7 +31,7 @@ def command(
         None, "--timestep-spacing",
         help="PerFRDiff: where the DDIM steps sit among the training steps: trailing (the first step at the "
              "last training step, right for few steps), leading or linspace. Default: the checkpoint's."),
-    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the code that best explains the listener's history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs)."),
+    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the listener's own code if it was trained on them (see --own-codes), else the code that best explains their history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs)."),
     pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
     own_codes: bool = typer.Option(True, "--own-codes/--read-all-codes", help="PerFRDiff personalised with listener codes: a listener the PWSG was trained on (same identity in manifests/identities.json) gets their own learned code; --read-all-codes reads every listener's code from their history clip."),
     mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),

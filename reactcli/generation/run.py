@@ -66,9 +66,9 @@ class GenerateConfig:
     """PerFRDiff personalised: the trained PWSG (its checkpoint names GAFRG and PSSL)."""
     own_codes: bool = True
     """PerFRDiff personalised, PWSG with listener codes: a listener the PWSG was trained on (the
-    same identity in ``manifests/identities.json``) gets their own learned code, fitted on all
-    their training clips; the others' codes are read from their history clip. False: read every
-    listener's code from the history clip."""
+    same identity in ``manifests/identities.json``, a listener of its training split) gets their
+    own learned code, fitted on all their training clips; the others' codes are read from their
+    history clip. False: read every listener's code from the history clip."""
     seed: int = 0
     """Noise seed."""
     device: str = "cpu"
@@ -159,7 +159,14 @@ class _PerFRDiff(_Model):
             self.readings_path: Path | None = None
             self.codes_read = 0  # readings computed (not found in the cache) by this process
             self.codes_own = 0  # items given their own listener's trained code
-            self.identity_of: dict[int, str] = {}  # split listener id -> identity (from use_work)
+            self.identity_of: dict[int, str] | None = None  # split listener id -> identity (use_work)
+            # codes that training moved (their identity was a listener of the training split);
+            # a checkpoint from before this was recorded gives no own codes and reads all codes
+            trained = pck.get("code_listeners")
+            self.trained_rows = [r for r, who in enumerate(self.editor.code_identities)
+                                 if trained is None or who in set(trained)]
+            self.own_rows = {} if trained is None else {who: r for r, who in enumerate(self.editor.code_identities)
+                                                        if who in set(trained)}
 
     def use_work(self, work: str | os.PathLike) -> None:
         """Reuse the code readings made earlier with the same PWSG, GAFRG and reading settings (any
@@ -171,8 +178,12 @@ class _PerFRDiff(_Model):
                                     "reading": CODE_READING})
         self.readings_path = Path(work) / "cache" / "code-readings" / f"{key}.json"
         self.readings.update(self._stored_readings())
+        self.identity_of = {}
         if self.cfg.own_codes:
-            self.identity_of = {i: who for who, i in load_items(work, self.cfg.split).identities.items()}
+            table = load_items(work, self.cfg.split)
+            self.identity_of = {i: who for who, i in table.identities.items()}
+            # who gets their own code is part of what the output depends on (resume fingerprint)
+            self.meta["style"]["own"] = sorted({table.resolver(p.listener) for p in table.pairs} & set(self.own_rows))
 
     def _stored_readings(self) -> dict[str, dict[str, Any]]:
         if self.readings_path is None or not self.readings_path.is_file():
@@ -181,7 +192,7 @@ class _PerFRDiff(_Model):
             stored = json.loads(self.readings_path.read_text(encoding="utf-8"))["readings"]
             k = self.editor.codes.shape[0]
             return {h: r for h, r in stored.items() if 0 <= int(r["row"]) < k and len(r["scores"]) == k}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
     def read_codes(self, batch) -> torch.Tensor:
@@ -193,11 +204,13 @@ class _PerFRDiff(_Model):
         batching or the seed), and a clip is read once (kept in the work directory's cache)."""
         from reactcli.training.perfrdiff_losses import code_scores
 
+        if self.cfg.own_codes and self.identity_of is None:
+            raise ConfigError("own_codes needs to know who is who: call use_work(work) before generating")
         hist = history_batch(batch)
         picks, new = [], 0
         reading = {k: v for k, v in CODE_READING.items() if k != "version"}
         ids = self.editor.code_identities
-        own = {who: row for row, who in enumerate(ids)} if self.identity_of else {}
+        own = self.own_rows if self.identity_of else {}
         for j in range(batch["index"].shape[0]):
             who = self.identity_of.get(int(batch["listener_id"][j])) if own else None
             if who in own:  # a listener the PWSG was trained on: their own code
@@ -207,12 +220,15 @@ class _PerFRDiff(_Model):
             one = {key: v[j:j + 1] for key, v in hist.items()}
             digest = hashlib.sha1()
             for key in sorted(one):
-                digest.update(one[key].detach().cpu().numpy().tobytes())
+                arr = one[key].detach().cpu().numpy()
+                digest.update(f"{key}:{arr.dtype}:{arr.shape};".encode())
+                digest.update(arr.tobytes())
             key = digest.hexdigest()
             if key not in self.readings:
+                # drawn on the CPU whatever the device, so a reading does not depend on it
                 scores = code_scores(self.gafrg, self.editor, self.scheduler, one, target=self.target,
-                                     generator=_seeded(0, int(key[:12], 16), self.dev), **reading)[0]
-                row = int(scores.argmin())
+                                     generator=_seeded(0, int(key[:12], 16), torch.device("cpu")), **reading)[0]
+                row = self.trained_rows[int(scores[self.trained_rows].argmin())]  # never an untrained code
                 self.readings[key] = {"row": row, "identity": ids[row] if row < len(ids) else None,
                                       "scores": [round(float(x), 8) for x in scores]}
                 new += 1

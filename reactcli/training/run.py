@@ -245,6 +245,8 @@ def train_recipe(
 
             # the editor resolves relative layer names ("layers.-1.ffn1"); save what it resolved to,
             # so the checkpoint rebuilds with the same names as its layer_shapes
+            if code_ids is not None:  # the codes that training moves: the split's listeners
+                extra["code_listeners"] = sorted({table.resolver(p.listener) for p in table.pairs})
             extra.update(model="perfrdiff-pwsg", kind="pwsg", build=setup.editor.config.to_dict(),
                          config=setup.editor.config.to_dict(), **pwsg_extra(setup.editor),
                          gafrg_checkpoint=_resolve(work, ck.get("gafrg")), pssl_checkpoint=_resolve(work, ck.get("pssl")),

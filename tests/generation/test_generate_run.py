@@ -149,6 +149,8 @@ def test_personalised_generation_with_listener_codes(work):
     editor = load_pwsg(ck)
     train = load_items(work, "train")
     assert editor.code_identities == sorted(train.identities) and editor.codes.shape == (len(train.identities), 4)
+    # the checkpoint names the codes training moved: the identities that are listeners in the split
+    assert torch.load(ck, weights_only=False)["code_listeners"] == sorted({train.resolver(p.listener) for p in train.pairs})
     with pytest.raises(ConfigError, match="no PSSL"):
         train_recipe(work, {**recipe, "checkpoints": {**recipe["checkpoints"], "pssl": "runs/codes-gafrg/model.pt"}},
                      run="codes-pwsg-bad", overwrite=True)
@@ -198,6 +200,14 @@ def test_personalised_generation_with_listener_codes(work):
     assert own.codes_own == table.n and own.codes_read == 0
     generate_run(work, ck, replace(cfg, own_codes=True), run="pers-own-codes")
     assert load_generated(work, "pers-own-codes", "val", "emotion").shape == (6, 2, 60, 25)
+    assert own.meta["style"]["own"] == sorted({table.resolver(p.listener) for p in table.pairs})  # in the fingerprint
+    off = load_generator(ck, cfg)
+    off.use_work(work)
+    assert off.identity_of == {} and off.meta["style"]["own_codes"] is False and "own" not in off.meta["style"]
+    off.readings, off.trained_rows = {}, [2]  # a code training never moved is never read
+    torch.testing.assert_close(off.read_codes(batch), off.editor.codes.detach()[[2] * table.n])
+    with pytest.raises(ConfigError, match="use_work"):  # own codes without knowing who is who
+        load_generator(ck, replace(cfg, own_codes=True)).read_codes(batch)
 
 
 @pytest.mark.parametrize("recipe", ["reactface", "gafrg"])
