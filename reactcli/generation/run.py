@@ -21,7 +21,7 @@ import torch
 
 from reactcli.errors import ConfigError, InputError
 from reactcli.generation.store import check_stored_run, pending_items
-from reactcli.io import settings_fingerprint, write_json
+from reactcli.io import file_lock, settings_fingerprint, write_json
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
 from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
 from reactcli.training.loop import resolve_device
@@ -234,10 +234,11 @@ class _PerFRDiff(_Model):
                 new += 1
             picks.append(int(self.readings[key]["row"]))
         self.codes_read += new
-        if new and self.readings_path is not None:  # merge with what other shards wrote meanwhile
-            merged = {**self._stored_readings(), **self.readings}
-            write_json(self.readings_path, {"pwsg": self.sources["pwsg"], "gafrg": self.sources["gafrg"],
-                                            "reading": CODE_READING, "readings": merged})
+        if new and self.readings_path is not None:  # merge with what other processes wrote meanwhile
+            with file_lock(self.readings_path):
+                merged = {**self._stored_readings(), **self.readings}
+                write_json(self.readings_path, {"pwsg": self.sources["pwsg"], "gafrg": self.sources["gafrg"],
+                                                "reading": CODE_READING, "readings": merged})
         return self.editor.codes.detach()[torch.tensor(picks, device=self.dev)]
 
     def __call__(self, batch, k, gen):

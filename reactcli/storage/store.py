@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -34,6 +33,7 @@ import numpy as np
 
 import reactcli
 from reactcli.errors import InputError
+from reactcli.io import file_lock
 from reactcli.manifest.io import read_manifest, write_manifest
 from reactcli.manifest.records import ArrayRef
 
@@ -187,24 +187,6 @@ class ShardWriter:
             return str(self.path)
 
 
-@contextmanager
-def _manifest_lock(manifest: Path) -> Iterator[None]:
-    """Exclusive advisory lock (``flock`` on ``<manifest>.lock``) while a manifest is rescanned and
-    rewritten; where ``fcntl`` does not exist (Windows) there is no lock."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    with open(manifest.with_name(manifest.name + ".lock"), "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 class FeatureStore:
     """All committed shard files of one work directory, read lazily.
 
@@ -258,7 +240,7 @@ class FeatureStore:
         if not write:
             refs = self.scan()
         else:
-            with _manifest_lock(self.work / ARRAYS_MANIFEST):
+            with file_lock(self.work / ARRAYS_MANIFEST):
                 refs = self.scan()
                 write_manifest(self.work / ARRAYS_MANIFEST, refs)
         self._index = None
