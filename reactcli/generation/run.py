@@ -69,6 +69,10 @@ class GenerateConfig:
     same identity in ``manifests/identities.json``, a listener of its training split) gets their
     own learned code, fitted on all their training clips; the others' codes are read from their
     history clip. False: read every listener's code from the history clip."""
+    new_listeners: str = "read"
+    """PerFRDiff personalised, PWSG with listener codes, with ``own_codes``: what a listener the
+    PWSG was not trained on gets: ``read`` (the code that best explains their history clip) or
+    ``generic`` (no edit: the generic GAFRG's reaction, as no code is known for them)."""
     seed: int = 0
     """Noise seed."""
     device: str = "cpu"
@@ -154,7 +158,12 @@ class _PerFRDiff(_Model):
                      "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
         if self.editor is not None and self.editor.codes is not None:
-            self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING, "own_codes": cfg.own_codes}
+            if cfg.new_listeners not in ("read", "generic"):
+                raise ConfigError(f"--new-listeners must be read or generic, got {cfg.new_listeners!r}")
+            if cfg.new_listeners == "generic" and not cfg.own_codes:
+                raise ConfigError("--new-listeners generic needs --own-codes (else no listener would be edited)")
+            self.meta["style"] = {"codes": len(self.editor.code_identities), **CODE_READING, "own_codes": cfg.own_codes,
+                                  "new_listeners": cfg.new_listeners}
             self.readings: dict[str, dict[str, Any]] = {}  # history clip content -> code row, scores
             self.readings_path: Path | None = None
             self.codes_read = 0  # readings computed (not found in the cache) by this process
@@ -195,10 +204,11 @@ class _PerFRDiff(_Model):
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
-    def read_codes(self, batch) -> torch.Tensor:
+    def read_codes(self, batch, with_keep: bool = False):
         """Each item's listener code. A listener the PWSG was trained on gets their own code
-        (``own_codes``, once :meth:`use_work` told who is who). Any other listener gets the code
-        whose edited GAFRG best explains their history clip
+        (``own_codes``, once :meth:`use_work` told who is who). Any other listener gets no edit
+        with ``new_listeners="generic"`` (``with_keep`` also returns the (B,) 0/1 mask of the items
+        to edit), or else the code whose edited GAFRG best explains their history clip
         (:func:`~reactcli.training.perfrdiff_losses.code_scores`). The windows and noise are seeded
         by the history clip's content, so the choice depends only on the clip (not on the
         batching or the seed), and a clip is read once (kept in the work directory's cache)."""
@@ -207,7 +217,7 @@ class _PerFRDiff(_Model):
         if self.cfg.own_codes and self.identity_of is None:
             raise ConfigError("own_codes needs to know who is who: call use_work(work) before generating")
         hist = history_batch(batch)
-        picks, new = [], 0
+        picks, new, keep = [], 0, []
         reading = {k: v for k, v in CODE_READING.items() if k != "version"}
         ids = self.editor.code_identities
         own = self.own_rows if self.identity_of else {}
@@ -215,8 +225,14 @@ class _PerFRDiff(_Model):
             who = self.identity_of.get(int(batch["listener_id"][j])) if own else None
             if who in own:  # a listener the PWSG was trained on: their own code
                 picks.append(own[who])
+                keep.append(1.0)
                 self.codes_own += 1
                 continue
+            if self.cfg.new_listeners == "generic":  # not edited: any code, masked out
+                picks.append(self.trained_rows[0])
+                keep.append(0.0)
+                continue
+            keep.append(1.0)
             one = {key: v[j:j + 1] for key, v in hist.items()}
             digest = hashlib.sha1()
             for key in sorted(one):
@@ -239,23 +255,40 @@ class _PerFRDiff(_Model):
                 merged = {**self._stored_readings(), **self.readings}
                 write_json(self.readings_path, {"pwsg": self.sources["pwsg"], "gafrg": self.sources["gafrg"],
                                                 "reading": CODE_READING, "readings": merged})
-        return self.editor.codes.detach()[torch.tensor(picks, device=self.dev)]
+        codes = self.editor.codes.detach()[torch.tensor(picks, device=self.dev)]
+        return (codes, torch.tensor(keep, device=self.dev)) if with_keep else codes
 
     def __call__(self, batch, k, gen):
         from reactcli.models.perfrdiff import generate
 
-        style = None
+        style, editor = None, self.editor
         with torch.no_grad():
-            if self.editor is not None:
-                style = self.read_codes(batch) if self.editor.codes is not None else self.pssl.encode(batch, "history")
+            if self.editor is not None and self.editor.codes is not None:
+                style, keep = self.read_codes(batch, with_keep=True)
+                if not bool(keep.all()):
+                    editor = _MaskedEditor(self.editor, keep)
+            elif self.editor is not None:
+                style = self.pssl.encode(batch, "history")
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
-                         editor=self.editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,
+                         editor=editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,
                          diffusion=self.diffusion, clamp_emotion=self.target != "tdmm")
         y = y.float().cpu().numpy()
         if self.target == "both":
             return {"emotion": y[..., :EMOTION_DIM], "tdmm": y[..., EMOTION_DIM:]}
         return {self.target: y}
+
+
+class _MaskedEditor(torch.nn.Module):
+    """A PWSG whose shifts are zero for the items with ``keep`` 0 (they get the generic reaction)."""
+
+    def __init__(self, editor: torch.nn.Module, keep: torch.Tensor):
+        super().__init__()
+        self.editor = editor
+        self.register_buffer("keep", keep)
+
+    def forward(self, style: torch.Tensor) -> dict[str, Any]:
+        return {name: shift.masked(self.keep) for name, shift in self.editor(style).items()}
 
 
 def load_generator(checkpoint: str | os.PathLike, cfg: GenerateConfig) -> _Model:
@@ -306,9 +339,9 @@ def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
     sums = {role: sha1_of(p) for role, p in sorted(gen_model.sources.items())}
-    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes")
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes", "new_listeners")
                and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
-    # own_codes only matters to a PWSG with codes, whose meta["style"] records it
+    # own_codes / new_listeners only matter to a PWSG with codes, whose meta["style"] records them
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
     return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),

@@ -208,6 +208,22 @@ def test_personalised_generation_with_listener_codes(work):
     torch.testing.assert_close(off.read_codes(batch), off.editor.codes.detach()[[2] * table.n])
     with pytest.raises(ConfigError, match="use_work"):  # own codes without knowing who is who
         load_generator(ck, replace(cfg, own_codes=True)).read_codes(batch)
+    # --new-listeners generic: a listener the PWSG has not met gets the generic reaction, exactly
+    mix = load_generator(ck, replace(cfg, own_codes=True, new_listeners="generic"))
+    mix.use_work(work)
+    first = table.resolver(table.pairs[0].listener)
+    mix.own_rows = {first: mix.own_rows[first]}  # as if only this listener had been met
+    met = np.array([table.resolver(p.listener) == first for p in table.pairs])
+    plain = load_generator(work / "runs" / "codes-gafrg" / "model.pt", replace(cfg, personalised=False))
+    y_mix = mix(batch, 2, torch.Generator().manual_seed(0))["emotion"]
+    y_gen = plain(batch, 2, torch.Generator().manual_seed(0))["emotion"]
+    np.testing.assert_allclose(y_mix[~met], y_gen[~met], rtol=0, atol=1e-6)
+    assert 0 < met.sum() < table.n and not np.allclose(y_mix[met], y_gen[met], rtol=0, atol=1e-6)
+    assert mix.codes_read == 0 and mix.meta["style"]["new_listeners"] == "generic"
+    for bad, match in (({"new_listeners": "generic", "own_codes": False}, "needs --own-codes"),
+                       ({"new_listeners": "guess"}, "read or generic")):
+        with pytest.raises(ConfigError, match=match):
+            load_generator(ck, replace(cfg, **bad))
 
 
 @pytest.mark.parametrize("recipe", ["reactface", "gafrg"])

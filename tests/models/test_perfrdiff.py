@@ -701,3 +701,16 @@ def test_a_new_clip_is_read_as_its_listeners_code(tmp_path):
     fresh = _offset_batch([1, 0, 0, 1], seed=99)
     s = code_scores(setup.gafrg, setup.editor, sch, fresh, windows=8, draws=4, generator=torch.Generator().manual_seed(5))
     assert s.argmin(1).tolist() == [1, 0, 0, 1]
+
+
+def test_masked_weight_shift_zeroes_only_the_masked_items():
+    from reactcli.models.perfrdiff.gafrg import WeightShift
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3 * 4, 5, generator=g)  # 3 items x 4 rows, item-major
+    for shift in (WeightShift(a=torch.randn(3, 2, 5, generator=g), b=torch.randn(3, 6, 2, generator=g),
+                              bias=torch.randn(3, 6, generator=g)),
+                  WeightShift(full=torch.randn(3, 6, 5, generator=g))):
+        out = shift.masked(torch.tensor([1.0, 0.0, 1.0])).delta(x).reshape(3, 4, 6)
+        ref = shift.delta(x).reshape(3, 4, 6)
+        assert torch.equal(out[1], torch.zeros(4, 6)) and torch.equal(out[[0, 2]], ref[[0, 2]])

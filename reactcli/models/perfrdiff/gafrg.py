@@ -199,6 +199,13 @@ class WeightShift:
             out = out + self.bias[:, None, :]
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
+    def masked(self, keep: torch.Tensor) -> "WeightShift":
+        """The same shifts with item g's zeroed where ``keep[g]`` is 0 (that item is not edited:
+        its delta is exactly 0)."""
+        k = keep.to(self.b.dtype if self.b is not None else self.full.dtype)
+        scale = lambda t, n: None if t is None else t * k.view(-1, *([1] * n))  # noqa: E731
+        return WeightShift(a=self.a, b=scale(self.b, 2), full=scale(self.full, 2), bias=scale(self.bias, 1))
+
     def select(self, index: torch.Tensor) -> "WeightShift":
         """The shifts of a subset of items (used to test mixed batches against single items)."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731
