@@ -172,6 +172,9 @@ class _PerFRDiff(_Model):
             # codes that training moved (their identity was a listener of the training split);
             # a checkpoint from before this was recorded gives no own codes and reads all codes
             trained = pck.get("code_listeners")
+            if trained is None and cfg.new_listeners == "generic":
+                raise ConfigError(f"{pw}: this PWSG checkpoint does not record which codes were trained "
+                                  "(code_listeners), so --new-listeners generic would edit no one; retrain it")
             self.trained_rows = [r for r, who in enumerate(self.editor.code_identities)
                                  if trained is None or who in set(trained)]
             self.own_rows = {} if trained is None else {who: r for r, who in enumerate(self.editor.code_identities)

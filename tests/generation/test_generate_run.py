@@ -220,6 +220,12 @@ def test_personalised_generation_with_listener_codes(work):
     np.testing.assert_allclose(y_mix[~met], y_gen[~met], rtol=0, atol=1e-6)
     assert 0 < met.sum() < table.n and not np.allclose(y_mix[met], y_gen[met], rtol=0, atol=1e-6)
     assert mix.codes_read == 0 and mix.meta["style"]["new_listeners"] == "generic"
+    old = torch.load(ck, weights_only=False)
+    del old["code_listeners"]  # a checkpoint from before the record: own codes off, generic refused
+    torch.save(old, work / "old-pwsg.pt")
+    assert load_generator(work / "old-pwsg.pt", replace(cfg, own_codes=True, pwsg_checkpoint=None)).own_rows == {}
+    with pytest.raises(ConfigError, match="code_listeners"):
+        load_generator(work / "old-pwsg.pt", replace(cfg, own_codes=True, new_listeners="generic", pwsg_checkpoint=None))
     for bad, match in (({"new_listeners": "generic", "own_codes": False}, "needs --own-codes"),
                        ({"new_listeners": "guess"}, "read or generic")):
         with pytest.raises(ConfigError, match=match):
