@@ -175,10 +175,13 @@ class _PerFRDiff(_Model):
             if trained is None and cfg.new_listeners == "generic":
                 raise ConfigError(f"{pw}: this PWSG checkpoint does not record which codes were trained "
                                   "(code_listeners), so --new-listeners generic would edit no one; retrain it")
-            self.trained_rows = [r for r, who in enumerate(self.editor.code_identities)
-                                 if trained is None or who in set(trained)]
-            self.own_rows = {} if trained is None else {who: r for r, who in enumerate(self.editor.code_identities)
-                                                        if who in set(trained)}
+            ids = self.editor.code_identities
+            if trained is None:
+                self.trained_rows, self.own_rows = list(range(self.editor.codes.shape[0])), {}
+            else:
+                trained = set(trained)
+                self.trained_rows = [r for r, who in enumerate(ids) if who in trained]
+                self.own_rows = {ids[r]: r for r in self.trained_rows}
 
     def use_work(self, work: str | os.PathLike) -> None:
         """Reuse the code readings made earlier with the same PWSG, GAFRG and reading settings (any
