@@ -100,6 +100,13 @@ class _Model:
     def use_work(self, work: str | os.PathLike) -> None:
         """Keep what is expensive to recompute (e.g. read listener codes) in the work directory."""
 
+    def checksums(self) -> dict[str, str]:
+        """Role -> SHA-1 of every checkpoint in ``sources``, hashed once per loaded model (a
+        paper-size checkpoint is ~100 MB; the cache key, the fingerprint and the record share them)."""
+        if getattr(self, "_checksums", None) is None:
+            self._checksums = {role: sha1_of(p) for role, p in sorted(self.sources.items())}
+        return self._checksums
+
 
 class _ReactFace(_Model):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
@@ -189,7 +196,7 @@ class _PerFRDiff(_Model):
         ignored (read again and rewritten)."""
         if self.editor is None or self.editor.codes is None:
             return
-        key = settings_fingerprint({"checkpoints": {r: sha1_of(p) for r, p in sorted(self.sources.items())},
+        key = settings_fingerprint({"checkpoints": self.checksums(),
                                     "reading": CODE_READING})
         self.readings_path = Path(work) / "cache" / "code-readings" / f"{key}.json"
         self.readings.update(self._stored_readings())
@@ -344,13 +351,14 @@ def _generate_batches(work: Path, gen_model: _Model, cfg: GenerateConfig, run: s
 def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
-    sums = {role: sha1_of(p) for role, p in sorted(gen_model.sources.items())}
+    sums = gen_model.checksums()
     options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes", "new_listeners")
                and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
     # own_codes / new_listeners only matter to a PWSG with codes, whose meta["style"] records them
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
-    return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": sha1_of(checkpoint),
+    known = {gen_model.sources[role]: digest for role, digest in sums.items()}
+    return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": known.get(str(checkpoint)) or sha1_of(checkpoint),
             "checkpoint_sha1s": sums, "config": asdict(cfg), "fingerprint": fp}
 
 

@@ -16,6 +16,7 @@ from reactcli.manifest import read_manifest
 from reactcli.metrics.store import evaluate_run
 from reactcli.storage import FeatureStore
 from reactcli.testing.react_layout import write_tiny_react
+from reactcli.training.checkpoint import sha1_of
 from reactcli.training.run import train_recipe
 
 TINY_REACTFACE = {
@@ -130,7 +131,7 @@ def test_personalised_generation_from_relative_pwsg_layer_names(work):
     assert load_generated(work, "pers", "val", "emotion").shape == (6, 2, 60, 25)
 
 
-def test_personalised_generation_with_listener_codes(work):
+def test_personalised_generation_with_listener_codes(work, monkeypatch):
     """A PWSG with listener codes needs no PSSL: it learns a code per training identity, and at
     generation each item's code is read from its listener's history clip, whatever the batching."""
     from reactcli.generation.run import load_generator
@@ -198,7 +199,13 @@ def test_personalised_generation_with_listener_codes(work):
     rows = [editor.code_identities.index(table.resolver(p.listener)) for p in table.pairs]
     torch.testing.assert_close(own.read_codes(batch), own.editor.codes.detach()[rows])
     assert own.codes_own == table.n and own.codes_read == 0
+    import reactcli.generation.run as gen_run
+    hashed = []
+    monkeypatch.setattr(gen_run, "sha1_of", lambda p: hashed.append(str(p)) or sha1_of(p))
     generate_run(work, ck, replace(cfg, own_codes=True), run="pers-own-codes")
+    assert sorted(hashed) == sorted(map(str, own.sources.values()))  # each checkpoint hashed once per run
+    record = json.loads((work / "runs" / "pers-own-codes" / "generate-val.json").read_text())
+    assert record["checkpoint_sha1"] == sha1_of(ck) and record["checkpoint_sha1s"] == {r: sha1_of(p) for r, p in own.sources.items()}
     assert load_generated(work, "pers-own-codes", "val", "emotion").shape == (6, 2, 60, 25)
     assert own.meta["style"]["own"] == sorted({table.resolver(p.listener) for p in table.pairs})  # in the fingerprint
     off = load_generator(ck, cfg)
