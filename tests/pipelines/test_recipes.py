@@ -251,5 +251,12 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert "perfrdiff-pssl" not in cmds and "--pssl-checkpoint" not in cmds
     assert f"--pwsg-checkpoint {tmp_path}/o/work/runs/perfrdiff-pwsg-codes/model.pt --run perfrdiff-personalised-codes-few " in cmds
     assert "summary-perfrdiff-codes.txt" in cmds
+    # a listener the editor has not met gets the generic reaction unless NEW_LISTENERS=read
+    pers = [c for c in cmds.replace("\\\n", " ").splitlines() if " --personalised " in c]
+    assert len(pers) == 2 and all(c.endswith("--new-listeners generic") for c in pers)
+    assert "--new-listeners" not in emo.stdout  # the PSSL variants have no codes to choose
+    read = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-codes", f"OUT={tmp_path}/o", "NEW_LISTENERS=read"],
+                          capture_output=True, text=True)
+    assert read.stdout.count("--new-listeners read") == 2
     bad = subprocess.run(["make", "-n", "-C", str(HERE), "reactface"], capture_output=True, text=True)
     assert bad.returncode != 0 and "set OUT=DIR (the output folder)" in bad.stderr
