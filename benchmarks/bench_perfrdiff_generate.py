@@ -172,7 +172,7 @@ def main() -> None:
         for p in patches:
             m = model if p == patches[0] else build(p)
             gflop = flops_per_step(m, k, nw, args.guidance != 1.0) / 1e9
-            secs = _time(lambda: generate(m, audio, emotion, tdmm, num_samples=k, steps=args.steps,
+            secs = _time(lambda m=m: generate(m, audio, emotion, tdmm, num_samples=k, steps=args.steps,
                                           guidance=args.guidance, generator=0), dev)
             # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
             timing[f"P={p}"] = {"tflop_at_50_steps": round(gflop * 50 / 1e3, 2), "s_at_steps": round(secs, 2),
