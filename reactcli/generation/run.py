@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -100,12 +101,11 @@ class _Model:
     def use_work(self, work: str | os.PathLike) -> None:
         """Keep what is expensive to recompute (e.g. read listener codes) in the work directory."""
 
+    @cached_property
     def checksums(self) -> dict[str, str]:
         """Role -> SHA-1 of every checkpoint in ``sources``, hashed once per loaded model (a
         paper-size checkpoint is ~100 MB; the cache key, the fingerprint and the record share them)."""
-        if getattr(self, "_checksums", None) is None:
-            self._checksums = {role: sha1_of(p) for role, p in sorted(self.sources.items())}
-        return self._checksums
+        return {role: sha1_of(p) for role, p in sorted(self.sources.items())}
 
 
 class _ReactFace(_Model):
@@ -196,7 +196,7 @@ class _PerFRDiff(_Model):
         ignored (read again and rewritten)."""
         if self.editor is None or self.editor.codes is None:
             return
-        key = settings_fingerprint({"checkpoints": self.checksums(),
+        key = settings_fingerprint({"checkpoints": self.checksums,
                                     "reading": CODE_READING})
         self.readings_path = Path(work) / "cache" / "code-readings" / f"{key}.json"
         self.readings.update(self._stored_readings())
@@ -351,7 +351,7 @@ def _generate_batches(work: Path, gen_model: _Model, cfg: GenerateConfig, run: s
 def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
-    sums = gen_model.checksums()
+    sums = gen_model.checksums
     options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes", "new_listeners")
                and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
     # own_codes / new_listeners only matter to a PWSG with codes, whose meta["style"] records them
