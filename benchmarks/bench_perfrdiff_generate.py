@@ -10,14 +10,18 @@ Measures, for one 750-frame clip with K = 10 samples and classifier-free guidanc
 3. the same as 1 but 10 sequential ``generate(num_samples=1)`` calls (isolates the K batching);
 4. the parameter count of the low-rank (rank 8) vs full-rank PWSG editor at paper size;
 5. the wall time of 1 at the paper's sizes and the requested number of DDIM steps, for each
-   patch size P in ``--frames-per-token`` (reaction frames per denoiser token), with the analytic
-   TFLOP of 50 guided steps beside the 1.78 TFLOP the PerFRDiff supplementary reports. Items
-   1-3 use the first P of the list.
+   patch size P in ``--frames-per-token`` (reaction frames per denoiser token) and each
+   ``--precision`` (the dtype the denoiser runs in: fp32, or bf16, which CPUs with AVX512-BF16 /
+   AMX and bf16 GPUs run several times faster), with the analytic TFLOP of 50 guided steps
+   beside the 1.78 TFLOP the PerFRDiff supplementary reports, and bf16's mean deviation from
+   the fp32 output of the same seed (relative to the output's mean magnitude). Items 1-3 use
+   the first P of the list, in fp32; item 1 is also timed in each other precision, against the
+   authors' pattern in fp32 (their code's precision).
 
 Per-step cost is constant, so the comparison (1-3) can run with fewer steps (``--compare-steps``)
 and still give the right ratio. Usage::
 
-    python benchmarks/bench_perfrdiff_generate.py                 # paper size, 50 steps, P = 1, 10, 25
+    python benchmarks/bench_perfrdiff_generate.py                 # paper size, 50 steps, P = 1, 10, 25, fp32 and bf16
     python benchmarks/bench_perfrdiff_generate.py --steps 10 --compare-steps 2 --frames-per-token 10
 """
 
@@ -92,14 +96,19 @@ def flops_per_step(model: GAFRG, samples: int, windows: int, guidance: bool) -> 
     return 2.0 * ((per_token * cfg.num_layers + io) * tokens + (per_row * cfg.num_layers + time_in) * rows)
 
 
-def _time(fn, device: torch.device) -> float:
+def _timed(fn, device: torch.device) -> tuple[float, object]:
+    """Seconds ``fn()`` took (the device synchronised on both ends) and what it returned."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    fn()
+    out = fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, out
+
+
+def _time(fn, device: torch.device) -> float:
+    return _timed(fn, device)[0]
 
 
 def main() -> None:
@@ -115,6 +124,8 @@ def main() -> None:
     ap.add_argument("--frames-per-token", default="1,10,25",
                     help="comma-separated patch sizes P (GAFRGConfig.frames_per_token; 1 = one token per "
                          "frame) timed at --steps; the batched-vs-sequential comparison uses the first")
+    ap.add_argument("--precision", default="fp32,bf16",
+                    help="comma-separated generation precisions (fp32, bf16) timed at --steps for every P")
     ap.add_argument("--size", choices=("paper", "recipe"), default="paper",
                     help="GAFRG size: paper (d 512, 7 layers, FFN 1024) or the synthetic recipe's "
                          "(d 64, 2 layers, FFN 128, pipelines/synthetic/perfrdiff-gafrg.yaml)")
@@ -156,6 +167,16 @@ def main() -> None:
         res["authors_pattern_cached_conditions_s"] = _time(lambda: authors_pattern(
             model, audio, emotion, tdmm, k, cs, args.guidance, 0, dev, recompute_conditions=False), dev)
         res["speedup_vs_authors_cached_conditions"] = res["authors_pattern_cached_conditions_s"] / res["batched_s"]
+    for prec in args.precision.split(","):
+        if prec == "fp32":
+            continue  # the rows above
+        generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0,
+                 precision=prec)  # warm-up
+        res[f"batched_{prec}_s"] = _time(lambda prec=prec: generate(
+            model, audio, emotion, tdmm, num_samples=k, steps=cs, guidance=args.guidance, generator=0,
+            precision=prec), dev)
+        if not args.skip_authors:  # the authors' code runs in fp32
+            res[f"speedup_{prec}_vs_authors_pattern"] = res["authors_pattern_s"] / res[f"batched_{prec}_s"]
 
     shapes = model.editable_layers()
     names = resolve_layer_names(PWSGConfig().layers, model.config)
@@ -169,15 +190,26 @@ def main() -> None:
         res["steps"] = args.steps
         res["tflop_paper_reported"] = 1.78  # PerFRDiff supplementary, ten 750 x 25 reactions, 50 steps
         timing = {}
+        precisions = args.precision.split(",")
         for p in patches:
             m = model if p == patches[0] else build(p)
             gflop = flops_per_step(m, k, nw, args.guidance != 1.0) / 1e9
-            secs = _time(lambda m=m: generate(m, audio, emotion, tdmm, num_samples=k, steps=args.steps,
-                                          guidance=args.guidance, generator=0), dev)
-            # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
-            timing[f"P={p}"] = {"tflop_at_50_steps": round(gflop * 50 / 1e3, 2), "s_at_steps": round(secs, 2),
-                                "achieved_gflop_per_s": round(gflop * args.steps / secs, 1),
-                                "projected_s_at_50_steps": round(secs * 50 / args.steps, 1)}
+            outs = {}
+            for prec in precisions:
+                generate(m, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0,
+                         precision=prec)  # warm-up (bf16 kernels are set up on first use)
+                secs, outs[prec] = _timed(lambda m=m, prec=prec: generate(
+                    m, audio, emotion, tdmm, num_samples=k, steps=args.steps, guidance=args.guidance, generator=0,
+                    precision=prec), dev)
+                # compute-bound check: the sustained rate, and the seconds 50 steps need at that rate
+                row = {"tflop_at_50_steps": round(gflop * 50 / 1e3, 2), "s_at_steps": round(secs, 2),
+                       "achieved_gflop_per_s": round(gflop * args.steps / secs, 1),
+                       "projected_s_at_50_steps": round(secs * 50 / args.steps, 1)}
+                if prec != "fp32" and "fp32" in outs:
+                    ref = outs["fp32"]
+                    row["mean_abs_diff_vs_fp32_rel"] = round(float((outs[prec] - ref).abs().mean() / ref.abs().mean()), 4)
+                    row["speedup_vs_fp32"] = round(timing[f"P={p} fp32"]["s_at_steps"] / secs, 2)
+                timing[f"P={p} {prec}"] = row
         res["paper_size_generation"] = timing
     print(json.dumps({key: (round(v, 3) if isinstance(v, float) else v) for key, v in res.items()}, indent=1))
 

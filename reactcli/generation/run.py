@@ -74,6 +74,10 @@ class GenerateConfig:
     """PerFRDiff personalised, PWSG with listener codes, with ``own_codes``: what a listener the
     PWSG was not trained on gets: ``read`` (the code that best explains their history clip) or
     ``generic`` (no edit: the generic GAFRG's reaction, as no code is known for them)."""
+    precision: str = "fp32"
+    """PerFRDiff: the dtype the denoiser runs in: ``fp32`` (the same bits on every machine) or
+    ``bf16`` (several times faster on CPUs with AVX512-BF16 / AMX and on bf16 GPUs; the noise and
+    the DDIM update stay float32). Listener-code readings are always made in float32."""
     seed: int = 0
     """Noise seed."""
     device: str = "cpu"
@@ -112,6 +116,8 @@ class _ReactFace(_Model):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
         from reactcli.models.reactface import ReactFace
 
+        if cfg.precision != "fp32":
+            raise ConfigError(f"--precision {cfg.precision} is a PerFRDiff option; ReactFace generates in fp32")
         self.model = ReactFace.from_dict(ck["build"])
         self.model.load_state_dict(ck["state_dict"])
         self.model.to(dev).eval()
@@ -133,7 +139,9 @@ class _ReactFace(_Model):
 class _PerFRDiff(_Model):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
         from reactcli.models.perfrdiff import load_gafrg, load_pssl, load_pwsg, make_scheduler
+        from reactcli.models.perfrdiff.diffusion import precision_dtype
 
+        precision_dtype(cfg.precision)  # a bad name stops before any checkpoint is read
         self.cfg, self.dev = cfg, dev
         self.editor = self.pssl = None
         if cfg.personalised:
@@ -285,7 +293,7 @@ class _PerFRDiff(_Model):
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
                          editor=editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,
-                         diffusion=self.diffusion, clamp_emotion=self.target != "tdmm")
+                         diffusion=self.diffusion, clamp_emotion=self.target != "tdmm", precision=self.cfg.precision)
         y = y.float().cpu().numpy()
         if self.target == "both":
             return {"emotion": y[..., :EMOTION_DIM], "tdmm": y[..., EMOTION_DIM:]}
@@ -352,8 +360,10 @@ def _meta(gen_model: _Model, checkpoint, cfg: GenerateConfig) -> dict[str, Any]:
     """The run's settings record; ``fingerprint`` identifies what determines the output (checkpoint
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
     sums = gen_model.checksums
+    # an option at the value it had before it existed is left out, so older runs keep their fingerprint
+    # (timestep_spacing None: the checkpoint's; precision fp32)
     options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes", "new_listeners")
-               and not (k == "timestep_spacing" and v is None)}  # None: the checkpoint's, as before the option
+               and not (k == "timestep_spacing" and v is None) and not (k == "precision" and v == "fp32")}
     # own_codes / new_listeners only matter to a PWSG with codes, whose meta["style"] records them
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})

@@ -131,6 +131,33 @@ def test_personalised_generation_from_relative_pwsg_layer_names(work):
     assert load_generated(work, "pers", "val", "emotion").shape == (6, 2, 60, 25)
 
 
+def test_bf16_generation_run_is_close_to_fp32_and_never_mixes_with_it(work):
+    """--precision bf16 writes a run within bf16 rounding of the fp32 one, as a run of its own
+    settings (a resume never mixes the two); a bad name or a ReactFace checkpoint is refused."""
+    from reactcli.errors import InputError
+
+    data = {"split": "train", "audio": "mfcc", "crop": None, "frames": 60, "max_appropriate": 2}
+    gafrg = {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16, "window": 20,
+             "speaker_lag": 20}
+    ck = train_recipe(work, {"model": "perfrdiff", "stage": "gafrg", "data": data, "model_config": gafrg,
+                             "train": {"epochs": 1, "batch_size": 4, "max_steps": 2}}, run="gafrg-precision")
+    cfg = GenerateConfig(split="val", num_samples=2, batch_size=3, frames=60, steps=3, guidance=2.0, seed=0)
+    generate_run(work, ck, cfg, run="p32")
+    generate_run(work, ck, replace(cfg, precision="bf16"), run="p16")
+    full = load_generated(work, "p32", "val", "emotion")
+    low = load_generated(work, "p16", "val", "emotion")
+    assert low.shape == full.shape == (6, 2, 60, 25) and not np.array_equal(low, full)
+    assert np.abs(low - full).mean() < 0.02 * np.abs(full).mean()
+    assert json.loads((work / "runs" / "p16" / "generate-val.json").read_text())["config"]["precision"] == "bf16"
+    with pytest.raises(InputError, match="run 'p16' \\(val\\)"):
+        generate_run(work, ck, cfg, run="p16")
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16, got 'half'"):
+        generate_run(work, ck, replace(cfg, precision="half"), run="bad")
+    rf = train_recipe(work, {**TINY_REACTFACE, "train": {**TINY_REACTFACE["train"], "epochs": 1}}, run="rf-precision")
+    with pytest.raises(ConfigError, match="PerFRDiff option"):
+        generate_run(work, rf, replace(cfg, precision="bf16"), run="rf-bf16")
+
+
 def test_personalised_generation_with_listener_codes(work, monkeypatch):
     """A PWSG with listener codes needs no PSSL: it learns a code per training identity, and at
     generation each item's code is read from its listener's history clip, whatever the batching."""

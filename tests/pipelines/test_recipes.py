@@ -230,6 +230,13 @@ def test_makefile_wires_the_recipes(tmp_path):
     full = [c for c in lead if "--steps 10" in c]
     assert len(full) == 2 and all("--timestep-spacing linspace" in c for c in full)
     assert not any("--timestep-spacing" in c for c in lead if "--steps 2" in c)
+    # every PerFRDiff generation (val selection and test runs) takes PRECISION, fp32 by default
+    assert all("--precision fp32" in c for c in lines if " generate " in c and "--checkpoint" in c
+               and "reactface" not in c)
+    low = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o", "PRECISION=bf16"],
+                         capture_output=True, text=True)
+    gens = [c for c in low.stdout.replace("\\\n", " ").splitlines() if " generate " in c and "--checkpoint" in c]
+    assert len(gens) == 3 + 4 and all("--precision bf16" in c for c in gens)
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
     # the emotion-history personalisation: its own PSSL/PWSG runs, the same chosen GAFRG and generic runs

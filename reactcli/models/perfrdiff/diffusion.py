@@ -23,12 +23,18 @@ denoised together:
   feel windows that start up to ``w - stride`` frames later, so this mode is not strictly online
   (use it for rendering; the default non-overlapping mode is causal, and tested to be).
 
+* **Precision.** ``precision="bf16"`` runs the denoiser in bfloat16 (a bf16 copy of GAFRG, the
+  per-item weight shifts cast to it) while the noise, the DDIM update and the blending stay in
+  float32. On CPUs with AVX512-BF16 or AMX (and on bf16 GPUs) its matmuls are several times
+  faster; the default ``fp32`` is bit-for-bit the same on every machine.
+
 Seeds: the initial noise is drawn from one ``torch.Generator`` (a CPU generator for an integer
 seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -39,9 +45,19 @@ from reactcli.errors import ConfigError, InputError
 
 from .gafrg import GAFRG, window_starts
 
-__all__ = ["DiffusionConfig", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM"]
+__all__ = ["DiffusionConfig", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM", "PRECISIONS",
+           "precision_dtype"]
 
 EMOTION_DIM = 25
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+"""Generation precisions: the dtype the denoiser runs in (the sampler's state is always float32)."""
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a generation precision name (``fp32`` or ``bf16``)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return PRECISIONS[precision]
 
 
 @dataclass
@@ -160,6 +176,7 @@ def generate(
     stride: int | None = None,
     diffusion: DiffusionConfig | None = None,
     clamp_emotion: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Generate K reactions per speaker item in one batched pass: (B, K, T, reaction_dim).
 
@@ -179,6 +196,9 @@ def generate(
             override its ``num_inference_steps``/``guidance_scale``.
         clamp_emotion: clip the first 25 dims to the emotion ranges (AUs and expression
             probabilities in [0, 1], valence/arousal in [-1, 1]).
+        precision: ``fp32`` (default) or ``bf16``: the dtype the denoiser runs in (a bfloat16
+            copy of ``gafrg``; ``gafrg`` itself is left in float32). The noise, the DDIM update
+            and the output stay float32.
     """
     cfg = gafrg.config
     gafrg.check_speaker(speaker_audio, speaker_emotion, speaker_tdmm)
@@ -186,6 +206,7 @@ def generate(
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
     if (style is None) != (editor is None):
         raise ConfigError("personalised generation needs both style (B, 512) and editor (a PWSG)")
+    dtype = precision_dtype(precision)
     dcfg = diffusion or DiffusionConfig()
     gen = as_generator(generator)
     dev = torch.device(device) if device is not None else next(gafrg.parameters()).device
@@ -205,26 +226,30 @@ def generate(
 
     was_training = gafrg.training
     gafrg.to(dev).eval()
+    # the denoiser: GAFRG itself, or a low-precision copy (its own weights stay untouched)
+    net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
     try:
         with torch.inference_mode():
-            win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
-                                        starts)
-            shifts = editor.to(dev)(style.to(dev, torch.float32)) if style is not None else None
-            mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
+            win = net.speaker_windows(*(x.to(dev, dtype) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
+                                      starts)
+            shifts = None
+            if style is not None:
+                shifts = {name: s.to(dtype) for name, s in editor.to(dev)(style.to(dev, torch.float32)).items()}
+            mem = net.encode_speaker(*win, starts=starts.repeat(b))
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:
                 # one null memory per window (it keeps the window's clip position, if the model has one)
-                null = gafrg.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev) for x in win), starts=starts)
+                null = net.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev, dtype=dtype) for x in win), starts=starts)
                 mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
-            kv = gafrg.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)
+            kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)
 
             seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
             x = seq[:, :, idx].permute(0, 2, 1, 3, 4)  # (B, nw, K, w, D)
             for t in scheduler.timesteps.tolist():
                 t_row = torch.full((1,), t, dtype=torch.long, device=dev)
                 rows = x[:, None].expand(b, c, nw, k, w, d_out).reshape(-1, w, d_out)
-                out = gafrg(rows, t_row, kv, group=k, shifts=shifts).reshape(b, c, nw, k, w, d_out)
+                out = net(rows.to(dtype), t_row, kv, group=k, shifts=shifts).float().reshape(b, c, nw, k, w, d_out)
                 pred = out[:, 0] if c == 1 else guided(out[:, 0], out[:, 1], guidance)
                 variance = None
                 if dcfg.eta > 0:

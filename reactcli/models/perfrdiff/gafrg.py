@@ -206,6 +206,11 @@ class WeightShift:
         scale = lambda t, n: None if t is None else t * k.view(-1, *([1] * n))  # noqa: E731
         return WeightShift(a=self.a, b=scale(self.b, 2), full=scale(self.full, 2), bias=scale(self.bias, 1))
 
+    def to(self, dtype: torch.dtype) -> "WeightShift":
+        """The same shifts in ``dtype`` (generation in bfloat16 runs the edited layers in it)."""
+        cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
+        return WeightShift(a=cast(self.a), b=cast(self.b), full=cast(self.full), bias=cast(self.bias))
+
     def select(self, index: torch.Tensor) -> "WeightShift":
         """The shifts of a subset of items (used to test mixed batches against single items)."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731
@@ -419,7 +424,7 @@ class GAFRG(nn.Module):
             if starts is None or starts.numel() != m:
                 raise ConfigError(f"GAFRG built with clip_position needs the {m} window start frames, got "
                                   f"{None if starts is None else tuple(starts.shape)}")
-            pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model)
+            pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model).to(self.pos.dtype)
             tokens.append((self.clip_pos_mlp(pos) + self.clip_pos_type)[:, None, :])
         return self.mem_norm(torch.cat(tokens, dim=1))
 
@@ -429,7 +434,7 @@ class GAFRG(nn.Module):
 
     def time_token(self, timesteps: torch.Tensor) -> torch.Tensor:
         """Diffusion-step token (M, 1, d) from integer timesteps (M,)."""
-        emb = self.time_mlp(sinusoidal_embedding(timesteps, self.config.d_model))
+        emb = self.time_mlp(sinusoidal_embedding(timesteps, self.config.d_model).to(self.pos.dtype))
         return self.mem_norm(emb + self.type_emb[0])[:, None, :]
 
     # ------------------------------------------------------------------ denoising
