@@ -230,19 +230,21 @@ def generate(
     net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
     try:
         with torch.inference_mode():
-            win = net.speaker_windows(*(x.to(dev, dtype) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
-                                      starts)
+            win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
+                                        starts)
             shifts = None
             if style is not None:
                 shifts = {name: s.to(dtype) for name, s in editor.to(dev)(style.to(dev, torch.float32)).items()}
-            mem = net.encode_speaker(*win, starts=starts.repeat(b))
+            # the speaker memory is encoded once per generation, in float32 whatever the precision
+            # (this also keeps the emotion GRU off bf16, which cuDNN supports only in recent versions)
+            mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:
                 # one null memory per window (it keeps the window's clip position, if the model has one)
-                null = net.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev, dtype=dtype) for x in win), starts=starts)
+                null = gafrg.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev) for x in win), starts=starts)
                 mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
-            kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]), shifts)
+            kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]).to(dtype), shifts)
 
             seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
             x = seq[:, :, idx].permute(0, 2, 1, 3, 4)  # (B, nw, K, w, D)

@@ -424,7 +424,7 @@ class GAFRG(nn.Module):
             if starts is None or starts.numel() != m:
                 raise ConfigError(f"GAFRG built with clip_position needs the {m} window start frames, got "
                                   f"{None if starts is None else tuple(starts.shape)}")
-            pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model).to(self.pos.dtype)
+            pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model)
             tokens.append((self.clip_pos_mlp(pos) + self.clip_pos_type)[:, None, :])
         return self.mem_norm(torch.cat(tokens, dim=1))
 
