@@ -111,6 +111,12 @@ def _time(fn, device: torch.device) -> float:
     return _timed(fn, device)[0]
 
 
+def _warm_up(model: GAFRG, audio, emotion, tdmm, precision: str = "fp32") -> None:
+    """One tiny generation, so that kernel set-up (bf16 kernels on first use) is not timed."""
+    generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0,
+             precision=precision)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=750)
@@ -136,6 +142,7 @@ def main() -> None:
     torch.manual_seed(0)
     size = {} if args.size == "paper" else dict(d_model=64, num_layers=2, num_heads=4, ffn_dim=128, emotion_hidden=64)
     patches = [int(p) for p in args.frames_per_token.split(",")]
+    precisions = args.precision.split(",")
 
     def build(patch: int) -> GAFRG:
         torch.manual_seed(0)
@@ -151,7 +158,7 @@ def main() -> None:
                               "samples": k, "frames_per_token": patches[0], "time_on_queries": args.time_on_queries,
                               "gafrg_params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
 
-    generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0)  # warm-up
+    _warm_up(model, audio, emotion, tdmm)
     nw = len(window_starts(args.frames, model.config.window, model.config.window))
     res["gflop_per_ddim_step"] = round(flops_per_step(model, k, nw, args.guidance != 1.0) / 1e9, 1)
     res["compare_steps"] = cs
@@ -167,11 +174,10 @@ def main() -> None:
         res["authors_pattern_cached_conditions_s"] = _time(lambda: authors_pattern(
             model, audio, emotion, tdmm, k, cs, args.guidance, 0, dev, recompute_conditions=False), dev)
         res["speedup_vs_authors_cached_conditions"] = res["authors_pattern_cached_conditions_s"] / res["batched_s"]
-    for prec in args.precision.split(","):
+    for prec in precisions:
         if prec == "fp32":
             continue  # the rows above
-        generate(model, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0,
-                 precision=prec)  # warm-up
+        _warm_up(model, audio, emotion, tdmm, prec)
         res[f"batched_{prec}_s"] = _time(lambda prec=prec: generate(
             model, audio, emotion, tdmm, num_samples=k, steps=cs, guidance=args.guidance, generator=0,
             precision=prec), dev)
@@ -190,14 +196,12 @@ def main() -> None:
         res["steps"] = args.steps
         res["tflop_paper_reported"] = 1.78  # PerFRDiff supplementary, ten 750 x 25 reactions, 50 steps
         timing = {}
-        precisions = args.precision.split(",")
         for p in patches:
             m = model if p == patches[0] else build(p)
             gflop = flops_per_step(m, k, nw, args.guidance != 1.0) / 1e9
             outs = {}
             for prec in precisions:
-                generate(m, audio[:, :100], emotion[:, :100], tdmm[:, :100], num_samples=2, steps=1, generator=0,
-                         precision=prec)  # warm-up (bf16 kernels are set up on first use)
+                _warm_up(m, audio, emotion, tdmm, prec)
                 secs, outs[prec] = _timed(lambda m=m, prec=prec: generate(
                     m, audio, emotion, tdmm, num_samples=k, steps=args.steps, guidance=args.guidance, generator=0,
                     precision=prec), dev)
