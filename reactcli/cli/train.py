@@ -25,11 +25,12 @@ def command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed (default: the recipe's, else the global --seed)."),
     resume: bool = typer.Option(True, help="Resume from WORK/runs/RUN/last.pt when it exists (only a run of the same recipe, seed, data and parent checkpoints; more --epochs is fine)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="If WORK/runs/RUN holds a run of other settings, start it over instead of stopping."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override one recipe value, section.key=value (repeatable; the value is read as YAML), e.g. --set model_config.frames_per_token=2. The run records the resolved recipe."),
 ) -> None:
     """Train a generator; logs per-epoch losses to WORK/runs/RUN/log.jsonl and the console."""
-    from reactcli.training.run import load_recipe, train_recipe
+    from reactcli.training.run import apply_overrides, load_recipe, train_recipe
 
-    recipe = load_recipe(config)
+    recipe = apply_overrides(load_recipe(config), set_ or [])
     if model:
         recipe["model"] = model
     if stage:

@@ -54,6 +54,32 @@ def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def apply_overrides(recipe: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """Set recipe values from ``section.key=value`` items (``reactcli train --set``), in place.
+
+    The dotted path names nested mappings (created when missing); the value is read as YAML, so
+    ``2``, ``1.0e-3``, ``true``, ``null`` and ``[a, b]`` get their types. A key the section does
+    not know is refused later, by the section's own check, as in a recipe file."""
+    for item in items:
+        path, sep, text = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. model_config.frames_per_token=2")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        node = recipe
+        for depth, key in enumerate(keys[:-1]):
+            if node.get(key) is None:  # a missing (or empty) section
+                node[key] = {}
+            node = node[key]
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(keys[:depth + 1])} is not a section")
+        node[keys[-1]] = value
+    return recipe
+
+
 def _dc(cls: type, values: dict[str, Any] | None, where: str):
     values = dict(values or {})
     names = {f.name for f in fields(cls)}

@@ -197,6 +197,19 @@ def test_perfrdiff_recipes_end_to_end(cli_module, work, tmp_path):
     assert codes["FRCorr"] != generic["FRCorr"]
 
 
+def test_train_set_overrides_a_recipe_value(cli_module, work, tmp_path):
+    """`reactcli train --set` changes one value of a shipped recipe and the run records it; a key
+    the section does not know stops with one line."""
+    g = _train(cli_module, work, HERE / "perfrdiff-gafrg.yaml", tmp_path, "--set", "model_config.frames_per_token=2",
+               run="gafrg-p2")
+    saved = torch.load(g, weights_only=False)
+    assert saved["config"]["frames_per_token"] == 2 and saved["recipe"]["model_config"]["frames_per_token"] == 2
+    res = cli_module("train", "--work", work, "--config", tmp_path / "perfrdiff-gafrg.yaml", "--run", "bad",
+                     "--set", "model_config.frames_per_tokens=2")
+    assert res.exit_code != 0 and "unknown keys ['frames_per_tokens']" in res.output
+    assert "Traceback" not in res.output
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_makefile_wires_the_recipes(tmp_path):
     out = subprocess.run(["make", "-n", "-C", str(HERE), "all", f"OUT={tmp_path}/o"], capture_output=True, text=True)
@@ -237,6 +250,12 @@ def test_makefile_wires_the_recipes(tmp_path):
                          capture_output=True, text=True)
     gens = [c for c in low.stdout.replace("\\\n", " ").splitlines() if " generate " in c and "--checkpoint" in c]
     assert len(gens) == 3 + 4 and all("--precision bf16" in c for c in gens)
+    # GAFRG_SET passes recipe overrides to every GAFRG training, and only to those
+    patched = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o",
+                              "GAFRG_SET=model_config.frames_per_token=2 train.epochs=3"], capture_output=True, text=True)
+    trains = [c for c in patched.stdout.splitlines() if " train " in c]
+    sets = "--set model_config.frames_per_token=2 --set train.epochs=3"
+    assert sum(sets in c for c in trains) == 3 and all(sets in c for c in trains if "perfrdiff-gafrg.yaml" in c)
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
     # the emotion-history personalisation: its own PSSL/PWSG runs, the same chosen GAFRG and generic runs
