@@ -25,8 +25,9 @@ denoised together:
 
 * **Precision.** ``precision="bf16"`` runs the per-step denoiser in bfloat16 (a bf16 copy of
   GAFRG, the per-item weight shifts cast to it) while the speaker memory (encoded once per
-  generation), the noise, the DDIM update and the blending stay in float32. On CPUs with AVX512-BF16 or AMX (and on bf16 GPUs) its matmuls are several times
-  faster; the default ``fp32`` is bit-for-bit the same on every machine.
+  generation), the noise, the DDIM update and the blending stay in float32. On CPUs with
+  AVX512-BF16 or AMX (and on bf16 GPUs) its matmuls are several times faster; the default
+  ``fp32`` is bit-for-bit the same on every machine.
 
 Seeds: the initial noise is drawn from one ``torch.Generator`` (a CPU generator for an integer
 seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
