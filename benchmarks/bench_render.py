@@ -31,8 +31,8 @@ def main() -> None:
     from reactcli.generation.store import write_generated
     from reactcli.render.face2d import render_sequence
     from reactcli.render.video import RenderConfig, grid_layout, render_items
-    from reactcli.testing.react_layout import write_tiny_react
-    from reactcli.training.data import load_items
+    from reactcli.synthetic.react_layout import write_tiny_react
+    from reactcli.manifest.items import load_items
 
     rng = np.random.default_rng(0)
     T, K = args.frames, args.samples

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from reactcli.demo import (
     DEMO_STAGES,
     DemoConfig,
-    _check_same_config,
     load_demo_recipe,
     poster_frame,
     quick_config,
 )
+from reactcli.demo.run import _check_same_config
 from reactcli.errors import ConfigError, InputError
-from reactcli.testing.screenshot import find_chromium, screenshot
+from tests.helpers.screenshot import find_chromium, screenshot
 
 MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised")
 BASELINES = ("gt", "mime", "random", "meanseq", "meanfr")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from reactcli.appropriate import precision_recall, row_stats
-from reactcli.report import SECTIONS, loss_curves_png, render_markdown, write_report
-from reactcli.testing.screenshot import find_chromium, screenshot
+from reactcli.demo.report import SECTIONS, loss_curves_png, render_markdown, write_report
+from tests.helpers.screenshot import find_chromium, screenshot
 
 
 def _png(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (240, 120)) -> Path:

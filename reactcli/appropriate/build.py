@@ -43,8 +43,8 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, write_manifest
 from reactcli.storage import FeatureStore
-from reactcli.corpora.common import check_matrix
-from reactcli.training.data import ItemTable, load_items
+from reactcli.manifest.items import check_matrix
+from reactcli.manifest.items import ItemTable, load_items
 
 EMOTION_GROUPS = ((0, 15), (15, 17), (17, 25))
 EMOTION_WEIGHTS = (1 / 15, 1.0, 1 / 8)

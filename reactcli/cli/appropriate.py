@@ -94,7 +94,7 @@ def sweep_cmd(
 ) -> None:
     """F1 of several rules (auto, top-k, quantile thresholds) against a truth, from cached distances."""
     from reactcli.appropriate import BuildConfig, load_truth, sweep
-    from reactcli.training.data import load_items
+    from reactcli.manifest.items import load_items
 
     n = load_items(work, split).n
     rows = sweep(work, split, load_truth(truth, n), BuildConfig(distance=distance, downsample=downsample))

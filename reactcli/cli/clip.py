@@ -36,7 +36,7 @@ def command(
     slurm_timeout: float = SLURM_TIMEOUT,
 ) -> None:
     """Cut every session into 30 s clips (video, WAV, emotion/3DMM slices) + clips/pairs manifests; resumable."""
-    from reactcli.media.stage import ClipStageConfig, run_clip
+    from reactcli.corpora.clip_stage import ClipStageConfig, run_clip
 
     cfg = ClipStageConfig(clip_seconds=clip_seconds, stride_seconds=stride, frames=frames, fps=fps,
                           sample_rate=sample_rate, remainder=remainder, min_remainder_s=min_remainder,

@@ -59,7 +59,7 @@ def command(
         on_stage("done", len(DEMO_STAGES), len(DEMO_STAGES))
         bar.update(overall, completed=len(DEMO_STAGES), description="demo")
 
-    print_table(result["metrics"], title=f"REACT metrics ({cfg.split} split, emotion protocol)")
+    print_table(result["metrics"], out, title=f"REACT metrics ({cfg.split} split, emotion protocol)")
     out.print(f"total: {result['total_wall_s']:.0f} s wall, {result['total_cpu_s']:.0f} s CPU; "
               f"metrics in {Path(out_dir) / 'metrics'}; report.md beside the HTML")
     typer.echo(str(Path(result["report_html"]).resolve()))

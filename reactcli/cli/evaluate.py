@@ -68,5 +68,5 @@ def arrays(
     if fid is not None:
         metrics["FRRea_detail"] = fid
     write_report(metrics, out_path)
-    print_table({name: metrics})
+    print_table({name: metrics}, out)
     out.print(f"wrote {out_path}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from reactcli.cli.common import handle_errors
+from reactcli.cli.common import handle_errors, out
 
 
 @handle_errors
@@ -27,6 +27,6 @@ def run_command(
     for r in run:
         out = (out_dir / f"{r}.json") if out_dir else None
         results[r] = evaluate_run(work, r, split, feature=feature, compat=compat, out=out)
-    print_table(results)
+    print_table(results, out)
     for r, res in results.items():
         typer.echo(f"{r}: {res['path']}")

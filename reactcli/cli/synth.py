@@ -1,6 +1,6 @@
 """``reactcli synth``: generate a synthetic dyadic corpus (REACT clip layout or raw sessions).
 
-Thin layer over :func:`reactcli.testing.synth.synthesize`; see that module for the generative
+Thin layer over :func:`reactcli.synthetic.synthesize`; see that module for the generative
 model, the exact file names and the truth files.
 """
 
@@ -38,7 +38,7 @@ def command(
     recurring_experts: int = typer.Option(0, "--recurring-experts", min=0, help="NoXI-like sessions take their Expert from a pool of this many recurring people (as NoXI experts recur across sessions and splits); 0: every participant is in one session only. Who is who goes to truth/identities.json (give it to `prepare react --identities`, or `prepare synthetic --identities` for --layout raw)."),
 ) -> None:
     """Generate a synthetic corpus with known truth (patterns, response modes, styles)."""
-    from reactcli.testing.synth import SynthConfig, synthesize  # noqa: PLC0415
+    from reactcli.synthetic import SynthConfig, synthesize  # noqa: PLC0415
 
     if layout not in ("react", "raw"):
         raise ConfigError(f"--layout must be 'react' or 'raw', got {layout!r}")

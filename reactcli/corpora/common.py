@@ -72,27 +72,6 @@ def load_tdmm_npy(path: str | os.PathLike, frames: int | None = None, dims: int 
     return arr.astype(np.float32)
 
 
-def check_matrix(m: np.ndarray, path: str | os.PathLike, n_items: int, split: str | None = None) -> str | None:
-    """Why an appropriateness matrix is unusable for ``n_items`` items (None if it is fine).
-
-    It must be square, ``n_items`` x ``n_items``, hold only 0/1, and have no empty row (every
-    item's own listener is appropriate).
-    """
-    for_split = f" for split {split!r}" if split else ""
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        return f"{path}: appropriateness matrix has shape {m.shape}, expected square ({n_items}, {n_items})"
-    if not np.isfinite(m).all() or not np.isin(m, (0, 1)).all():
-        return f"{path}: appropriateness matrix must hold only 0/1 values"
-    if m.shape[0] != n_items:
-        return f"{path}: appropriateness matrix is {m.shape[0]}x{m.shape[0]}, expected {n_items}x{n_items}{for_split}"
-    empty = np.flatnonzero(m.sum(1) == 0)
-    if empty.size:
-        item = f" (item {split}/{int(empty[0])})" if split else ""
-        return (f"{path}: appropriateness row {int(empty[0])}{item} is empty ({empty.size} empty rows; "
-                "every item needs at least its own listener)")
-    return None
-
-
 @dataclass
 class ValidationReport:
     """What a reader found wrong, item by item (written to ``reports/`` with ``--skip-bad``)."""

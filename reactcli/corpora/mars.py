@@ -12,25 +12,27 @@ Each ``session<k>/<clip>`` recorded on both sides is one two-person *recording*,
 :class:`SessionRecord` with id ``MARS/<split>-session<k>-<clip>`` (speaker first, then listener)
 and the folder's split, so the generic ``reactcli clip`` stage can cut it. Appropriateness in
 MARS is by session: every listener reaction of the same ``session<k>`` counts as appropriate for
-a speaker clip of that session; :func:`group_of` recovers ``<split>/session<k>`` from a session
-id and the clip stage uses it to write ``manifests/appropriate_<split>.jsonl`` for MARS work dirs.
+a speaker clip of that session; :func:`reactcli.manifest.ids.group_of` recovers
+``<split>/session<k>`` from a session id and the clip stage uses it to write
+``manifests/appropriate_<split>.jsonl`` for MARS work dirs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import reactcli
 from reactcli.corpora.common import ValidationReport
-from reactcli.corpora.raw import RawSummary, _probe_video, read_session_identities, write_session_manifests
+from reactcli.corpora.raw import RawSummary, read_session_identities, write_session_manifests
 from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.manifest import ParticipantRecord, SessionRecord
+from reactcli.manifest.ids import mars_session_id
+from reactcli.media.probe import probe_video
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ SIDES = ("speaker", "listener")
 #: (kind in the manifest, folder, extension); the first video folder that has the clip wins.
 VIDEO_DIRS = ("video-face-crop", "video-raw")
 FILES = {"audio": ("audio", ".wav"), "emotion": ("facial-attributes", ".npy"), "tdmm": ("coefficients", ".npy")}
-_ID = re.compile(r"^MARS/(?P<split>[^-/]+)-(?P<session>session[^-/]+)-(?P<clip>[^/]+)$")
 
 
 @dataclass
@@ -55,14 +56,6 @@ class MarsConfig:
     """JSON map participant ``MARS/<split>-session<k>-<clip>/<speaker|listener>`` (or clip id) ->
     identity, for persons who recur across recordings (:mod:`reactcli.manifest.identities`);
     kept as ``manifests/identities.json``."""
-
-
-def group_of(session_id: str) -> str:
-    """``MARS/<split>-session<k>-<clip>`` -> ``<split>/session<k>`` (the appropriateness group)."""
-    m = _ID.match(session_id)
-    if not m:
-        raise InputError(f"{session_id}: not a MARS session id (expected MARS/<split>-session<k>-<clip>)")
-    return f"{m['split']}/{m['session']}"
 
 
 def _find(split_dir: Path, side: str, session: str, clip: str) -> tuple[dict[str, Path], list[str]]:
@@ -113,14 +106,14 @@ def prepare_mars(
                         keys.add((f.parent.name, f.stem))
         todo = sorted(keys)
         for n, (session, clip) in enumerate(todo, 1):
-            sid = f"MARS/{split}-{session}-{clip}"
+            sid = mars_session_id(split, session, clip)
             parts, problems, fps_dur = [], [], []
             for side in SIDES:
                 files, probs = _find(sdir, side, session, clip)
                 problems += probs
                 if cfg.probe and "video" in files and not probs:
                     try:
-                        fps_dur.append(_probe_video(files["video"]))
+                        fps_dur.append(probe_video(files["video"]))
                     except InputError as exc:
                         problems.append(str(exc))
                 parts.append(ParticipantRecord(

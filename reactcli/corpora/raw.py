@@ -6,7 +6,7 @@ length, and writes ``manifests/sessions.jsonl`` (one :class:`SessionRecord` per 
 speaker side -- NoXI ``Expert``, RECOLA ``P25``/``P41``/``P45`` -- as the first participant) plus
 ``reports/prepare-<corpus>.json``. Clipping is a later stage (``reactcli clip``).
 
-Default layouts (data.md, and exactly what :mod:`reactcli.testing.synth` writes with
+Default layouts (data.md, and exactly what :mod:`reactcli.synthetic` writes with
 ``layout="raw"``); every pattern is relative to the session folder, ``{person}`` is the
 participant folder name and ``{session}`` the session folder name; a kind may list alternatives,
 the first existing file wins::
@@ -36,7 +36,7 @@ split.
 Identities (``identities``, ``--identities FILE``): a JSON map from participants
 ``<site>/<session>/<person>`` (or clip ids ``.../<clip>``) to identity names, for persons who
 recur across sessions (NoXI experts). It is checked against the participants as ``reactcli clip``
-will name them (:func:`reactcli.media.stage.participant_id`: NoXI ``Expert`` -> ``Expert_video``;
+will name them (:func:`reactcli.manifest.ids.participant_id`: NoXI ``Expert`` -> ``Expert_video``;
 the raw folder name is accepted too and rewritten) before anything is written, and kept as
 ``manifests/identities.json`` in the clip ids' names, so the clipped items resolve through it;
 a prepare without the option removes an old map (:mod:`reactcli.manifest.identities`).
@@ -59,6 +59,8 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.io import write_json
 from reactcli.manifest import ParticipantRecord, SessionRecord, write_manifest
 from reactcli.manifest.identities import count_identities, read_identity_map, write_identity_map
+from reactcli.manifest.ids import participant_id
+from reactcli.media.probe import probe_video
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +191,6 @@ def assign_splits(ids: list[str], rule: str, cycle: tuple[str, ...], truth: dict
     raise ConfigError(f"--split-rule {rule!r}: expected one of {', '.join(SPLIT_RULES)}")
 
 
-def _probe_video(path: Path) -> tuple[float, float]:
-    """(fps, duration in seconds from the frame count) of a participant video."""
-    from reactcli.media.probe import probe
-
-    info = probe(path)
-    if not info.has_video or not info.fps:
-        raise InputError(f"{path}: has no video stream")
-    frames = info.num_frames or int(round(info.duration_s * info.fps))
-    return float(info.fps), frames / float(info.fps)
-
-
 def read_sessions(
     root: str | os.PathLike,
     layout: RawLayout,
@@ -245,7 +236,7 @@ def read_sessions(
                 files[kind] = path
             if cfg.probe and "video" in files:
                 try:
-                    fps_dur.append(_probe_video(files["video"]))
+                    fps_dur.append(probe_video(files["video"]))
                 except InputError as exc:
                     problems.append(str(exc))
             parts.append(ParticipantRecord(
@@ -276,7 +267,6 @@ def read_session_identities(path: str | os.PathLike, sessions: list[SessionRecor
 
     Raises ``InputError`` naming the file when the map is malformed or names nobody of ``sessions``.
     """
-    from reactcli.media.stage import participant_id  # noqa: PLC0415 - media stack only when needed
 
     participants: list[str] = []
     aliases: dict[str, str] = {}

@@ -30,7 +30,8 @@ from typing import Callable
 import numpy as np
 
 import reactcli
-from reactcli.corpora.common import ValidationReport, check_matrix, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy
+from reactcli.manifest.items import check_matrix
 from reactcli.errors import InputError
 from reactcli.io import save_npy, write_json
 from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest

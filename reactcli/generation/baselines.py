@@ -13,10 +13,10 @@ import numpy as np
 
 from reactcli.generation.store import check_stored_run, finalize_run, pending_items, write_generated
 from reactcli.io import settings_fingerprint
-from reactcli.metrics.store import real_arrays
 from reactcli.models.baselines import make_baseline
 from reactcli.storage import FeatureStore
-from reactcli.training.data import load_items
+from reactcli.storage.items import real_arrays
+from reactcli.manifest.items import load_items
 
 FEATURES = ("emotion", "tdmm")
 

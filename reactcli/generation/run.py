@@ -24,7 +24,8 @@ from reactcli.errors import ConfigError, InputError
 from reactcli.generation.store import check_stored_run, pending_items
 from reactcli.io import file_lock, settings_fingerprint, write_json
 from reactcli.training.checkpoint import load_checkpoint, sha1_of
-from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
+from reactcli.manifest.items import load_items
+from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch
 from reactcli.training.loop import resolve_device
 
 EMOTION_DIM, TDMM_DIM = 25, 58

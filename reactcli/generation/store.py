@@ -25,7 +25,7 @@ from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.manifest import GeneratedRecord, read_manifest, write_manifest
 from reactcli.storage import FeatureStore, ShardWriter
-from reactcli.training.data import ItemTable
+from reactcli.manifest.items import ItemTable
 
 log = logging.getLogger(__name__)
 

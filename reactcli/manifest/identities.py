@@ -27,16 +27,11 @@ from typing import Iterable
 
 from reactcli.errors import InputError
 from reactcli.io import write_json
+from reactcli.manifest.ids import participant_of
 
-__all__ = ["identity_of", "participant_of", "read_identity_map", "write_identity_map", "count_identities", "IdentityResolver"]
+__all__ = ["identity_of", "read_identity_map", "write_identity_map", "count_identities", "IdentityResolver"]
 
 MANIFEST_NAME = "identities.json"
-
-
-def participant_of(clip_id: str) -> str:
-    """``<site>/<session>/<person>`` of a clip id ``<site>/<session>/<person>/<clip>``."""
-    parts = clip_id.split("/")
-    return "/".join(parts[:-1]) if len(parts) > 1 else clip_id
 
 
 def identity_of(clip_id: str, mapping: dict[str, str] | None = None) -> str:

@@ -136,3 +136,14 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         )
     finally:
         container.close()
+
+
+def probe_video(path: str | os.PathLike[str]) -> tuple[float, float]:
+    """(fps, duration in seconds from the frame count) of a video, e.g. a raw participant video.
+
+    Raises :class:`~reactcli.errors.InputError` naming the file when it has no video stream."""
+    info = probe(path)
+    if not info.has_video or not info.fps:
+        raise InputError(f"{path}: has no video stream")
+    frames = info.num_frames or int(round(info.duration_s * info.fps))
+    return float(info.fps), frames / float(info.fps)

@@ -35,7 +35,7 @@ from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
 from reactcli.metrics.personal import listener_ids, personal_matrix, seen_groups
 from reactcli.metrics.store import protocol, run_arrays
-from reactcli.training.data import load_items
+from reactcli.manifest.items import load_items
 
 __all__ = ["HIGHER_IS_BETTER", "item_scores", "paired_difference", "compare_runs"]
 

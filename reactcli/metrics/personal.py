@@ -37,7 +37,7 @@ from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
 from reactcli.metrics.store import protocol, run_arrays
-from reactcli.training.data import ItemTable, load_items
+from reactcli.manifest.items import ItemTable, load_items
 
 __all__ = ["personal_matrix", "personal_scores", "listener_ids", "seen_groups", "evaluate_personal"]
 

@@ -73,8 +73,6 @@ def metrics_table(metrics_by_name: dict[str, dict], title: str = "REACT metrics"
     return table
 
 
-def print_table(metrics_by_name: dict[str, dict], title: str = "REACT metrics", console=None) -> None:
-    """Print :func:`metrics_table` to the CLI's stdout console (``reactcli.cli.common.out``)."""
-    if console is None:
-        from reactcli.cli.common import out as console
+def print_table(metrics_by_name: dict[str, dict], console, title: str = "REACT metrics") -> None:
+    """Print :func:`metrics_table` to a rich ``console`` (the CLI passes its stdout console)."""
     console.print(metrics_table(metrics_by_name, title=title))

@@ -12,17 +12,7 @@ from reactcli.errors import InputError
 from reactcli.generation.store import load_generated
 from reactcli.metrics.core import evaluate_arrays
 from reactcli.metrics.report import write_report
-from reactcli.storage import FeatureStore
-from reactcli.training.data import load_items
-
-
-def real_arrays(work: str | os.PathLike, split: str, feature: str, frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """L (N,T,D) real listeners, S (N,T,D) speakers, A (N,N) of a split, in item order."""
-    table = load_items(work, split, require_appropriate=True)
-    store = FeatureStore(work)
-    L = np.stack([np.asarray(store.read(p.listener, feature), np.float32)[:frames] for p in table.pairs])
-    S = np.stack([np.asarray(store.read(p.speaker, feature), np.float32)[:frames] for p in table.pairs])
-    return L, S, table.appropriate
+from reactcli.storage.items import real_arrays
 
 
 def protocol(feature: str) -> str:

@@ -1,6 +1,6 @@
 """Training/generation data: speaker-listener items of a split, read from the feature store.
 
-An :class:`ItemTable` is the split's items (``manifests/pairs.jsonl``) in challenge order plus
+An :class:`~reactcli.manifest.items.ItemTable` is the split's items (``manifests/pairs.jsonl``) in challenge order plus
 its appropriateness matrix (``appropriate/<split>.npy``; without one, each item's only
 appropriate reaction is its own listener). :class:`ReactionDataset` turns an item into the
 sample dict every model consumes (see ``docs`` in the model modules):
@@ -21,8 +21,7 @@ per dataset instance, since a training run reads each clip many times.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,59 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from reactcli.errors import InputError
-from reactcli.manifest import PairRecord, read_manifest
-from reactcli.manifest.identities import IdentityResolver
+from reactcli.manifest.items import ItemTable
 from reactcli.storage import FeatureStore
-
-
-@dataclass
-class ItemTable:
-    split: str
-    pairs: list[PairRecord]
-    appropriate: np.ndarray  # (N, N) uint8
-    identities: dict[str, int] = field(default_factory=dict)  # identity -> id
-    resolver: IdentityResolver = field(default_factory=IdentityResolver)
-    """clip id -> identity (the work directory's ``manifests/identities.json``, see
-    :mod:`reactcli.manifest.identities`)."""
-
-    @property
-    def n(self) -> int:
-        return len(self.pairs)
-
-    def listener_id(self, i: int) -> int:
-        return self.identities[self.resolver(self.pairs[i].listener)]
-
-    def rows(self) -> list[np.ndarray]:
-        return [np.flatnonzero(self.appropriate[i]) for i in range(self.n)]
-
-
-def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLike | None = None,
-               require_appropriate: bool = False) -> ItemTable:
-    """The items of ``split`` and their appropriateness matrix from a work directory."""
-    work = Path(work)
-    pairs = [p for p in read_manifest(work / "manifests/pairs.jsonl", PairRecord) if p.split == split]
-    if not pairs:
-        raise InputError(f"{work}/manifests/pairs.jsonl: no items of split {split!r}")
-    pairs.sort(key=lambda p: p.index)
-    if [p.index for p in pairs] != list(range(len(pairs))):
-        raise InputError(f"{work}/manifests/pairs.jsonl: item indices of split {split!r} are not 0..{len(pairs) - 1}")
-    mpath = Path(appropriate) if appropriate else work / "appropriate" / f"{split}.npy"
-    if mpath.is_file():
-        m = np.load(mpath, allow_pickle=False)
-        if m.shape != (len(pairs), len(pairs)):
-            raise InputError(f"{mpath}: appropriateness matrix is {m.shape}, expected ({len(pairs)}, {len(pairs)}) for split {split!r}")
-        m = (m > 0).astype(np.uint8)
-        empty = np.flatnonzero(m.sum(1) == 0)
-        if empty.size:
-            raise InputError(f"{mpath}: appropriateness row {int(empty[0])} (item {split}/{int(empty[0])}) is empty")
-    elif require_appropriate:
-        raise InputError(f"{mpath}: appropriateness matrix not found (run `reactcli appropriate build --split {split}`)")
-    else:
-        m = np.eye(len(pairs), dtype=np.uint8)
-    resolver = IdentityResolver.from_work(work)
-    idents = sorted({resolver(c) for p in pairs for c in (p.speaker, p.listener)})
-    return ItemTable(split=split, pairs=pairs, appropriate=m, identities={k: i for i, k in enumerate(idents)},
-                     resolver=resolver)
 
 
 @dataclass

@@ -34,7 +34,8 @@ from reactcli.io import atomic_open, settings_fingerprint
 from reactcli.manifest.identities import MANIFEST_NAME as IDENTITY_MANIFEST
 from reactcli.storage import FeatureStore
 from reactcli.training.checkpoint import input_record, sha1_of
-from reactcli.training.data import DataConfig, ItemTable, ReactionDataset, load_items
+from reactcli.manifest.items import ItemTable, load_items
+from reactcli.training.data import DataConfig, ReactionDataset
 from reactcli.training.loop import TrainConfig, seed_everything, train
 
 MODELS = ("reactface", "perfrdiff")

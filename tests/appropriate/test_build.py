@@ -9,7 +9,7 @@ from reactcli.appropriate import (
     precision_recall,
     row_stats,
 )
-from reactcli.testing.react_layout import write_tiny_react
+from reactcli.synthetic.react_layout import write_tiny_react
 
 
 def _textbook_dtw(x, y):

@@ -1,6 +1,6 @@
 """Issue 3's done-criterion: `appropriate build` at its defaults recovers the synthetic truth.
 
-The synthetic corpus (reactcli.testing.synth) knows which speaker items behaved alike (same
+The synthetic corpus (reactcli.synthetic) knows which speaker items behaved alike (same
 speaking pattern); the builder only sees the stored emotion features. Precision and recall of the
 built matrices against ``<root>/truth/appropriate_<split>.npy`` must both reach 0.9 on every split.
 Everything runs through the real CLI (synth -> prepare react -> appropriate build/check/sweep).

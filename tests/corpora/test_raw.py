@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reactcli.corpora.mars import MarsConfig, group_of, prepare_mars
+from reactcli.corpora.mars import MarsConfig, prepare_mars
+from reactcli.manifest.ids import group_of
 from reactcli.corpora.raw import (
     NOXI_LAYOUT,
     RawConfig,
@@ -199,7 +200,7 @@ def _nothing_written(work: Path) -> bool:
 @pytest.fixture(scope="module")
 def recurring_corpus(tmp_path_factory) -> Path:
     """A tiny raw synthetic corpus: 2 NoXI sessions of 2.4 s whose Expert is one recurring person."""
-    from reactcli.testing.synth import SynthConfig, synthesize
+    from reactcli.synthetic import SynthConfig, synthesize
 
     root = tmp_path_factory.mktemp("idraw") / "corpus"
     synthesize(root, config=SynthConfig(layout="raw", sessions=2, minutes=0.04, clip_seconds=1, size=16, seed=3,
@@ -209,7 +210,7 @@ def recurring_corpus(tmp_path_factory) -> Path:
 
 def test_raw_identity_map_joins_recurring_expert_after_clip(cli, recurring_corpus, tmp_path) -> None:
     from reactcli.manifest.identities import IdentityResolver
-    from reactcli.training.data import load_items
+    from reactcli.manifest.items import load_items
 
     root, work = recurring_corpus, tmp_path / "work"
     ids = root / "truth" / "identities.json"  # raw folder names: NoXI/<session>/Expert

@@ -8,7 +8,7 @@ import pytest
 
 from reactcli.manifest import ClipRecord, PairRecord, read_manifest
 from reactcli.storage import FeatureStore
-from reactcli.testing.react_layout import write_tiny_react
+from reactcli.synthetic.react_layout import write_tiny_react
 
 
 @pytest.fixture
@@ -220,7 +220,7 @@ def _identity_map(tmp_path, mapping) -> str:
 
 
 def test_identity_map_joins_persons_across_sessions(cli, root, tmp_path):
-    from reactcli.training.data import load_items
+    from reactcli.manifest.items import load_items
 
     work = tmp_path / "work"
     noxi, recola = "NoXI/065_2016-04-14_Nottingham/Expert_video", "RECOLA/group-1/P25"

@@ -5,7 +5,7 @@ import pytest
 from reactcli.execution import ExecConfig, shard_path
 from reactcli.features.stage import ExtractConfig, run_extract, stage_name
 from reactcli.storage import FeatureStore
-from reactcli.testing.react_layout import write_tiny_react
+from reactcli.synthetic.react_layout import write_tiny_react
 from tests.execution.helpers import prepared_work, snapshot
 
 

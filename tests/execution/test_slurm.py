@@ -1,6 +1,6 @@
 """``--executor slurm`` against a real one-node Slurm cluster started by the test.
 
-The cluster (``reactcli.testing.slurm``) needs root and Debian's Slurm packages; where it
+The cluster (``tests.helpers.slurm``) needs root and Debian's Slurm packages; where it
 cannot start, every test here is skipped with the reason (``pytest -rs`` prints it).
 """
 
@@ -25,8 +25,8 @@ from reactcli.corpora.react import ReactConfig, prepare_react
 from reactcli.execution import ExecConfig, ShardFailed, shard_dir, shard_path
 from reactcli.features.stage import ExtractConfig, run_extract, stage_name
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
-from reactcli.testing.react_layout import write_tiny_react
-from reactcli.testing.slurm import slurm_fixture
+from reactcli.synthetic.react_layout import write_tiny_react
+from tests.helpers.slurm import slurm_fixture
 from tests.execution.helpers import prepared_work, snapshot
 
 pytestmark = pytest.mark.slurm

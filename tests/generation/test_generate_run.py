@@ -15,7 +15,7 @@ from reactcli.generation.store import load_generated, manifest_path
 from reactcli.manifest import read_manifest
 from reactcli.metrics.store import evaluate_run
 from reactcli.storage import FeatureStore
-from reactcli.testing.react_layout import write_tiny_react
+from reactcli.synthetic.react_layout import write_tiny_react
 from reactcli.training.checkpoint import sha1_of
 from reactcli.training.run import train_recipe
 
@@ -88,7 +88,7 @@ def test_baselines_write_both_protocols(work):
     generate_baseline(work, "meanseq", split="val", num_samples=2, frames=60)
     P = load_generated(work, "mime", "val", "emotion")
     store = FeatureStore(work)
-    from reactcli.training.data import load_items
+    from reactcli.manifest.items import load_items
 
     t = load_items(work, "val")
     spk = np.asarray(store.read(t.pairs[0].speaker, "emotion"))[:60]
@@ -163,7 +163,8 @@ def test_personalised_generation_with_listener_codes(work, monkeypatch):
     generation each item's code is read from its listener's history clip, whatever the batching."""
     from reactcli.generation.run import load_generator
     from reactcli.models.perfrdiff import load_pwsg
-    from reactcli.training.data import ReactionDataset, collate, load_items
+    from reactcli.manifest.items import load_items
+    from reactcli.training.data import ReactionDataset, collate
 
     data = {"split": "train", "audio": "mfcc", "crop": None, "frames": 60, "max_appropriate": 2}
     gafrg = {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16, "window": 20, "speaker_lag": 20}

@@ -13,8 +13,8 @@ from reactcli.generation.baselines import generate_baseline
 from reactcli.metrics.compare import compare_runs, item_scores, paired_difference
 from reactcli.metrics.core import frcorr, frcorr_items, frdist, frdist_items
 from reactcli.metrics.personal import evaluate_personal, listener_ids
-from reactcli.testing.react_layout import write_tiny_react
-from reactcli.training.data import load_items
+from reactcli.synthetic.react_layout import write_tiny_react
+from reactcli.manifest.items import load_items
 
 
 def test_item_terms_average_to_the_official_metrics():

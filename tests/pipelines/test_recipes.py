@@ -121,7 +121,8 @@ def test_history_clip_comes_with_its_speaker_side(work):
     """The dyadic PSSL's input: the history clip is another clip of the item's listener (same
     identity) and ``speaker_history_*`` is the speaker that clip's listener answered."""
     from reactcli.storage import FeatureStore
-    from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch, load_items
+    from reactcli.manifest.items import load_items
+    from reactcli.training.data import DataConfig, ReactionDataset, collate, history_batch
 
     table = load_items(work, "train")
     ds = ReactionDataset(work, table, DataConfig(frames=FRAMES, crop=None, max_appropriate=1), train=False)

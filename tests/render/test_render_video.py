@@ -19,8 +19,8 @@ from reactcli.render.face2d import render_sequence
 from reactcli.render.fid_frames import export_fid_frames
 from reactcli.render.video import RenderConfig, grid_layout, render_items, video_path
 from reactcli.storage import FeatureStore
-from reactcli.testing.react_layout import write_tiny_react
-from reactcli.training.data import load_items
+from reactcli.synthetic.react_layout import write_tiny_react
+from reactcli.manifest.items import load_items
 
 F = 51  # frames per clip in the tiny corpus; generated reactions have F - 1 = 50
 T = F - 1

@@ -14,7 +14,7 @@ import soundfile as sf
 from reactcli.errors import ConfigError, InputError
 from reactcli.media.encode import VideoWriter, ffmpeg_exe, write_wav
 from reactcli.render.face2d import render_sequence
-from reactcli.testing.synth import (
+from reactcli.synthetic import (
     AU_TABLE,
     EMOTION_COLUMNS,
     VA_TABLE,

@@ -127,7 +127,7 @@ def test_one_job_equals_two_jobs(synth_runs) -> None:
 
 def test_sliced_sidecars_equal_react_layout_truth(synth_runs, tmp_path) -> None:
     """Clipping the raw sessions reproduces the clip features of the REACT layout (same seed)."""
-    from reactcli.testing.synth import synthesize
+    from reactcli.synthetic import synthesize
 
     root, works = synth_runs
     react = tmp_path / "react"
@@ -325,7 +325,7 @@ def test_bad_session_too_short_and_sidecar_too_short(tmp_path) -> None:
 
 
 def test_interrupted_run_resumes_to_same_result(good_root, tmp_path, monkeypatch) -> None:
-    import reactcli.media.stage as stage
+    import reactcli.corpora.clip_stage as stage
 
     ref = _prepared(tmp_path / "ref", good_root)
     res, flat = invoke("clip", "--work", ref, *SHORT)

@@ -11,7 +11,7 @@ exactly as a user would run the CLI stage by stage:
 
 Output folder::
 
-    <out>/report.html, report.md        the report (see :mod:`reactcli.report`)
+    <out>/report.html, report.md        the report (see :mod:`reactcli.demo.report`)
     <out>/metrics/<name>.json           the evaluate JSON of every model and baseline
     <out>/videos/<run>-<item>.mp4/.png  rendered items and their poster frames
     <out>/plots/...                     feature-curve PNGs
@@ -387,8 +387,8 @@ def run_demo(
     from reactcli.generation.baselines import generate_baseline
     from reactcli.generation.run import GenerateConfig, generate_run
     from reactcli.metrics.store import evaluate_run
-    from reactcli.report import write_report
-    from reactcli.testing.synth import synthesize
+    from reactcli.demo.report import write_report
+    from reactcli.synthetic import synthesize
 
     cfg = cfg or DemoConfig()
     cfg.validate()

@@ -74,10 +74,10 @@ def screenshot(html: str | os.PathLike, png: str | os.PathLike, width: int = 128
     return png
 
 
-if __name__ == "__main__":  # python -m reactcli.testing.screenshot report.html out.png
+if __name__ == "__main__":  # python -m tests.helpers.screenshot report.html out.png
     import sys
 
     if len(sys.argv) != 3:
-        print("usage: python -m reactcli.testing.screenshot REPORT.html OUT.png", file=sys.stderr)
+        print("usage: python -m tests.helpers.screenshot REPORT.html OUT.png", file=sys.stderr)
         raise SystemExit(2)
     print(screenshot(sys.argv[1], sys.argv[2]))

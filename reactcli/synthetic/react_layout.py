@@ -1,6 +1,6 @@
 """A tiny REACT 2023/24 layout for reader tests (no real media: videos/audio are placeholders).
 
-The full synthetic corpus (``reactcli.testing.synth``) writes real videos and audio; this factory
+The full synthetic corpus (``reactcli.synthetic``) writes real videos and audio; this factory
 is for the fast reader tests that only need the file layout, CSVs, features and matrices, and
 that break one thing at a time.
 """

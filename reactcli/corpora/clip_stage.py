@@ -71,6 +71,7 @@ from reactcli.manifest import (
     shard_records,
     write_manifest,
 )
+from reactcli.manifest.ids import clip_person, group_of, participant_id
 from reactcli.media.clip import ClipConfig, ClipSpan, cut_clip, plan_clips, slice_frames
 from reactcli.media.probe import probe
 from reactcli.storage import ShardWriter
@@ -140,21 +141,6 @@ class ClipStageConfig:
         return ClipConfig(fps=self.fps, num_frames=frames or self.frames, sample_rate=self.sample_rate,
                           mode=self.mode, crf=self.crf, preset=self.preset,  # type: ignore[arg-type]
                           max_pad_frames=self.max_pad_frames, max_audio_pad_s=self.max_audio_pad_s)
-
-
-def clip_person(site: str, person: str) -> str:
-    """REACT person folder of a raw participant (NoXI ``Expert`` -> ``Expert_video``)."""
-    if site == "NoXI" and person in ("Expert", "Novice"):
-        return f"{person}_video"
-    return person
-
-
-def participant_id(session: SessionRecord, person: str) -> str:
-    """``<site>/<session>/<person>`` of a raw participant as its clip ids name it (the clip id of
-    clip ``i`` is this plus ``/<i>``); what an identity map's keys must say (see
-    :mod:`reactcli.manifest.identities`)."""
-    folder = session.id.split("/", 1)[1] if "/" in session.id else session.id
-    return f"{session.site}/{folder}/{clip_person(session.site, person)}"
 
 
 def load_sidecar(kind: str, path: str | os.PathLike) -> np.ndarray:
@@ -350,8 +336,6 @@ def build_pairs(clips: list[ClipRecord], sessions: list[SessionRecord], mirror_s
 
 
 def _mars_appropriate(work: Path, pairs: list[PairRecord], clips: dict[str, ClipRecord]) -> dict[str, dict[str, float]]:
-    from reactcli.corpora.mars import group_of
-
     stats: dict[str, dict[str, float]] = {}
     for split in sorted({p.split for p in pairs}):
         items = [p for p in pairs if p.split == split]
