@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reactcli.config import from_mapping
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.layers import alignment_bias, periodic_encoding, sinusoidal_encoding
 
@@ -192,11 +193,7 @@ class ReactFaceConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReactFaceConfig:
         """Inverse of :meth:`to_dict`; unknown keys are a :class:`ConfigError`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"ReactFaceConfig: unknown key(s) {unknown}")
-        return cls(**d)
+        return from_mapping(cls, d, "ReactFaceConfig")
 
 
 def make_generator(seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator:
@@ -436,34 +433,6 @@ class ReactFace(nn.Module):
         self.decoder_sync = nn.ModuleList([SyncBlock(cfg) for _ in range(cfg.sync_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.out_proj = nn.Linear(d, cfg.output_dim)
-
-    # ---- checkpoint helpers --------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Build arguments: ``{"model": "reactface", "config": {...}}`` (JSON-ready)."""
-        return {"model": "reactface", "config": self.config.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ReactFace:
-        """Rebuild a (freshly initialised) model from :meth:`to_dict` output."""
-        if d.get("model", "reactface") != "reactface":
-            raise ConfigError(f"ReactFace.from_dict: checkpoint is for model {d.get('model')!r}, not 'reactface'")
-        if "config" not in d:
-            raise ConfigError("ReactFace.from_dict: no 'config' entry in the checkpoint dict")
-        return cls(ReactFaceConfig.from_dict(d["config"]))
-
-    def checkpoint_dict(self) -> dict[str, Any]:
-        """Build arguments plus weights: everything :meth:`from_checkpoint_dict` needs."""
-        return {**self.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint_dict(cls, d: dict[str, Any], map_location: str | torch.device = "cpu") -> ReactFace:
-        """Rebuild the model and load its weights, without any training config file."""
-        if "state_dict" not in d:
-            raise ConfigError("ReactFace.from_checkpoint_dict: no 'state_dict' in the checkpoint dict")
-        model = cls.from_dict(d)
-        model.load_state_dict({k: v.to(map_location) for k, v in d["state_dict"].items()})
-        return model
 
     # ---- speaker encoder -----------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.training.checkpoint import load_checkpoint, save_checkpoint
+from reactcli.models.checkpoint import load_checkpoint, save_checkpoint
 from reactcli.training.data import collate
 
 log = logging.getLogger(__name__)

@@ -252,7 +252,7 @@ def test_train_ddp_template(tmp_path, slurm):
     log = (tmp_path / f"train-{jid}.out").read_text()
     assert states[jid] == ["COMPLETED"], log
     assert "1 node(s) x 2 process(es)" in log
-    from reactcli.training.checkpoint import load_checkpoint
+    from reactcli.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(run_dir / "model.pt")
     assert ck["world_size"] == 2

@@ -16,7 +16,7 @@ from reactcli.manifest import read_manifest
 from reactcli.metrics.store import evaluate_run
 from reactcli.storage import FeatureStore
 from reactcli.synthetic.react_layout import write_tiny_react
-from reactcli.training.checkpoint import sha1_of
+from reactcli.models.checkpoint import sha1_of
 from reactcli.training.run import train_recipe
 
 TINY_REACTFACE = {
@@ -47,7 +47,7 @@ def work(tmp_path_factory):
 def test_train_generate_evaluate_roundtrip(work):
     ckpt = train_recipe(work, TINY_REACTFACE, device="cpu")
     ck = torch.load(ckpt, weights_only=False)
-    assert ck["kind"] == "reactface" and ck["recipe"]["model"] == "reactface" and ck["reactcli_version"]
+    assert ck["model"] == "reactface" and ck["recipe"]["model"] == "reactface" and ck["reactcli_version"]
     assert "manifests/pairs.jsonl" in " ".join(ck["inputs"]) and len(ck["history"]) == 2
     cfg = GenerateConfig(split="val", num_samples=3, batch_size=2, frames=60, seed=5)
     path = generate_run(work, ckpt, cfg, run="rf")
@@ -227,9 +227,11 @@ def test_personalised_generation_with_listener_codes(work, monkeypatch):
     rows = [editor.code_identities.index(table.resolver(p.listener)) for p in table.pairs]
     torch.testing.assert_close(own.read_codes(batch), own.editor.codes.detach()[rows])
     assert own.codes_own == table.n and own.codes_read == 0
+    import reactcli.generation.base as gen_base
     import reactcli.generation.run as gen_run
     hashed = []
-    monkeypatch.setattr(gen_run, "sha1_of", lambda p: hashed.append(str(p)) or sha1_of(p))
+    for module in (gen_base, gen_run):
+        monkeypatch.setattr(module, "sha1_of", lambda p: hashed.append(str(p)) or sha1_of(p))
     generate_run(work, ck, replace(cfg, own_codes=True), run="pers-own-codes")
     assert sorted(hashed) == sorted(map(str, own.sources.values()))  # each checkpoint hashed once per run
     record = json.loads((work / "runs" / "pers-own-codes" / "generate-val.json").read_text())

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from reactcli.errors import ConfigError, InputError, MissingAssetError
+from reactcli.models.checkpoint import save_model
 from reactcli.models.perfrdiff import (
     GAFRG,
     PWSG,
@@ -28,7 +29,6 @@ from reactcli.models.perfrdiff import (
     load_gafrg,
     load_pwsg,
     make_scheduler,
-    save_checkpoint,
     save_pwsg,
     supcon_loss,
 )
@@ -457,11 +457,10 @@ def test_pssl_training_loss_falls():
 def test_pwsg_training_from_checkpoints(tmp_path):
     model = tiny_gafrg()
     dcfg = DiffusionConfig()
-    gpath = save_checkpoint(tmp_path / "gafrg.pt", "gafrg", model, model.config.to_dict(),
-                            {"diffusion": dcfg.to_dict()})
+    gpath = save_model(tmp_path / "gafrg.pt", "perfrdiff-gafrg", model, model.config.to_dict(), diffusion=dcfg.to_dict())
     torch.manual_seed(1)
     pssl = PSSLEncoder(PSSLConfig(d_model=32, num_layers=1, num_heads=4, ffn_dim=32, style_dim=16))
-    ppath = save_checkpoint(tmp_path / "pssl.pt", "pssl", pssl, pssl.config.to_dict())
+    ppath = save_model(tmp_path / "pssl.pt", "perfrdiff-pssl", pssl, pssl.config.to_dict())
     with pytest.raises(MissingAssetError, match="--gafrg-checkpoint"):
         build_pwsg_training(tmp_path / "nope.pt", ppath)
     with pytest.raises(InputError, match="gafrg"):
@@ -629,8 +628,8 @@ def test_dyadic_pssl_reads_the_speaker_side_and_learns_a_mapping():
 # ------------------------------------------------------------------- listener codes (style: codes)
 def _codes_setup(tmp_path, codes: int = 2, edit_bias: bool = True):
     model = tiny_gafrg()
-    gpath = save_checkpoint(tmp_path / "gafrg.pt", "gafrg", model, model.config.to_dict(),
-                            {"diffusion": DiffusionConfig().to_dict()})
+    gpath = save_model(tmp_path / "gafrg.pt", "perfrdiff-gafrg", model, model.config.to_dict(),
+                       diffusion=DiffusionConfig().to_dict())
     cfg = PWSGConfig(style_dim=4, hidden=(16, 16), rank=2, layers=("output",), edit_bias=edit_bias, codes=codes)
     torch.manual_seed(0)
     return model, gpath, build_pwsg_training(gpath, None, cfg, code_identities=[f"p{i}" for i in range(codes)])

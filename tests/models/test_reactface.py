@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from reactcli.errors import ConfigError, InputError
+from reactcli.models.checkpoint import save_model
 from reactcli.models.layers import alignment_bias, periodic_encoding, sinusoidal_encoding
 from reactcli.models.reactface import ReactFace, ReactFaceConfig
+from reactcli.models.registry import load_model
 from reactcli.training.reactface_losses import (
     appropriate_reconstruction_loss,
     diversity_loss,
@@ -98,17 +100,18 @@ def test_config_validation():
 
 def test_checkpoint_roundtrip_rebuilds_without_config(tmp_path):
     m = model(output_heads=("emotion",), visual_inputs=("tdmm",))
-    path = tmp_path / "ckpt.pt"
-    torch.save(m.checkpoint_dict(), path)
+    path = save_model(tmp_path / "ckpt.pt", "reactface", m, m.config.to_dict())
     d = torch.load(path, weights_only=True)  # plain dict: tensors, lists, numbers, strings
-    m2 = ReactFace.from_checkpoint_dict(d).eval()
+    assert d["model"] == "reactface" and d["config"] == m.config.to_dict()
+    m2, _ = load_model(path)
+    m2.eval()
     assert m2.config == m.config
     a, e, t = speaker()
     o1 = m.generate(a, speaker_tdmm=t, num_samples=3, seed=5)
     o2 = m2.generate(a, speaker_tdmm=t, num_samples=3, seed=5)
     assert torch.equal(o1["emotion"], o2["emotion"])
-    with pytest.raises(ConfigError):
-        ReactFace.from_dict({"model": "perfrdiff", "config": {}})
+    with pytest.raises(InputError, match="perfrdiff-gafrg"):
+        load_model(path, expect=("perfrdiff-gafrg",))
 
 
 # ---- generation --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from reactcli.training.checkpoint import load_checkpoint
+from reactcli.models.checkpoint import load_checkpoint
 from reactcli.training.data import collate
 from reactcli.training.loop import TrainConfig, train
 
@@ -71,7 +71,7 @@ def step(model, batch, generator):
 
 def run(run_dir: str | os.PathLike) -> dict:
     return train(make_model(), step, TinyItems(), CFG, run_dir, seed=SEED, device="cpu",
-                 checkpoint_extra={"model": "tiny", "build": {}}, resume=False)
+                 checkpoint_extra={"model": "tiny", "config": {}}, resume=False)
 
 
 def _torchrun(nproc: int, run_dir: Path) -> subprocess.CompletedProcess:

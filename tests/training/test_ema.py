@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from reactcli.errors import ConfigError
-from reactcli.training.checkpoint import load_checkpoint
+from reactcli.models.checkpoint import load_checkpoint
 from reactcli.training.loop import TrainConfig, train
 
 from .test_ddp import CFG, SEED, TinyItems, make_model, step
 
 DECAY = 0.9
-EXTRA = {"model": "tiny", "build": {}}
+EXTRA = {"model": "tiny", "config": {}}
 
 
 def _train(run_dir, epochs: int, snapshots: list | None = None, ema: float | None = DECAY, resume: bool = False):

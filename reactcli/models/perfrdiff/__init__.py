@@ -5,7 +5,7 @@ Three parts, trained in two stages (see ``reactcli.training.perfrdiff_losses``):
 * :mod:`.gafrg` - GAFRG, the generic transformer-decoder denoiser over 50-frame windows;
 * :mod:`.pssl` - PSSL, the listener style encoder trained with a supervised contrastive loss;
 * :mod:`.pwsg` - PWSG, the hypernetwork that shifts chosen GAFRG weights per listener
-  (low-rank, functional, per sample), and the checkpoint helpers;
+  (low-rank, functional, per sample), and the loaders of the three parts' checkpoints;
 * :mod:`.diffusion` - the DDIM schedule (diffusers), guidance and the batched sampler
   :func:`generate` (K samples x all windows x cond/uncond in one batch).
 """
@@ -22,7 +22,6 @@ from .pwsg import (
     load_gafrg,
     load_pssl,
     load_pwsg,
-    save_checkpoint,
     pwsg_extra,
     save_pwsg,
 )
@@ -32,5 +31,5 @@ __all__ = [
     "GAFRG", "EditableLinear", "GAFRGConfig", "WeightShift",
     "PSSLConfig", "PSSLEncoder", "supcon_loss",
     "PWSG", "PWSGConfig", "PWSGTraining", "build_pwsg_training", "editor_parameter_count",
-    "load_gafrg", "load_pssl", "load_pwsg", "pwsg_extra", "save_checkpoint", "save_pwsg",
+    "load_gafrg", "load_pssl", "load_pwsg", "pwsg_extra", "save_pwsg",
 ]

@@ -36,12 +36,13 @@ seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 from diffusers import DDIMScheduler
 
+from reactcli.config import from_mapping
 from reactcli.errors import ConfigError, InputError
 
 from .gafrg import GAFRG, window_starts
@@ -102,10 +103,7 @@ class DiffusionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DiffusionConfig":
         """Rebuild from :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown diffusion config keys: {sorted(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "DiffusionConfig")
 
 
 def make_scheduler(config: DiffusionConfig | None = None) -> DDIMScheduler:

@@ -38,13 +38,14 @@ All linear layers are :class:`EditableLinear`, which accept an optional per-samp
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reactcli.config import from_mapping
 from reactcli.errors import ConfigError, InputError
 
 __all__ = [
@@ -143,11 +144,7 @@ class GAFRGConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GAFRGConfig":
         """Rebuild from :meth:`to_dict`; unknown keys are an error (a checkpoint from another model)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown GAFRG config keys: {sorted(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "GAFRGConfig")
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

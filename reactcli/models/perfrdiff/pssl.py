@@ -13,13 +13,14 @@ batch dict for every caller (PSSL and PWSG training, generation).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reactcli.config import from_mapping
 from reactcli.errors import ConfigError, InputError
 
 from .gafrg import sinusoidal_embedding
@@ -90,10 +91,7 @@ class PSSLConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PSSLConfig":
         """Rebuild from :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown PSSL config keys: {sorted(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "PSSLConfig")
 
 
 class PSSLEncoder(nn.Module):

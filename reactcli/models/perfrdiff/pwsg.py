@@ -1,4 +1,4 @@
-"""PWSG: personalised weight shift generation, plus the PerFRDiff checkpoint helpers.
+"""PWSG: personalised weight shift generation, plus the loaders of PerFRDiff's checkpoints.
 
 A hypernetwork maps a listener's style vector (PSSL, 512-d) to weight SHIFTS of chosen GAFRG
 linears, W' = W + dW. Differences from the authors' code, on purpose:
@@ -20,31 +20,33 @@ really loaded from its stage-1 checkpoint (:func:`build_pwsg_training`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from reactcli.io import atomic_torch_save
-from reactcli.errors import ConfigError, InputError, MissingAssetError
+from reactcli.config import from_mapping
+from reactcli.errors import ConfigError, InputError
+from reactcli.models.checkpoint import save_model
+from reactcli.models.registry import load_model
 
 from .diffusion import DiffusionConfig
 from .gafrg import GAFRG, GAFRGConfig, WeightShift
-from .pssl import PSSLConfig, PSSLEncoder
+from .pssl import PSSLEncoder
 
 __all__ = [
     "PWSGConfig",
     "PWSG",
     "resolve_layer_names",
     "editor_parameter_count",
-    "save_checkpoint",
     "load_gafrg",
     "load_pssl",
     "load_pwsg",
     "save_pwsg",
     "pwsg_extra",
+    "pwsg_from_checkpoint",
     "PWSGTraining",
     "build_pwsg_training",
 ]
@@ -98,10 +100,7 @@ class PWSGConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PWSGConfig":
         """Rebuild from :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown PWSG config keys: {sorted(unknown)}")
-        return cls(**data)
+        return from_mapping(cls, data, "PWSGConfig")
 
 
 def resolve_layer_names(names: tuple[str, ...], gafrg_config: GAFRGConfig) -> list[str]:
@@ -196,55 +195,30 @@ class PWSG(nn.Module):
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[str, Any],
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write {kind, config, state_dict, **extra} atomically (temp file + os.replace).
-
-    The config dict travels with the weights so :func:`load_gafrg` & co. rebuild the model
-    without any training config (the diffusers convention).
-    """
-    path = Path(path)
-    payload = {"kind": kind, "config": config, "state_dict": model.state_dict(), **(extra or {})}
-    return atomic_torch_save(payload, path)
-
-
-def _load(path: str | Path | None, kind: str, asset: str, option: str) -> dict[str, Any]:
-    if path is None or not Path(path).is_file():
-        raise MissingAssetError(asset, option, path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a corrupt file to the user
-        raise InputError(f"{path}: not a readable {asset} ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("kind") != kind:
-        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise InputError(f"{path}: expected a {kind!r} checkpoint, found {found!r}")
-    return payload
-
-
+# PerFRDiff's parts are stored in the one checkpoint format (reactcli.models.checkpoint) under the
+# registry names perfrdiff-gafrg, perfrdiff-pssl and perfrdiff-pwsg; these helpers load each part.
 def load_gafrg(path: str | Path | None, option: str = "--gafrg-checkpoint") -> tuple[GAFRG, DiffusionConfig]:
-    """Rebuild a trained GAFRG and its diffusion settings from a checkpoint written by
-    ``save_checkpoint(path, "gafrg", model, model.config.to_dict(), {"diffusion": dcfg.to_dict()})``."""
-    payload = _load(path, "gafrg", "GAFRG checkpoint", option)
-    model = GAFRG(GAFRGConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    return model, DiffusionConfig.from_dict(payload.get("diffusion", {}))
+    """A trained GAFRG and the diffusion settings it was trained with (``diffusion`` in its checkpoint)."""
+    model, ck = load_model(path, ("perfrdiff-gafrg",), asset="GAFRG checkpoint", option=option)
+    return model, DiffusionConfig.from_dict(ck.get("diffusion", {}))
 
 
 def load_pssl(path: str | Path | None, option: str = "--pssl-checkpoint") -> PSSLEncoder:
-    """Rebuild a trained PSSL style encoder from its checkpoint."""
-    payload = _load(path, "pssl", "PSSL checkpoint", option)
-    model = PSSLEncoder(PSSLConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    return model
+    """A trained PSSL style encoder."""
+    return load_model(path, ("perfrdiff-pssl",), asset="PSSL checkpoint", option=option)[0]
 
 
 def load_pwsg(path: str | Path | None, option: str = "--pwsg-checkpoint") -> PWSG:
-    """Rebuild a trained editor (its checkpoint stores the edited layers' shapes)."""
-    payload = _load(path, "pwsg", "PWSG checkpoint", option)
-    shapes = {k: tuple(v) for k, v in payload["layer_shapes"].items()}
-    model = PWSG(PWSGConfig.from_dict(payload["config"]), shapes, payload.get("code_identities"))
-    model.load_state_dict(payload["state_dict"])
-    return model
+    """A trained editor (its checkpoint stores the edited layers' shapes and the codes' identities)."""
+    return load_model(path, ("perfrdiff-pwsg",), asset="PWSG checkpoint", option=option)[0]
+
+
+def pwsg_from_checkpoint(config: PWSGConfig, checkpoint: dict[str, Any]) -> PWSG:
+    """The registry's builder of a PWSG: its config plus what :func:`pwsg_extra` stored."""
+    if "layer_shapes" not in checkpoint:
+        raise InputError("PWSG checkpoint has no layer_shapes (the edited GAFRG layers)")
+    shapes = {k: tuple(v) for k, v in checkpoint["layer_shapes"].items()}
+    return PWSG(config, shapes, checkpoint.get("code_identities"))
 
 
 def pwsg_extra(editor: PWSG) -> dict[str, Any]:
@@ -257,7 +231,7 @@ def pwsg_extra(editor: PWSG) -> dict[str, Any]:
 
 def save_pwsg(path: str | Path, editor: PWSG) -> Path:
     """Save an editor with its config, layer shapes and (with codes) the codes' identities."""
-    return save_checkpoint(path, "pwsg", editor, editor.config.to_dict(), pwsg_extra(editor))
+    return save_model(path, "perfrdiff-pwsg", editor, editor.config.to_dict(), **pwsg_extra(editor))
 
 
 @dataclass
