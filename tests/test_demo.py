@@ -51,7 +51,7 @@ def test_load_demo_recipe_shrinks_only_what_it_says(tmp_path):
            "train": {"epochs": 12, "batch_size": 8, "lr": 1e-3}}
     _write_recipe(tmp_path, "reactface.yaml", rec)
     cfg = DemoConfig(recipes=str(tmp_path), seed=5, epochs={"reactface": 4}, max_steps=7, crop=64,
-                     model_overrides={"reactface": {"d_model": 16}})
+                     overrides={"reactface": {"model_config": {"d_model": 16}}})
     got, source = load_demo_recipe("reactface", cfg)
     assert source == str(tmp_path / "reactface.yaml")
     assert got["train"] == {"epochs": 4, "batch_size": 8, "lr": 1e-3, "max_steps": 7}
@@ -65,10 +65,14 @@ def test_load_demo_recipe_shrinks_only_what_it_says(tmp_path):
 
 
 def test_load_demo_recipe_missing_files(tmp_path):
-    got, source = load_demo_recipe("perfrdiff-pssl", DemoConfig(recipes=str(tmp_path)))
-    assert source.startswith("built-in") and got["stage"] == "pssl"
     with pytest.raises(InputError, match="reactface.yaml: recipe not found"):
         load_demo_recipe("reactface", DemoConfig(recipes=str(tmp_path)))
+    with pytest.raises(InputError, match="nope/perfrdiff-pssl.yaml: recipe not found"):
+        load_demo_recipe("perfrdiff-pssl", DemoConfig(recipes="nope"))
+    # the default is the shipped set: the same files the Makefile recipes train
+    got, source = load_demo_recipe("perfrdiff-pssl", DemoConfig())
+    assert Path(source) == Path(__file__).parents[1] / "reactcli" / "recipes" / "synthetic" / "perfrdiff-pssl.yaml"
+    assert got["stage"] == "pssl"
 
 
 def test_shipped_recipes_load():
@@ -87,8 +91,8 @@ def test_config_checks(tmp_path):
         DemoConfig(baselines=("gt", "copycat")).validate()
     with pytest.raises(ConfigError, match="unknown demo option"):
         quick_config(epoch=3)
-    with pytest.raises(ConfigError, match="timestep_spacing must be"):
-        quick_config(timestep_spacing="last").validate()
+    with pytest.raises(ConfigError, match="overrides: unknown runs"):
+        DemoConfig(overrides={"gpt": {}}).validate()
     quick_config().validate()
     DemoConfig().validate()
     # a rerun resumes only with the same settings (render options may change)

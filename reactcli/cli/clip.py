@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT, exec_options
+from reactcli.cli.execution import execution_options
+from reactcli.execution import ExecConfig
 
 
 @handle_errors
+@execution_options("the sessions")
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory with manifests/sessions.jsonl (from `reactcli prepare`)."),
     clip_seconds: float = typer.Option(30.0, "--clip-seconds", help="Clip window length in seconds (challenge: 30)."),
@@ -27,13 +29,7 @@ def command(
     sidecar_fps: Optional[float] = typer.Option(None, "--sidecar-fps", help="Rows per second of the session emotion/3DMM files (default: the video's frame rate)."),
     mirror_splits: str = typer.Option("val,test", "--mirror-splits", help="Comma-separated splits whose items are repeated with roles swapped."),
     on_error: str = typer.Option("fail", "--on-error", help="fail: a bad session stops the stage; skip: report it by name and go on."),
-    num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes (or Slurm array tasks with --executor slurm)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i/N (0-based) of the sessions; rerun without --shard (with --num-jobs N) to merge."),
-    executor: str = typer.Option("local", "--executor", help="local (process pool) or slurm (job array through submitit)."),
-    slurm_partition: Optional[str] = SLURM_PARTITION,
-    slurm_time: int = SLURM_TIME,
-    slurm_gpus: int = SLURM_GPUS,
-    slurm_timeout: float = SLURM_TIMEOUT,
+    exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Cut every session into 30 s clips (video, WAV, emotion/3DMM slices) + clips/pairs manifests; resumable."""
     from reactcli.corpora.clip_stage import ClipStageConfig, run_clip
@@ -42,11 +38,10 @@ def command(
                           sample_rate=sample_rate, remainder=remainder, min_remainder_s=min_remainder,
                           mode=mode, crf=crf, preset=preset, sidecar_fps=sidecar_fps, on_error=on_error,
                           mirror_splits=tuple(s.strip() for s in mirror_splits.split(",") if s.strip()))
-    ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
     with progress() as bar:
-        summary = run_clip(work, cfg, ex, on_progress=StageProgress(bar))
+        summary = run_clip(work, cfg, exec_cfg, on_progress=StageProgress(bar))
     if not summary["merged"]:
-        out.print(f"shard {shard} done; rerun without --shard (--num-jobs {ex.shard[1] if ex.shard else num_jobs}) to merge")
+        out.print(f"shard {exec_cfg.shard[0]}/{exec_cfg.shard[1]} done; rerun without --shard (--num-jobs {exec_cfg.shard[1]}) to merge")
     else:
         pairs = ", ".join(f"{k}: {v}" for k, v in summary["pairs"].items())
         out.print(f"clips: {summary['clips']} (cut {summary['cut']}, reused {summary['reused']})  items: {pairs or '-'}")

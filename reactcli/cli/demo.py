@@ -23,7 +23,7 @@ def command(
     quick: bool = typer.Option(False, "--quick", help="Tiny preset (3 short sessions, tiny models, 2 steps): checks the chain in about a minute; numbers are meaningless."),
     device: str = typer.Option("cpu", "--device", help="Torch device for training and generation: cpu, cuda or auto."),
     skip_render: bool = typer.Option(False, "--skip-render", help="Do not render videos (plots and the report are still made)."),
-    recipes: Optional[Path] = typer.Option(None, "--recipes", help="Folder of the recipe YAMLs (default pipelines/synthetic)."),
+    recipes: Optional[str] = typer.Option(None, "--recipes", help="The recipes trained: a shipped set (default: synthetic; `reactcli recipes` lists them) or a folder with reactface.yaml, perfrdiff-gafrg.yaml, perfrdiff-pssl.yaml and perfrdiff-pwsg.yaml."),
     train_appropriate: Optional[str] = typer.Option(None, "--train-appropriate", help="Training appropriateness: built (from features) or truth (the synthetic corpus's)."),
 ) -> None:
     """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff -> baselines -> metrics -> videos -> report."""
@@ -35,7 +35,7 @@ def command(
     cfg.device = device
     cfg.skip_render = skip_render
     if recipes is not None:
-        cfg.recipes = str(recipes)
+        cfg.recipes = recipes
     if train_appropriate is not None:
         cfg.train_appropriate = train_appropriate
     cfg.validate()  # bad options fail before any progress display

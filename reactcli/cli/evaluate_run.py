@@ -25,8 +25,8 @@ def run_command(
 
     results = {}
     for r in run:
-        out = (out_dir / f"{r}.json") if out_dir else None
-        results[r] = evaluate_run(work, r, split, feature=feature, compat=compat, out=out)
+        results[r] = evaluate_run(work, r, split, feature=feature, compat=compat,
+                                  out=(out_dir / f"{r}.json") if out_dir else None)
     print_table(results, out)
     for r, res in results.items():
         typer.echo(f"{r}: {res['path']}")

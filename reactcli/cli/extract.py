@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT, exec_options
+from reactcli.cli.execution import execution_options
+from reactcli.execution import ExecConfig
 
 
 @handle_errors
+@execution_options("the clips")
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory with manifests/clips.jsonl."),
     features: str = typer.Option("mfcc,emotion,tdmm", help="Comma-separated: mfcc, wav2vec2, landmarks, emoca, faceverse, graphau, or the sidecar features emotion/tdmm."),
@@ -21,13 +23,7 @@ def command(
     graphau_path: Optional[Path] = typer.Option(None, "--graphau-path", help="Local GraphAU model (TorchScript) for graphau."),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample audio to this rate before MFCC (default: the file's own rate, as the challenge)."),
     on_error: str = typer.Option("fail", help="fail: a bad clip stops the stage; skip: report it by name and go on."),
-    num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes (or Slurm array tasks with --executor slurm)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run only shard i/N (0-based) and keep its output for a later merge; rerun without --shard (and --num-jobs N) to merge."),
-    executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
-    slurm_partition: Optional[str] = SLURM_PARTITION,
-    slurm_time: int = SLURM_TIME,
-    slurm_gpus: int = SLURM_GPUS,
-    slurm_timeout: float = SLURM_TIMEOUT,
+    exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Run feature extractors over every clip; resumable, shardable, identical for any job count."""
     from reactcli.features.stage import ExtractConfig, run_extract
@@ -39,9 +35,8 @@ def command(
     if sample_rate:
         opts["mfcc"] = {"sample_rate": sample_rate}
     cfg = ExtractConfig(features=[f.strip() for f in features.split(",") if f.strip()], options=opts, on_error=on_error)
-    ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
     with progress() as bar:
-        summary = run_extract(work, cfg, ex, on_progress=StageProgress(bar))
+        summary = run_extract(work, cfg, exec_cfg, on_progress=StageProgress(bar))
     n = sum(r.get("extracted", 0) for r in summary["shards"])
     out.print(f"extracted {n} clip x extractor outputs; store: {summary.get('store') or 'shard only (merge later)'}")
     if summary["skipped"]:

@@ -1,4 +1,9 @@
-"""``reactcli generate``: K reactions per speaker item from a checkpoint or a naive baseline."""
+"""``reactcli generate``: K reactions per speaker item from a checkpoint or a naive baseline.
+
+The options come in panels: the common ones, then each model family's sampler options (a
+sampler option left out takes the value the checkpoint was trained for, i.e. its recipe), the
+naive baselines' options and the shared execution options.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +13,46 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import STATE, StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT, exec_options
+from reactcli.cli.execution import execution_options
+from reactcli.execution import ExecConfig
+
+REACTFACE = "ReactFace sampler"
+PERFRDIFF = "PerFRDiff sampler"
+PERSONAL = "PerFRDiff personalisation"
+BASELINES = "Naive baselines (--baseline)"
 
 
 @handle_errors
+@execution_options("the batches of items")
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A ReactFace, GAFRG or PWSG checkpoint (model.pt)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A trained generator's model.pt (ReactFace, PerFRDiff GAFRG or PWSG); its model decides the sampler."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Instead of a checkpoint: gt, mime, random, meanseq or meanfr."),
-    model: Optional[str] = typer.Option(None, "--model", help="Accepted for symmetry with train (reactface/perfrdiff); the checkpoint decides."),
     split: str = typer.Option("test", help="Split whose speaker items get reactions."),
     num_samples: int = typer.Option(10, "--num-samples", help="K reactions per item (one batch inside the model)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run name in the store (default: the checkpoint's run or the baseline's name)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Clips per model call."),
     frames: int = typer.Option(750, help="Frames per clip."),
-    window: Optional[int] = typer.Option(None, help="ReactFace: online window size."),
-    momentum: Optional[float] = typer.Option(None, help="ReactFace: latent momentum alpha in [0, 1]."),
-    steps: int = typer.Option(50, help="PerFRDiff: DDIM steps."),
-    guidance: float = typer.Option(7.5, help="PerFRDiff: classifier-free guidance scale."),
-    overlap: bool = typer.Option(False, help="PerFRDiff: overlapping windows (stride w/2) to avoid seams."),
-    timestep_spacing: Optional[str] = typer.Option(
-        None, "--timestep-spacing",
-        help="PerFRDiff: where the DDIM steps sit among the training steps: trailing (the first step at the "
-             "last training step, right for few steps), leading or linspace. Default: the checkpoint's."),
-    personalised: bool = typer.Option(False, "--personalised", help="PerFRDiff: per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the listener's own code if it was trained on them (see --own-codes), else the code that best explains their history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs)."),
-    pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", help="PerFRDiff personalised: trained PWSG."),
-    new_listeners: str = typer.Option("read", "--new-listeners", help="PerFRDiff personalised with listener codes and --own-codes: what a listener the PWSG was not trained on gets: read (the code that best explains their history clip) or generic (no edit: the generic GAFRG's reaction)."),
-    own_codes: bool = typer.Option(True, "--own-codes/--read-all-codes", help="PerFRDiff personalised with listener codes: a listener the PWSG was trained on (same identity in manifests/identities.json) gets their own learned code; --read-all-codes reads every listener's code from their history clip."),
-    precision: str = typer.Option("fp32", "--precision", help="PerFRDiff: the dtype the denoiser runs in: fp32 (the same output on every machine) or bf16 (several times faster on CPUs with AVX512-BF16/AMX and on bf16 GPUs; noise and DDIM updates stay fp32, outputs differ from fp32 by bf16 rounding)."),
-    mime_lag: int = typer.Option(25, "--mime-lag", help="Mime baseline: frames of lag."),
-    train_split: str = typer.Option("train", "--train-split", help="MeanSeq/MeanFr baselines: split the means come from."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the items this run name already holds if they were made with other settings (another checkpoint, seed or option); without it such a rerun stops. Items made with the same settings are always kept (resume)."),
-    num_jobs: int = typer.Option(1, "--num-jobs", help="Parallel local processes over whole batches (or Slurm array tasks with --executor slurm)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Generate only shard i/N of the batches; rerun without --shard (and --num-jobs N) to merge."),
-    executor: str = typer.Option("local", help="local (process pool) or slurm (job array through submitit)."),
-    slurm_partition: Optional[str] = SLURM_PARTITION,
-    slurm_time: int = SLURM_TIME,
-    slurm_gpus: int = SLURM_GPUS,
-    slurm_timeout: float = SLURM_TIMEOUT,
+    window: Optional[int] = typer.Option(None, help="Online window size w in frames (default: the checkpoint's generate_window).", rich_help_panel=REACTFACE),
+    momentum: Optional[float] = typer.Option(None, help="Latent momentum alpha in [0, 1] (default: the checkpoint's).", rich_help_panel=REACTFACE),
+    steps: Optional[int] = typer.Option(None, help="DDIM steps (default: the checkpoint's diffusion.num_inference_steps).", rich_help_panel=PERFRDIFF),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
+    overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise) to avoid seams.", rich_help_panel=PERFRDIFF),
+    timestep_spacing: Optional[str] = typer.Option(
+        None, "--timestep-spacing", rich_help_panel=PERFRDIFF,
+        help="Where the DDIM steps sit among the training steps: trailing (the first step at the last training step, "
+             "right for few steps), leading or linspace (default: the checkpoint's)."),
+    precision: str = typer.Option("fp32", "--precision", rich_help_panel=PERFRDIFF, help="The dtype the denoiser runs in: fp32 (the same output on every machine) or bf16 (several times faster on CPUs with AVX512-BF16/AMX and on bf16 GPUs; noise and DDIM updates stay fp32, outputs differ from fp32 by bf16 rounding)."),
+    personalised: bool = typer.Option(False, "--personalised", rich_help_panel=PERSONAL, help="Per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the listener's own code if it was trained on them (see --own-codes), else the code that best explains their history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs). Implied by a PWSG --checkpoint."),
+    pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", rich_help_panel=PERSONAL, help="The trained PWSG (its checkpoint names its GAFRG and PSSL)."),
+    new_listeners: str = typer.Option("read", "--new-listeners", rich_help_panel=PERSONAL, help="With listener codes and --own-codes: what a listener the PWSG was not trained on gets: read (the code that best explains their history clip) or generic (no edit: the generic GAFRG's reaction)."),
+    own_codes: bool = typer.Option(True, "--own-codes/--read-all-codes", rich_help_panel=PERSONAL, help="With listener codes: a listener the PWSG was trained on (same identity in manifests/identities.json) gets their own learned code; --read-all-codes reads every listener's code from their history clip."),
+    mime_lag: int = typer.Option(25, "--mime-lag", rich_help_panel=BASELINES, help="Mime: frames of lag."),
+    train_split: str = typer.Option("train", "--train-split", rich_help_panel=BASELINES, help="MeanSeq/MeanFr: split the means come from."),
+    exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Write (N, K, T, D) reactions to the store with a manifest (resumable, seeded)."""
     from reactcli.errors import ConfigError
@@ -69,6 +74,6 @@ def command(
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  own_codes=own_codes, new_listeners=new_listeners, precision=precision, seed=seed,
                                  device=device)
-            ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
-            path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=ex, overwrite=overwrite)
+            path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=exec_cfg,
+                                overwrite=overwrite)
     out.print(f"generated: {path}")

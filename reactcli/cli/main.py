@@ -60,6 +60,7 @@ _COMMANDS = [
     ("reactcli.cli.extract", "command", "extract"),
     ("reactcli.cli.clip", "command", "clip"),
     ("reactcli.cli.train", "command", "train"),
+    ("reactcli.cli.recipes", "command", "recipes"),
     ("reactcli.cli.generate", "command", "generate"),
     ("reactcli.cli.render", "command", "render"),
     ("reactcli.cli.demo", "command", "demo"),

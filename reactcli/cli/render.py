@@ -12,8 +12,9 @@ from typing import Optional
 import typer
 
 from reactcli.cli.common import StageProgress, handle_errors, out, progress
-from reactcli.cli.execution import SLURM_GPUS, SLURM_PARTITION, SLURM_TIME, SLURM_TIMEOUT
+from reactcli.cli.execution import execution_options
 from reactcli.errors import ConfigError
+from reactcli.execution import ExecConfig
 
 
 def _parse_items(text: Optional[str]) -> list[int] | None:
@@ -38,6 +39,7 @@ def _parse_dims(text: Optional[str]) -> list[int] | None:
 
 
 @handle_errors
+@execution_options("the items")
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory holding the generation run."),
     run: str = typer.Option(..., "--run", help="Generation run name."),
@@ -48,7 +50,6 @@ def command(
     faceverse_model: Optional[Path] = typer.Option(None, "--faceverse-model", help="FaceVerse v2 model file (.npy dict), for --renderer faceverse."),
     pirender_checkpoint: Optional[Path] = typer.Option(None, "--pirender-checkpoint", help="PIRender checkpoint, for --renderer pirender."),
     size: int = typer.Option(128, "--size", help="Speaker/listener panel size in pixels (even); sample cells are size/rows."),
-    num_jobs: int = typer.Option(1, "--num-jobs", min=1, help="Items rendered in parallel (processes)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frames of each item."),
     max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="Show at most this many of the K samples."),
     grid_rows: Optional[int] = typer.Option(None, "--grid-rows", min=1, help="Rows of the sample grid (default 2 when K >= 4)."),
@@ -60,35 +61,25 @@ def command(
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write feature-curve PNGs to WORK/plots/RUN/SPLIT/."),
     plot_dims: Optional[str] = typer.Option(None, "--plot-dims", help="Emotion dims to plot (default 7,13,15,16: AU12, AU25, valence, arousal)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for PIRender."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Render only shard i/N (0-based) of the chosen items."),
-    executor: str = typer.Option("local", help="local, or slurm: the items as one Slurm job array (--num-jobs tasks) through submitit."),
-    slurm_partition: Optional[str] = SLURM_PARTITION,
-    slurm_time: int = SLURM_TIME,
-    slurm_gpus: int = SLURM_GPUS,
-    slurm_timeout: float = SLURM_TIMEOUT,
+    exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Render generated reactions: speaker | K samples | real listener, with the speaker's audio."""
     from reactcli.render.renderers import RendererConfig  # noqa: PLC0415
-    from reactcli.render.video import RenderConfig, render_items  # noqa: PLC0415
+    from reactcli.render.stage import render_sharded  # noqa: PLC0415
+    from reactcli.render.video import RenderConfig  # noqa: PLC0415
 
     item_list = _parse_items(items)
     cfg = RenderConfig(
         renderer=renderer, faceverse_model=str(faceverse_model) if faceverse_model else None,
         pirender_checkpoint=str(pirender_checkpoint) if pirender_checkpoint else None, size=size,
         grid_rows=grid_rows, max_samples=max_samples, frames=frames, num_items=num_items,
-        num_jobs=num_jobs, audio=audio, device=device,
+        audio=audio, device=device,
     )
     with progress() as bar:
         report = StageProgress(bar)
 
-        if videos and (shard is not None or executor != "local"):
-            from reactcli.cli.execution import exec_options  # noqa: PLC0415
-            from reactcli.render.stage import render_sharded  # noqa: PLC0415
-
-            ex = exec_options(num_jobs, shard, executor, slurm_partition, slurm_time, slurm_gpus, slurm_timeout)
-            paths = render_sharded(work, run, split, item_list, cfg, ex, on_progress=report)
-        elif videos:
-            paths = render_items(work, run, split, item_list, cfg, on_progress=report)
+        if videos:
+            paths = render_sharded(work, run, split, item_list, cfg, exec_cfg, on_progress=report)
         if fid_frames is not None:
             from reactcli.render.fid_frames import export_fid_frames  # noqa: PLC0415
 

@@ -13,7 +13,7 @@ from reactcli.cli.common import STATE, handle_errors, out, progress
 @handle_errors
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory (prepared items, stored features, appropriateness)."),
-    config: Path = typer.Option(..., "--config", help="Recipe YAML, e.g. pipelines/synthetic/reactface.yaml."),
+    config: Path = typer.Option(..., "--config", help="Recipe YAML file, or a shipped recipe by name, e.g. synthetic/reactface (`reactcli recipes` lists them)."),
     model: Optional[str] = typer.Option(None, "--model", help="reactface or perfrdiff (overrides the recipe's model)."),
     stage: Optional[str] = typer.Option(None, "--stage", help="PerFRDiff stage: gafrg, pssl or pwsg (overrides the recipe)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run name: checkpoints go to WORK/runs/RUN/ (default: model[-stage])."),

@@ -19,9 +19,11 @@ Output folder::
     <out>/work/                         the work directory every stage reads and writes
     <out>/demo.json                     everything the report was made from
 
-The recipes are read from ``pipelines/synthetic/*.yaml`` (the reproduction recipes); the demo only
-shrinks their epochs / steps (and, for the ``--quick`` preset, the model widths) through
-:class:`DemoConfig`, so the whole run fits its time budget. A rerun into the same folder resumes:
+The recipes are the shipped ``synthetic`` set (:mod:`reactcli.recipes`, the same files
+``make -C pipelines/synthetic`` trains); the demo only shrinks their epochs / steps (and, for the
+``--quick`` preset, the model widths and DDIM steps) through :class:`DemoConfig`, so the whole run
+fits its time budget. Generation uses what each checkpoint was trained for (its recipe's sampler
+settings), as ``reactcli generate`` does without sampler options. A rerun into the same folder resumes:
 every stage skips what is already complete (training resumes from ``last.pt``).
 """
 
@@ -63,40 +65,16 @@ RECIPES: dict[str, str] = {
     "perfrdiff-pwsg": "perfrdiff-pwsg.yaml",
 }
 
-#: Used only when a recipe file is missing (the report says so): small models that train in
-#: about a minute each on 2 CPU cores.
-FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
-    "perfrdiff-gafrg": {
-        "model": "perfrdiff", "stage": "gafrg", "seed": 0,
-        "data": {"split": "train", "audio": "mfcc", "crop": 200, "max_appropriate": 20},
-        "model_config": {"reaction_dim": 25, "d_model": 64, "num_layers": 2, "num_heads": 4,
-                         "ffn_dim": 128, "emotion_hidden": 64},
-        "diffusion": {"prediction_type": "sample"},
-        "step": {"target": "emotion", "reactions_per_item": 2},
-        "train": {"epochs": 10, "batch_size": 8, "lr": 1.0e-3, "weight_decay": 1.0e-4},
-    },
-    "perfrdiff-pssl": {
-        "model": "perfrdiff", "stage": "pssl", "seed": 0,
-        "data": {"split": "train", "audio": "mfcc", "crop": 200, "max_appropriate": 20},
-        "model_config": {"d_model": 64, "num_layers": 2, "num_heads": 4, "ffn_dim": 128, "style_dim": 32},
-        "train": {"epochs": 6, "batch_size": 8, "lr": 1.0e-3, "weight_decay": 1.0e-4},
-    },
-    "perfrdiff-pwsg": {
-        "model": "perfrdiff", "stage": "pwsg", "seed": 0,
-        "data": {"split": "train", "audio": "mfcc", "crop": 200, "max_appropriate": 20},
-        "model_config": {"style_dim": 32, "hidden": [64, 64], "rank": 4},
-        "step": {"target": "emotion", "reactions_per_item": 2},
-        "train": {"epochs": 4, "batch_size": 8, "lr": 1.0e-3},
-    },
-}
-
-#: Tiny model widths of the ``--quick`` preset (merged into each recipe's ``model_config``).
-QUICK_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
-    "reactface": {"d_model": 16, "n_heads": 2, "ffn_dim": 32, "vae_ffn_dim": 32, "latent_dim": 16,
-                  "train_window": 16, "generate_window": 8},
-    "perfrdiff-gafrg": {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16},
-    "perfrdiff-pssl": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 8},
-    "perfrdiff-pwsg": {"style_dim": 8, "hidden": [16, 16], "rank": 2},
+#: The ``--quick`` preset's changes to the recipes (run -> section -> keys merged into it): tiny
+#: models, and 2 DDIM steps placed from the last training step.
+QUICK_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "reactface": {"model_config": {"d_model": 16, "n_heads": 2, "ffn_dim": 32, "vae_ffn_dim": 32, "latent_dim": 16,
+                                   "train_window": 16, "generate_window": 8}},
+    "perfrdiff-gafrg": {"model_config": {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32,
+                                         "emotion_hidden": 16},
+                        "diffusion": {"num_inference_steps": 2, "timestep_spacing": "trailing"}},
+    "perfrdiff-pssl": {"model_config": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 8}},
+    "perfrdiff-pwsg": {"model_config": {"style_dim": 8, "hidden": [16, 16], "rank": 2}},
 }
 
 BASELINES: tuple[str, ...] = ("gt", "mime", "random", "meanseq", "meanfr")
@@ -116,8 +94,9 @@ class DemoConfig:
     """Face-video size in pixels of the synthetic corpus."""
     video: bool = True
     """Write the corpus's face videos (off: the rendered real panels are drawn from features)."""
-    recipes: str = "pipelines/synthetic"
-    """Folder of the recipe YAMLs (relative: the current directory, then the repository root)."""
+    recipes: str = "synthetic"
+    """The recipes trained: a shipped set (:mod:`reactcli.recipes`) or a folder holding the files
+    of :data:`RECIPES`."""
     epochs: dict[str, int] = field(default_factory=lambda: {
         "reactface": 48, "perfrdiff-gafrg": 48, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3})
     """Upper bound on each run's epochs (a recipe with fewer keeps its own); ReactFace's
@@ -130,8 +109,8 @@ class DemoConfig:
     """Stop every training run after this many optimiser steps (None: the epochs decide)."""
     crop: int | None = None
     """Override every recipe's ``data.crop`` (training crop in frames; None: the recipe's)."""
-    model_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per run, keys merged into the recipe's ``model_config`` (the quick preset's tiny models)."""
+    overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per run, per recipe section, keys merged into the recipe (the quick preset's tiny models)."""
     train_appropriate: str = "built"
     """Appropriateness used for training: ``built`` (the feature-based matrix, what real data
     allows) or ``truth`` (the synthetic corpus's known matrix)."""
@@ -141,13 +120,6 @@ class DemoConfig:
     """Frames generated and scored per item (750 = the challenge's 30 s)."""
     split: str = "test"
     """Split generated, scored and rendered."""
-    ddim_steps: int = 10
-    """PerFRDiff DDIM steps at generation."""
-    guidance: float = 2.0
-    """PerFRDiff classifier-free guidance scale."""
-    timestep_spacing: str | None = None
-    """PerFRDiff DDIM step placement (``reactcli generate --timestep-spacing``); None keeps the
-    checkpoint's (leading). Few steps need ``trailing`` to start at the last training step."""
     baselines: tuple[str, ...] = BASELINES
     """Naive baselines generated and scored beside the models."""
     render_runs: tuple[str, ...] = ("reactface", "perfrdiff-personalised")
@@ -185,22 +157,22 @@ class DemoConfig:
             raise ConfigError(f"baselines: unknown {bad}; expected some of {list(BASELINES)}")
         if self.render_items < 0 or self.plot_items < 0:
             raise ConfigError("render_items and plot_items must be >= 0")
-        if self.timestep_spacing is not None:
-            from reactcli.models.perfrdiff import DiffusionConfig
-
-            DiffusionConfig(timestep_spacing=self.timestep_spacing)  # its own check names the allowed values
+        unknown = sorted(set(self.overrides) - set(RECIPES))
+        if unknown:
+            raise ConfigError(f"overrides: unknown runs {unknown}; expected some of {sorted(RECIPES)}")
 
 
 def quick_config(**overrides: Any) -> DemoConfig:
-    """The ``--quick`` preset: 3 one-minute sessions without video, tiny models, 2 steps per run.
+    """The ``--quick`` preset: 3 one-minute sessions without video, tiny models, 2 steps per run
+    (and 2 DDIM steps).
 
     Why: the tests (and a first look) need the whole chain in well under a minute; the numbers it
     gives are not meaningful, only that every stage runs and the report holds everything.
     """
     cfg = DemoConfig(sessions=3, minutes=1.0, size=32, video=False,
                      epochs={k: 1 for k in RECIPES}, max_steps=2, crop=50,
-                     model_overrides=copy.deepcopy(QUICK_MODEL_OVERRIDES),
-                     num_samples=3, frames=150, ddim_steps=2, timestep_spacing="trailing", render_items=1, render_frames=25,
+                     overrides=copy.deepcopy(QUICK_OVERRIDES),
+                     num_samples=3, frames=150, render_items=1, render_frames=25,
                      render_size=32, render_samples=2, plot_items=1)
     for k, v in overrides.items():
         if not hasattr(cfg, k):
@@ -216,33 +188,22 @@ def _repo_root() -> Path:
     return Path(reactcli.__file__).resolve().parent.parent
 
 
-def _recipes_dir(cfg: DemoConfig) -> Path:
-    p = Path(cfg.recipes)
-    if p.is_absolute():
-        return p
-    for base in (Path.cwd(), _repo_root()):
-        if (base / p).is_dir():
-            return base / p
-    return _repo_root() / p
-
-
 def load_demo_recipe(run: str, cfg: DemoConfig) -> tuple[dict[str, Any], str]:
-    """The recipe of ``run`` shrunk by ``cfg``, and where it came from (a path or "built-in").
+    """The recipe of ``run`` shrunk by ``cfg``, and the file it came from.
 
     Only ``train.epochs`` (capped), ``train.max_steps``, ReactFace's ``step.stage1_epochs``
-    (scaled with the epochs), ``data.crop`` (``cfg.crop``), ``model_config`` (``cfg.model_overrides``)
-    and ``seed`` change.
+    (scaled with the epochs), ``data.crop`` (``cfg.crop``), the sections in ``cfg.overrides`` and
+    ``seed`` change.
     """
-    from reactcli.training.run import load_recipe
+    from reactcli.recipes import recipe_path
+    from reactcli.training.recipe import load_recipe
 
-    path = _recipes_dir(cfg) / RECIPES[run]
-    if path.is_file():
-        recipe, source = load_recipe(path), str(path)
-    elif run in FALLBACK_RECIPES:
-        log.warning("demo: %s not found; using the built-in small %s recipe", path, run)
-        recipe, source = copy.deepcopy(FALLBACK_RECIPES[run]), "built-in (recipe file missing)"
-    else:
-        raise InputError(f"{path}: recipe not found (the demo reads pipelines/synthetic/*.yaml; set --recipes)")
+    folder = Path(cfg.recipes)
+    path = folder / RECIPES[run] if folder.is_dir() else recipe_path(f"{cfg.recipes}/{RECIPES[run]}")
+    if path is None or not path.is_file():
+        raise InputError(f"{path or cfg.recipes + '/' + RECIPES[run]}: recipe not found (the demo reads the shipped "
+                         "'synthetic' recipes, or a folder of recipe files given as recipes)")
+    recipe, source = load_recipe(path), str(path)
     recipe["seed"] = cfg.seed
     train = recipe.setdefault("train", {}) or {}
     orig = int(train.get("epochs", 10))
@@ -259,8 +220,8 @@ def load_demo_recipe(run: str, cfg: DemoConfig) -> tuple[dict[str, Any], str]:
         recipe["step"] = step
     if cfg.crop is not None:
         recipe["data"] = {**(recipe.get("data") or {}), "crop": cfg.crop}
-    if cfg.model_overrides.get(run):
-        recipe["model_config"] = {**(recipe.get("model_config") or {}), **cfg.model_overrides[run]}
+    for section, values in cfg.overrides.get(run, {}).items():
+        recipe[section] = {**(recipe.get(section) or {}), **values}
     return recipe, source
 
 
@@ -470,12 +431,11 @@ def run_demo(
     def generate() -> dict[str, str]:
         runs: dict[str, str] = {}
         common = dict(split=cfg.split, num_samples=cfg.num_samples, frames=cfg.frames, seed=cfg.seed,
-                      device=cfg.device, steps=cfg.ddim_steps, guidance=cfg.guidance)
+                      device=cfg.device)
         for name, ck, personal in (("reactface", "reactface", False),
                                    ("perfrdiff-generic", "perfrdiff-gafrg", False),
                                    ("perfrdiff-personalised", "perfrdiff-pwsg", True)):
-            spacing = {} if name == "reactface" else {"timestep_spacing": cfg.timestep_spacing}
-            gc = GenerateConfig(**common, **spacing, personalised=personal)
+            gc = GenerateConfig(**common, personalised=personal)  # the sampler settings of the recipe
             generate_run(work, training[ck]["checkpoint"], gc, run=name, on_progress=progress)
             runs[name] = "model"
         return runs

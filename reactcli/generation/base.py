@@ -41,10 +41,11 @@ class GenerateConfig:
     """ReactFace: online window size (default: the checkpoint's generate_window)."""
     momentum: float | None = None
     """ReactFace: latent momentum alpha (default: the checkpoint's)."""
-    steps: int = 50
-    """PerFRDiff: DDIM steps."""
-    guidance: float = 7.5
-    """PerFRDiff: classifier-free guidance scale (1 = conditional only)."""
+    steps: int | None = None
+    """PerFRDiff: DDIM steps (default: the checkpoint's ``diffusion.num_inference_steps``)."""
+    guidance: float | None = None
+    """PerFRDiff: classifier-free guidance scale, 1 = conditional only (default: the checkpoint's
+    ``diffusion.guidance_scale``)."""
     overlap: bool = False
     """PerFRDiff: overlapping windows (stride w/2, shared noise) to avoid seams."""
     timestep_spacing: str | None = None

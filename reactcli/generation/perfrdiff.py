@@ -67,6 +67,10 @@ class PerFRDiffGenerator(Generator):
         self.diffusion = DiffusionConfig.from_dict(gck.get("diffusion", {}))
         if cfg.timestep_spacing is not None:
             self.diffusion = replace(self.diffusion, timestep_spacing=cfg.timestep_spacing)  # validated again
+        # sampler options left out take the values the GAFRG was trained for (its recipe)
+        cfg = replace(cfg, steps=self.diffusion.num_inference_steps if cfg.steps is None else cfg.steps,
+                      guidance=self.diffusion.guidance_scale if cfg.guidance is None else cfg.guidance)
+        self.cfg = cfg
         self.scheduler = make_scheduler(self.diffusion)
         target = ((gck.get("recipe") or {}).get("step") or {}).get("target", "emotion")
         self.target = target

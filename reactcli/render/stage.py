@@ -30,6 +30,9 @@ def render_sharded(work: str | os.PathLike, run: str, split: str, items: Sequenc
     """Render the selected items of a run split into shards; returns every selected video path."""
     work = Path(work)
     chosen = [r.index for r in select_items(load_run(work, run, split), items, cfg.num_items)]
+    if exec_cfg.executor == "local" and exec_cfg.shard is None and exec_cfg.num_jobs == 1:
+        # one local process: render in place, reporting every item (not just the one shard)
+        return render_items(work, run, split, chosen, replace(cfg, num_jobs=1, num_items=None), on_progress=on_progress)
 
     def is_done(i: int, n: int) -> bool:
         return all(video_path(work, run, split, k).exists() for k in shard_records(chosen, i, n))

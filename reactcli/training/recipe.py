@@ -31,6 +31,7 @@ from reactcli.config import from_mapping
 from reactcli.errors import ConfigError, InputError
 from reactcli.manifest.items import ItemTable
 from reactcli.models.registry import get_spec, recipe_model_name, resolve
+from reactcli.recipes import recipe_path
 from reactcli.training.data import DataConfig, ReactionDataset
 from reactcli.training.loop import StepFn, TrainConfig
 
@@ -42,10 +43,15 @@ COMMON_KEYS = ("model", "stage", "seed", "data", "train")
 
 
 def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
-    """The recipe file ``path`` as a mapping (its content is checked by :func:`parse_recipe`)."""
+    """The recipe file ``path``, or the shipped recipe of that name (``synthetic/reactface``, see
+    :mod:`reactcli.recipes`), as a mapping (its content is checked by :func:`parse_recipe`)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: recipe not found")
+        shipped = recipe_path(str(path))
+        if shipped is None:
+            raise InputError(f"{path}: recipe not found (neither a file nor a shipped recipe; "
+                             f"`reactcli recipes` lists those)")
+        path = shipped
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -27,7 +27,7 @@ def test_react2024_recipe_end_to_end(tmp_path):
     subprocess.run([str(reactcli), "synth", "--out", str(corpus), "--sessions", "5", "--minutes", "0.2",
                     "--clip-seconds", "4", "--no-video", "--patterns", "2"], check=True, capture_output=True, env=env)
     configs.mkdir()
-    for cfg in sorted((HERE / "configs").glob("*.yaml")):
+    for cfg in sorted((ROOT / "reactcli" / "recipes" / "react2024").glob("*.yaml")):
         recipe = yaml.safe_load(cfg.read_text())
         (configs / cfg.name).write_text(yaml.safe_dump(shrink(recipe)))
     cmd = ["make", "-C", str(HERE), "all", f"ROOT={corpus}", f"WORK={work}", f"CONFIGS={configs}",

@@ -1,4 +1,4 @@
-"""The shipped synthetic recipes (pipelines/synthetic/*.yaml) run end to end through the CLI.
+"""The shipped synthetic recipes (reactcli/recipes/synthetic/*.yaml) run end to end through the CLI.
 
 Each recipe is parsed as shipped, then only its sizes are shrunk (widths, windows, crop, steps)
 so that every section, loss weight, diffusion and optimiser setting of the real recipe goes
@@ -25,7 +25,7 @@ from reactcli.metrics.personal import main as personal_main
 from reactcli.models.perfrdiff import GAFRGConfig, PSSLConfig, PWSGConfig
 from reactcli.models.reactface import ReactFaceConfig
 
-HERE = Path(__file__).resolve().parents[2] / "pipelines" / "synthetic"
+HERE = Path(__file__).resolve().parents[2] / "reactcli" / "recipes" / "synthetic"
 RECIPES = sorted(HERE.glob("*.yaml"))
 FRAMES = 100
 CONFIGS = {"reactface": ReactFaceConfig, "gafrg": GAFRGConfig, "pssl": PSSLConfig, "pwsg": PWSGConfig}
