@@ -25,7 +25,9 @@ from reactcli.metrics.personal import main as personal_main
 from reactcli.models.perfrdiff import GAFRGConfig, PSSLConfig, PWSGConfig
 from reactcli.models.reactface import ReactFaceConfig
 
-HERE = Path(__file__).resolve().parents[2] / "reactcli" / "recipes" / "synthetic"
+REPO = Path(__file__).resolve().parents[2]
+HERE = REPO / "reactcli" / "recipes" / "synthetic"  # the shipped recipes
+MAKEDIR = REPO / "pipelines" / "synthetic"  # the Makefile that trains them
 RECIPES = sorted(HERE.glob("*.yaml"))
 FRAMES = 100
 CONFIGS = {"reactface": ReactFaceConfig, "gafrg": GAFRGConfig, "pssl": PSSLConfig, "pwsg": PWSGConfig}
@@ -213,7 +215,7 @@ def test_train_set_overrides_a_recipe_value(cli_module, work, tmp_path):
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_makefile_wires_the_recipes(tmp_path):
-    out = subprocess.run(["make", "-n", "-C", str(HERE), "all", f"OUT={tmp_path}/o"], capture_output=True, text=True)
+    out = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "all", f"OUT={tmp_path}/o"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     cmds = out.stdout
     for name in ("reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml"):
@@ -226,7 +228,7 @@ def test_makefile_wires_the_recipes(tmp_path):
         runs = " ".join(f"--run val-{model}-s{s}" for s in (0, 1, 2))
         assert (f"evaluate select --work {tmp_path}/o/work --split val --metrics-dir {tmp_path}/o/val-metrics {runs} "
                 f"--out {tmp_path}/o/select-{model}.json") in cmds
-    assert f"--gafrg-checkpoint $({HERE.parents[1]}/.venv/bin/python -c" in cmds
+    assert f"--gafrg-checkpoint $({REPO}/.venv/bin/python -c" in cmds
     assert f"{tmp_path}/o/select-perfrdiff-gafrg.json) --pssl-checkpoint" in cmds
     assert "--personalised" in cmds
     assert f"--identities {tmp_path}/o/corpus/truth/identities.json" in cmds  # who is who, from the corpus
@@ -237,7 +239,7 @@ def test_makefile_wires_the_recipes(tmp_path):
     full = [c for c in lines if " generate " in c and "--steps 10" in c]
     assert len(few) == 3 + 2 and all("--timestep-spacing trailing" in c for c in few)
     assert len(full) == 2 and not any("--timestep-spacing" in c for c in full)
-    other = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o", "SPACING=linspace",
+    other = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff", f"OUT={tmp_path}/o", "SPACING=linspace",
                             "SPACING_FEW="], capture_output=True, text=True)
     assert other.returncode == 0, other.stderr
     lead = [c for c in other.stdout.replace("\\\n", " ").splitlines() if " generate " in c]
@@ -247,12 +249,12 @@ def test_makefile_wires_the_recipes(tmp_path):
     # every PerFRDiff generation (val selection and test runs) takes PRECISION, fp32 by default
     assert all("--precision fp32" in c for c in lines if " generate " in c and "--checkpoint" in c
                and "reactface" not in c)
-    low = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o", "PRECISION=bf16"],
+    low = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff", f"OUT={tmp_path}/o", "PRECISION=bf16"],
                          capture_output=True, text=True)
     gens = [c for c in low.stdout.replace("\\\n", " ").splitlines() if " generate " in c and "--checkpoint" in c]
     assert len(gens) == 3 + 4 and all("--precision bf16" in c for c in gens)
     # GAFRG_SET passes recipe overrides to every GAFRG training, and only to those
-    patched = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff", f"OUT={tmp_path}/o",
+    patched = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff", f"OUT={tmp_path}/o",
                               "GAFRG_SET=model_config.frames_per_token=2 train.epochs=3"], capture_output=True, text=True)
     trains = [c for c in patched.stdout.splitlines() if " train " in c]
     sets = "--set model_config.frames_per_token=2 --set train.epochs=3"
@@ -260,7 +262,7 @@ def test_makefile_wires_the_recipes(tmp_path):
     for b in ("mime", "random", "meanseq", "meanfr", "gt"):
         assert f"--baseline {b}" in cmds and f"--out-dir {tmp_path}/o/metrics" in cmds
     # the emotion-history personalisation: its own PSSL/PWSG runs, the same chosen GAFRG and generic runs
-    emo = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-emotion", f"OUT={tmp_path}/o", "PWSG_SEED=3"],
+    emo = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff-emotion", f"OUT={tmp_path}/o", "PWSG_SEED=3"],
                          capture_output=True, text=True)
     assert emo.returncode == 0, emo.stderr
     cmds = emo.stdout
@@ -271,7 +273,7 @@ def test_makefile_wires_the_recipes(tmp_path):
     assert "--run perfrdiff-generic-few" in cmds and "summary-perfrdiff-emotion.txt" in cmds
     assert "perfrdiff-pwsg.yaml" not in cmds  # the paper's editor is not trained by this target
     # listener codes: a PWSG without a PSSL run, generated with the same chosen GAFRG
-    codes = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-codes", f"OUT={tmp_path}/o"], capture_output=True, text=True)
+    codes = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff-codes", f"OUT={tmp_path}/o"], capture_output=True, text=True)
     assert codes.returncode == 0, codes.stderr
     cmds = codes.stdout
     assert f"--config {HERE}/perfrdiff-pwsg-codes.yaml --run perfrdiff-pwsg-codes --seed 0" in cmds
@@ -282,8 +284,8 @@ def test_makefile_wires_the_recipes(tmp_path):
     pers = [c for c in cmds.replace("\\\n", " ").splitlines() if " --personalised " in c]
     assert len(pers) == 2 and all(c.endswith("--new-listeners generic") for c in pers)
     assert "--new-listeners" not in emo.stdout  # the PSSL variants have no codes to choose
-    read = subprocess.run(["make", "-n", "-C", str(HERE), "perfrdiff-codes", f"OUT={tmp_path}/o", "NEW_LISTENERS=read"],
+    read = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff-codes", f"OUT={tmp_path}/o", "NEW_LISTENERS=read"],
                           capture_output=True, text=True)
     assert read.stdout.count("--new-listeners read") == 2
-    bad = subprocess.run(["make", "-n", "-C", str(HERE), "reactface"], capture_output=True, text=True)
+    bad = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "reactface"], capture_output=True, text=True)
     assert bad.returncode != 0 and "set OUT=DIR (the output folder)" in bad.stderr
