@@ -123,6 +123,11 @@ def test_one_job_equals_two_jobs(synth_runs) -> None:
     assert len(refs) == 4 * 3 and len(s2.refresh()) == 4 * 3
     for r in refs:
         assert s1.read(r.clip, r.feature).tobytes() == s2.read(r.clip, r.feature).tobytes()
+    # the clip files themselves (H.264 videos, WAVs, sidecars) are byte-identical too
+    files = {w: sorted(p.relative_to(w / "clips") for p in (w / "clips").rglob("*") if p.is_file()) for w in works.values()}
+    assert files[works[1]] == files[works[2]] and len(files[works[1]]) == 4 * 4
+    for rel in files[works[1]]:
+        assert (works[1] / "clips" / rel).read_bytes() == (works[2] / "clips" / rel).read_bytes(), rel
 
 
 def test_sliced_sidecars_equal_react_layout_truth(synth_runs, tmp_path) -> None:
