@@ -20,7 +20,7 @@ def command(
     stride: float = typer.Option(30.0, "--stride", help="Seconds between window starts (30: consecutive, non-overlapping)."),
     frames: int = typer.Option(751, "--frames", help="Video frames per clip (challenge: 751 = 30 s at 25 fps + boundary frame)."),
     fps: float = typer.Option(25.0, "--fps", help="Clip frame rate; other input rates are converted (nearest frame)."),
-    sample_rate: int = typer.Option(16000, "--sample-rate", help="WAV sample rate in Hz (official release: 44100)."),
+    sample_rate: int = typer.Option(44100, "--sample-rate", help="WAV sample rate in Hz (44100: the official release's, which its MFCC features use)."),
     remainder: str = typer.Option("drop", "--remainder", help="drop: drop a partial final window; keep: keep it if at least --min-remainder s long."),
     min_remainder: float = typer.Option(0.3, "--min-remainder", help="Shortest partial final window kept with --remainder keep (seconds)."),
     mode: str = typer.Option("reencode", "--mode", help="reencode: frame-exact H.264 (default); copy: stream copy (fast, cuts at keyframes)."),

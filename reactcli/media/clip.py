@@ -188,8 +188,8 @@ class ClipConfig:
     """Output video frame rate; other input rates are converted with ffmpeg's fps filter."""
     num_frames: int = 751
     """Exact number of video frames to write (751 = 30 s at 25 fps plus the boundary frame)."""
-    sample_rate: int = 16000
-    """WAV sample rate in Hz (16000 for MFCC/wav2vec2; 44100 matches the official release)."""
+    sample_rate: int = 44100
+    """WAV sample rate in Hz (44100: the official release's rate, which its MFCC features use)."""
     audio_channels: int = 1
     """WAV channels (mono by default; multichannel input is downmixed)."""
     mode: Literal["reencode", "copy"] = "reencode"

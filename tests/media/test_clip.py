@@ -76,7 +76,7 @@ def session25(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cut_is_frame_accurate_25fps(session25: Path, tmp_path: Path) -> None:
     # 2 s "clips" of 51 frames: frame at 2.00 s (index 50) is frame 0 of clip 2
-    cfg = ClipConfig(num_frames=51)
+    cfg = ClipConfig(num_frames=51, sample_rate=16000)
     for i, start in enumerate([0.0, 2.0, 4.0]):
         r = cut_clip(session25, start, tmp_path / f"{i}.mp4", tmp_path / f"{i}.wav", config=cfg)
         assert r.num_frames == 51 and decode_indices(r.video) == list(range(50 * i, 50 * i + 51))
@@ -111,7 +111,7 @@ def test_30fps_input_converted(tmp_path: Path) -> None:
 def test_audio_exact_start_rate_and_padding(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     x = write_ramp_wav(tmp_path / "r.wav", 8.0, 16000)
     r = cut_clip(None, 2.0, audio_out=tmp_path / "a.wav", audio_in=tmp_path / "r.wav",
-                 config=ClipConfig(num_frames=51))
+                 config=ClipConfig(num_frames=51, sample_rate=16000))
     y, sr = sf.read(r.audio)
     # 16-bit output: quantisation error <= 1/32768
     np.testing.assert_allclose(y, x[32000:32000 + 32640], atol=4e-5)
@@ -122,7 +122,7 @@ def test_audio_exact_start_rate_and_padding(tmp_path: Path, caplog: pytest.LogCa
     assert y[0] == pytest.approx(x[32000], abs=1e-4)
     # audio 0.4 s shorter than the window: padded with zeros, warning
     r = cut_clip(None, 7.6, audio_out=tmp_path / "c.wav", audio_in=tmp_path / "r.wav",
-                 config=ClipConfig(num_frames=20))
+                 config=ClipConfig(num_frames=20, sample_rate=16000))
     y, _ = sf.read(r.audio)
     assert len(y) == 12800 and np.all(y[6400:] == 0) and np.all(y[:6400] > 0.85)
     assert "shorter" in caplog.text
