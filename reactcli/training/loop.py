@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from reactcli.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import atomic_open
 from reactcli.models.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
@@ -42,23 +43,23 @@ StepFn = Callable[[torch.nn.Module, dict[str, torch.Tensor], torch.Generator], t
 class TrainConfig:
     """Optimisation settings (the model's own settings live in its config)."""
 
-    epochs: int = 10
+    epochs: PositiveInt = 10
     """Passes over the training items."""
-    batch_size: int = 8
+    batch_size: PositiveInt = 8
     """Items per step (per process under DDP)."""
-    lr: float = 2e-5
+    lr: PositiveFloat = 2e-5
     """AdamW learning rate."""
-    weight_decay: float = 1e-2
+    weight_decay: NonNegativeFloat = 1e-2
     """AdamW weight decay."""
-    grad_clip: float | None = 1.0
+    grad_clip: PositiveFloat | None = 1.0
     """Clip the gradient norm (None: no clipping)."""
     cosine: bool = False
     """Cosine learning-rate decay over all steps."""
-    num_workers: int = 0
+    num_workers: NonNegativeInt = 0
     """DataLoader worker processes."""
-    log_every: int = 0
+    log_every: NonNegativeInt = 0
     """Also log every n steps (0: per epoch only)."""
-    max_steps: int | None = None
+    max_steps: PositiveInt | None = None
     """Stop after this many optimiser steps in total (for smoke runs)."""
     ema_decay: float | None = None
     """Keep an exponential moving average of the trained parameters with this decay (e.g. 0.99;
