@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 import yaml
@@ -91,7 +91,7 @@ def _params(units: str) -> list[inspect.Parameter]:
         opt("shard", Optional[str], None, "--shard",
             help=f"Run only shard i/N (0-based) of {units} and keep its output; rerun without --shard "
                  "(with --num-jobs N) to merge."),
-        opt("executor", str, "local", "--executor", help="local (process pool) or slurm (one job array through submitit)."),
+        opt("executor", Literal["local", "slurm"], "local", "--executor", help="local (process pool) or slurm (one job array through submitit)."),
         opt("slurm_config", Optional[Path], None, "--slurm-config",
             help="YAML file of the site's Slurm settings (keys: partition, account, qos, time, gpus, cpus, mem_gb, "
                  "array_parallelism, timeout, extra: {sbatch option: value}); the options below override it."),
