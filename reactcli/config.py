@@ -5,6 +5,13 @@ module turns a mapping read from YAML or JSON into such a dataclass, checking ev
 the fields and every value against the field's type, and raises one :class:`ConfigError` line
 naming the key, the value and what is allowed. Numbers written in scientific notation that
 PyYAML reads as strings (``lr: 1e-3``) are read as numbers; a float must be finite.
+
+Ranges are declared where a field is, with :class:`Range` in an ``Annotated`` type (or one of the
+aliases below), and checked by the same parser::
+
+    epochs: PositiveInt = 10          # >= 1
+    lr: PositiveFloat = 2e-5          # > 0
+    dropout: Probability = 0.1        # in [0, 1]
 """
 
 from __future__ import annotations
@@ -13,11 +20,45 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Literal, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
 
 from reactcli.errors import ConfigError
 
-__all__ = ["from_mapping", "coerce", "field_names"]
+__all__ = ["from_mapping", "coerce", "field_names", "Range", "PositiveInt", "NonNegativeInt", "PositiveFloat",
+           "NonNegativeFloat", "Probability"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric field (``Annotated[int, Range(min=1)]``); ``open_min``: strictly above ``min``."""
+
+    min: float | None = None
+    max: float | None = None
+    open_min: bool = False
+    open_max: bool = False
+
+    def check(self, value: Any, where: str) -> None:
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        low = self.min is not None and (value <= self.min if self.open_min else value < self.min)
+        high = self.max is not None and (value >= self.max if self.open_max else value > self.max)
+        if low or high:
+            raise ConfigError(f"{where}: {value!r} is out of range; allowed: {self.describe()}")
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{'(' if self.open_min else '['}{self.min:g}, {self.max:g}{')' if self.open_max else ']'}"
+        if self.min is not None:
+            return f"{'>' if self.open_min else '>='} {self.min:g}"
+        return f"{'<' if self.open_max else '<='} {self.max:g}"
+
+
+PositiveInt = Annotated[int, Range(min=1)]
+NonNegativeInt = Annotated[int, Range(min=0)]
+PositiveFloat = Annotated[float, Range(min=0, open_min=True)]
+NonNegativeFloat = Annotated[float, Range(min=0)]
+Probability = Annotated[float, Range(min=0, max=1)]
 
 
 def field_names(cls: type) -> list[str]:
@@ -26,6 +67,10 @@ def field_names(cls: type) -> list[str]:
 
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        ranges = [e.describe() for e in extras if isinstance(e, Range)]
+        return _describe(base) + (f" ({', '.join(ranges)})" if ranges else "")
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
@@ -58,6 +103,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        out = _coerce(value, base, where)
+        for extra in extras:
+            if isinstance(extra, Range):
+                extra.check(out, where)
+        return out
     if origin is Literal:
         for choice in typing.get_args(tp):
             if value == choice and type(value) is type(choice):
@@ -69,11 +121,16 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if type(None) in args:
                 return None
             raise _Mismatch
+        refused: list[ConfigError] = []  # an arm of the right type whose value is refused (range, NaN)
         for arm in (a for a in args if a is not type(None)):
             try:
                 return _coerce(value, arm, where)
-            except (_Mismatch, ConfigError):
+            except _Mismatch:
                 continue
+            except ConfigError as exc:
+                refused.append(exc)
+        if refused:
+            raise refused[0]
         raise _Mismatch
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -145,7 +202,7 @@ def from_mapping(cls: type, values: Any, where: str) -> Any:
     unknown = sorted(str(k) for k in values if k not in names)
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {sorted(names)}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     kwargs = {k: coerce(v, hints.get(k, Any), f"{where}.{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)

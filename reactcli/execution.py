@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import h5py
 
+from reactcli.config import NonNegativeInt, PositiveFloat, PositiveInt
 from reactcli.errors import ConfigError, ReactcliError
 from reactcli.storage import FeatureStore
 from reactcli.storage.store import _iter_datasets
@@ -46,15 +47,25 @@ class ExecConfig:
     shard: tuple[int, int] | None = None
     """Run only shard i of N (``--shard i/N``); the outputs stay as a shard file for a later merge."""
     slurm_partition: str | None = None
-    slurm_time: int = 60
+    """Partition (``sbatch --partition``)."""
+    slurm_time: PositiveInt = 60
     """Minutes per array task."""
-    slurm_gpus: int = 0
-    slurm_cpus: int = 1
-    slurm_mem_gb: float | None = None
-    slurm_array_parallelism: int = 64
-    slurm_timeout: float = 3600.0
+    slurm_gpus: NonNegativeInt = 0
+    """GPUs per task."""
+    slurm_cpus: PositiveInt = 1
+    """CPUs per task."""
+    slurm_mem_gb: PositiveFloat | None = None
+    """Memory per task in GB (None: the site's default)."""
+    slurm_account: str | None = None
+    """Account charged (``sbatch --account``)."""
+    slurm_qos: str | None = None
+    """Quality of service (``sbatch --qos``)."""
+    slurm_array_parallelism: PositiveInt = 64
+    """At most this many tasks of the array run at once."""
+    slurm_timeout: PositiveFloat = 3600.0
     """Seconds the driver waits for the array before giving up (the shards keep their outputs)."""
     slurm_extra: dict[str, Any] = field(default_factory=dict)
+    """More ``#SBATCH`` options, name -> value (``{"constraint": "a100", "exclude": "node3"}``)."""
 
 
 class ShardFailed(ReactcliError):
@@ -85,7 +96,9 @@ def run_shards(
     """Run ``fn(*args, i, n)`` for every shard not yet done; returns their summaries.
 
     A shard is done when its committed store file exists (``shard_path``), or, for stages whose
-    outputs are files of their own (rendered videos), when ``is_done(i, n)`` says so.
+    outputs are files of their own (rendered videos), when ``is_done(i, n)`` says so. A shard run
+    in this process also gets ``on_progress=`` (its items show in the driver's bars); one run in a
+    worker or a Slurm task reports to its log (:func:`reactcli.progress.worker_progress`).
     """
     done_fn = is_done or (lambda i, n: shard_path(work, stage, i, n).exists())
     n = cfg.num_jobs if cfg.shard is None else cfg.shard[1]
@@ -99,7 +112,7 @@ def run_shards(
     if cfg.executor == "local":
         if len(todo) == 1 or cfg.num_jobs == 1 or cfg.shard is not None:
             for k, i in enumerate(todo, 1):
-                done.append(fn(*args, i, n))
+                done.append(fn(*args, i, n, on_progress=on_progress))
                 if on_progress:
                     on_progress(f"{stage} shards", k, len(todo))
         else:
@@ -122,13 +135,8 @@ def run_shards(
     return done
 
 
-def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress, done_fn) -> list[dict]:
-    try:
-        import submitit
-    except ImportError as exc:  # pragma: no cover - dependency is declared
-        raise ConfigError("--executor slurm needs the 'submitit' package") from exc
-    folder = Path(work) / "logs" / "slurm" / stage
-    ex = submitit.SlurmExecutor(folder=str(folder))
+def slurm_parameters(cfg: ExecConfig) -> dict[str, Any]:
+    """``submitit.SlurmExecutor`` parameters of ``cfg`` (each becomes an ``#SBATCH`` line)."""
     params: dict[str, Any] = {"time": cfg.slurm_time, "cpus_per_task": cfg.slurm_cpus,
                               "array_parallelism": cfg.slurm_array_parallelism}
     if cfg.slurm_partition:
@@ -137,7 +145,23 @@ def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress, don
         params["gpus_per_node"] = cfg.slurm_gpus
     if cfg.slurm_mem_gb:
         params["mem"] = f"{int(cfg.slurm_mem_gb * 1024)}M"
-    params.update(cfg.slurm_extra)
+    if cfg.slurm_account:
+        params["account"] = cfg.slurm_account
+    if cfg.slurm_qos:
+        params["qos"] = cfg.slurm_qos
+    if cfg.slurm_extra:  # any #SBATCH option submitit has no parameter for
+        params["additional_parameters"] = dict(cfg.slurm_extra)
+    return params
+
+
+def _run_slurm(fn, args, work, stage, todo, n, cfg: ExecConfig, on_progress, done_fn) -> list[dict]:
+    try:
+        import submitit
+    except ImportError as exc:  # pragma: no cover - dependency is declared
+        raise ConfigError("--executor slurm needs the 'submitit' package") from exc
+    folder = Path(work) / "logs" / "slurm" / stage
+    ex = submitit.SlurmExecutor(folder=str(folder))
+    params = slurm_parameters(cfg)
     ex.update_parameters(**params)
     cols = [[a] * len(todo) for a in args]
     jobs = ex.map_array(fn, *cols, todo, [n] * len(todo))

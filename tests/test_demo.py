@@ -149,7 +149,7 @@ def test_cli_prints_report_path_last(tmp_path, monkeypatch):
     cfg = seen["cfg"]
     assert cfg.seed == 4 and cfg.skip_render and cfg.max_steps == 2  # the quick preset
     res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--train-appropriate", "oracle"])
-    assert res.exit_code == 1 and "train_appropriate" in res.output
+    assert res.exit_code == 2 and "--train-appropriate" in res.output and "'built', 'truth'" in res.output
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import typer
@@ -29,8 +29,8 @@ def build(
     work: Path = typer.Option(..., "--work", help="Work directory (needs prepared items and stored features)."),
     split: str = typer.Option("train", help="Split whose items are compared."),
     feature: str = typer.Option("emotion", help="Stored speaker feature compared between items."),
-    distance: str = typer.Option("dtw", help="dtw (grouped as FRdist for emotion), euclidean or corr."),
-    rule: str = typer.Option("auto", help="auto (Otsu threshold on log distances), threshold or topk."),
+    distance: Literal["dtw", "euclidean", "corr"] = typer.Option("dtw", help="dtw (grouped as FRdist for emotion), euclidean or corr."),
+    rule: Literal["auto", "threshold", "topk"] = typer.Option("auto", help="auto (Otsu threshold on log distances), threshold or topk."),
     threshold: Optional[float] = typer.Option(None, help="Distance threshold for --rule threshold."),
     top_k: int = typer.Option(10, "--top-k", help="Nearest other items marked appropriate for --rule topk."),
     downsample: int = typer.Option(5, help="Average-pool this many frames before comparing (1 = every frame)."),
@@ -89,7 +89,7 @@ def sweep_cmd(
     work: Path = typer.Option(..., "--work", help="Work directory."),
     split: str = typer.Option(..., help="Split to evaluate."),
     truth: Path = typer.Option(..., "--truth", help="0/1 truth matrix (.npy)."),
-    distance: str = typer.Option("dtw", help="Distance (see build)."),
+    distance: Literal["dtw", "euclidean", "corr"] = typer.Option("dtw", help="Distance (see build)."),
     downsample: int = typer.Option(5, help="Frame pooling (see build)."),
 ) -> None:
     """F1 of several rules (auto, top-k, quantile thresholds) against a truth, from cached distances."""

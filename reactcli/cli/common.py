@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from reactcli.errors import ReactcliError
+from reactcli.progress import ProgressLog
 
 console = Console(stderr=True)
 out = Console()
@@ -111,16 +112,21 @@ def progress() -> Progress:
 
 class StageProgress:
     """Adapter from the library's ``on_progress(stage, done, total)`` callbacks to a rich bar:
-    one bar per stage name, created on first use."""
+    one bar per stage name, created on first use. When the console is not a terminal (a Slurm or
+    CI log, ``2> file``), where rich shows the bars only at the end, plain lines with the rate and
+    the ETA are written too (:class:`reactcli.progress.ProgressLog`)."""
 
     def __init__(self, bar: Progress):
         self.bar = bar
         self.tasks: dict[str, int] = {}
+        self.log = None if bar.console.is_terminal else ProgressLog(stream=bar.console.file)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task(stage, total=total)
         self.bar.update(self.tasks[stage], completed=done, total=total)
+        if self.log is not None:
+            self.log(stage, done, total)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:

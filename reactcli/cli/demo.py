@@ -9,7 +9,7 @@ line on stdout (so ``reactcli demo | tail -1`` gives the file to open).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -24,7 +24,7 @@ def command(
     device: str = typer.Option("cpu", "--device", help="Torch device for training and generation: cpu, cuda or auto."),
     skip_render: bool = typer.Option(False, "--skip-render", help="Do not render videos (plots and the report are still made)."),
     recipes: Optional[str] = typer.Option(None, "--recipes", help="The recipes trained: a shipped set (default: synthetic; `reactcli recipes` lists them) or a folder with reactface.yaml, perfrdiff-gafrg.yaml, perfrdiff-pssl.yaml and perfrdiff-pwsg.yaml."),
-    train_appropriate: Optional[str] = typer.Option(None, "--train-appropriate", help="Training appropriateness: built (from features) or truth (the synthetic corpus's)."),
+    train_appropriate: Optional[Literal["built", "truth"]] = typer.Option(None, "--train-appropriate", help="Training appropriateness: built (from features) or truth (the synthetic corpus's)."),
 ) -> None:
     """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff -> baselines -> metrics -> videos -> report."""
     from reactcli.demo import DEMO_STAGES, DemoConfig, quick_config, run_demo

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import typer
@@ -32,8 +32,8 @@ def arrays(
     speaker: Path = typer.Option(..., "--speaker", help="Speaker behaviour S, .npy (N, T, D) (FRSyn)."),
     appropriate: Path = typer.Option(..., "--appropriate", help="Appropriateness matrix A, .npy (N, N) 0/1."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the metrics JSON."),
-    compat: str = typer.Option("default", "--compat", help="default | official (FRSyn quirks only)."),
-    feature: str = typer.Option("emotion", "--feature", help="emotion (3 grouped DTWs) | tdmm (one DTW)."),
+    compat: Literal["default", "official"] = typer.Option("default", "--compat", help="default | official (FRSyn quirks only)."),
+    feature: Literal["emotion", "tdmm"] = typer.Option("emotion", "--feature", help="emotion (3 grouped DTWs) | tdmm (one DTW)."),
     allow_single_sample: bool = typer.Option(False, "--allow-single-sample", help="Accept K = 1 (FRDiv = 0)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for the compiled kernels."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -19,7 +19,7 @@ def compare_command(
     split: str = typer.Option("test", help="Split all the runs generated (the same items on both sides)."),
     personal: bool = typer.Option(False, "--personal", help="Score against each listener's own appropriate reactions "
                                   "(as `evaluate personal`) and also compare within seen / unseen listeners."),
-    feature: str = typer.Option("emotion", help="emotion (challenge protocol) or tdmm."),
+    feature: Literal["emotion", "tdmm"] = typer.Option("emotion", help="emotion (challenge protocol) or tdmm."),
     n_boot: int = typer.Option(10000, "--boot", help="Bootstrap resamples of the items for the interval."),
     level: float = typer.Option(0.95, help="Coverage of the interval of the mean difference."),
     seed: int = typer.Option(0, help="Seed of the bootstrap (the same seed gives the same interval)."),

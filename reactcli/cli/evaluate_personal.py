@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -15,7 +15,7 @@ def personal_command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
     run: list[str] = typer.Option(..., "--run", help="Generation run name(s) (repeat the option for several)."),
     split: str = typer.Option("test", help="Split the runs generated."),
-    feature: str = typer.Option("emotion", help="emotion or tdmm."),
+    feature: Literal["emotion", "tdmm"] = typer.Option("emotion", help="emotion or tdmm."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>-personal.json (default WORK/metrics)."),
 ) -> None:
     """FRCorr/FRdist where A is restricted to reactions of the item's own listener identity."""

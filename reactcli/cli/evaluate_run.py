@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -15,8 +15,8 @@ def run_command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
     run: list[str] = typer.Option(..., "--run", help="Generation run name(s) to score (repeat the option for several)."),
     split: str = typer.Option("test", help="Split the runs generated."),
-    feature: str = typer.Option("emotion", help="emotion (challenge protocol) or tdmm (58-d 3DMM, one DTW)."),
-    compat: str = typer.Option("default", help="default, or official (reproduce the official FRSyn quirks)."),
+    feature: Literal["emotion", "tdmm"] = typer.Option("emotion", help="emotion (challenge protocol) or tdmm (58-d 3DMM, one DTW)."),
+    compat: Literal["default", "official"] = typer.Option("default", help="default, or official (reproduce the official FRSyn quirks)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>.json (default WORK/metrics)."),
 ) -> None:
     """Score stored runs and print one table (metrics/<run>-<split>.json each)."""

@@ -3,18 +3,22 @@
 ``clip``, ``extract``, ``generate`` and ``render`` run their work as shards (local processes,
 ``--shard i/N``, or a Slurm array); :func:`execution_options` adds the same options to each of
 them, in one help panel, and hands the command an :class:`~reactcli.execution.ExecConfig` as its
-``exec_cfg`` argument.
+``exec_cfg`` argument. A site's Slurm settings can live in a YAML file (``--slurm-config``)
+that the options given on the command line override.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
 
 import typer
+import yaml
 
-from reactcli.errors import ConfigError
+from reactcli.config import from_mapping
+from reactcli.errors import ConfigError, InputError
 from reactcli.execution import ExecConfig
 from reactcli.manifest import parse_shard
 
@@ -22,17 +26,58 @@ __all__ = ["EXECUTION_PANEL", "execution_options", "exec_options"]
 
 EXECUTION_PANEL = "Execution (local processes, shards, Slurm)"
 
+#: Keys of a ``--slurm-config`` file: the ``ExecConfig`` fields without ``slurm_``.
+SLURM_KEYS = ("partition", "account", "qos", "time", "gpus", "cpus", "mem_gb", "array_parallelism", "timeout", "extra")
 
-def exec_options(num_jobs: int, shard: str | None, executor: str, slurm_partition: str | None,
-                 slurm_time: int, slurm_gpus: int, slurm_timeout: float) -> ExecConfig:
-    """The :class:`ExecConfig` of the execution options, checked."""
+
+def _slurm_file(path: Path | None) -> dict[str, Any]:
+    """The ExecConfig values of a ``--slurm-config`` YAML file."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InputError(f"{path}: --slurm-config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a Slurm config is a mapping, e.g. {{account: proj1, qos: normal, mem_gb: 16}}")
+    unknown = sorted(str(k) for k in data if k not in SLURM_KEYS)
+    if unknown:
+        raise InputError(f"{path}: unknown keys {unknown}; allowed: {list(SLURM_KEYS)}")
+    return {f"slurm_{k}": v for k, v in data.items()}
+
+
+def _sbatch_items(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--slurm-sbatch {item!r}: expected NAME=VALUE, e.g. constraint=a100")
+        out[key.strip().lstrip("-").replace("-", "_")] = value.strip()
+    return out
+
+
+def exec_options(num_jobs: int = 1, shard: str | None = None, executor: str = "local", *,
+                 slurm_config: Path | None = None, slurm_partition: str | None = None,
+                 slurm_account: str | None = None, slurm_qos: str | None = None, slurm_time: int | None = None,
+                 slurm_gpus: int | None = None, slurm_cpus: int | None = None, slurm_mem: float | None = None,
+                 slurm_sbatch: list[str] | None = None, slurm_timeout: float | None = None) -> ExecConfig:
+    """The :class:`ExecConfig` of the execution options, checked: a ``--slurm-config`` file first,
+    then the options given on the command line."""
     if num_jobs < 1:
         raise ConfigError("--num-jobs must be >= 1")
     if executor not in ("local", "slurm"):
         raise ConfigError(f"--executor {executor!r}: expected local or slurm")
-    return ExecConfig(executor=executor, num_jobs=num_jobs, shard=parse_shard(shard) if shard else None,
-                      slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_gpus=slurm_gpus,
-                      slurm_timeout=slurm_timeout)
+    values = _slurm_file(slurm_config)
+    given = {"slurm_partition": slurm_partition, "slurm_account": slurm_account, "slurm_qos": slurm_qos,
+             "slurm_time": slurm_time, "slurm_gpus": slurm_gpus, "slurm_cpus": slurm_cpus, "slurm_mem_gb": slurm_mem,
+             "slurm_timeout": slurm_timeout}
+    values.update({k: v for k, v in given.items() if v is not None})
+    values["slurm_extra"] = {**(values.get("slurm_extra") or {}), **_sbatch_items(slurm_sbatch)}
+    cfg = from_mapping(ExecConfig, {k: v for k, v in values.items() if v is not None}, "slurm")
+    cfg.executor, cfg.num_jobs, cfg.shard = executor, num_jobs, parse_shard(shard) if shard else None
+    return cfg
 
 
 def _params(units: str) -> list[inspect.Parameter]:
@@ -46,11 +91,21 @@ def _params(units: str) -> list[inspect.Parameter]:
         opt("shard", Optional[str], None, "--shard",
             help=f"Run only shard i/N (0-based) of {units} and keep its output; rerun without --shard "
                  "(with --num-jobs N) to merge."),
-        opt("executor", str, "local", "--executor", help="local (process pool) or slurm (one job array through submitit)."),
+        opt("executor", Literal["local", "slurm"], "local", "--executor", help="local (process pool) or slurm (one job array through submitit)."),
+        opt("slurm_config", Optional[Path], None, "--slurm-config",
+            help="YAML file of the site's Slurm settings (keys: partition, account, qos, time, gpus, cpus, mem_gb, "
+                 "array_parallelism, timeout, extra: {sbatch option: value}); the options below override it."),
         opt("slurm_partition", Optional[str], None, "--slurm-partition", help="Slurm partition."),
-        opt("slurm_time", int, 60, "--slurm-time", help="Minutes per Slurm array task."),
-        opt("slurm_gpus", int, 0, "--slurm-gpus", help="GPUs per Slurm task."),
-        opt("slurm_timeout", float, 3600.0, "--slurm-timeout", help="Seconds to wait for the array."),
+        opt("slurm_account", Optional[str], None, "--slurm-account", help="Slurm account to charge."),
+        opt("slurm_qos", Optional[str], None, "--slurm-qos", help="Slurm quality of service."),
+        opt("slurm_time", Optional[int], None, "--slurm-time", help="Minutes per Slurm array task (default 60)."),
+        opt("slurm_gpus", Optional[int], None, "--slurm-gpus", help="GPUs per Slurm task (default 0)."),
+        opt("slurm_cpus", Optional[int], None, "--slurm-cpus", help="CPUs per Slurm task (default 1)."),
+        opt("slurm_mem", Optional[float], None, "--slurm-mem", help="Memory per Slurm task in GB (default: the site's)."),
+        opt("slurm_sbatch", Optional[list[str]], None, "--slurm-sbatch",
+            help="Any other #SBATCH option as NAME=VALUE (repeatable), e.g. --slurm-sbatch constraint=a100."),
+        opt("slurm_timeout", Optional[float], None, "--slurm-timeout",
+            help="Seconds to wait for the array (default 3600; the shards keep their outputs)."),
     ]
 
 

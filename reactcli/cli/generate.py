@@ -8,7 +8,7 @@ naive baselines' options and the shared execution options.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -27,7 +27,7 @@ BASELINES = "Naive baselines (--baseline)"
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A trained generator's model.pt (ReactFace, PerFRDiff GAFRG or PWSG); its model decides the sampler."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Instead of a checkpoint: gt, mime, random, meanseq or meanfr."),
+    baseline: Optional[Literal["gt", "mime", "random", "meanseq", "meanfr"]] = typer.Option(None, "--baseline", help="Instead of a checkpoint, a naive baseline: gt (the real listener), mime (the speaker, lagged), random, meanseq or meanfr (training means)."),
     split: str = typer.Option("test", help="Split whose speaker items get reactions."),
     num_samples: int = typer.Option(10, "--num-samples", help="K reactions per item (one batch inside the model)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run name in the store (default: the checkpoint's run or the baseline's name)."),
@@ -41,14 +41,14 @@ def command(
     steps: Optional[int] = typer.Option(None, help="DDIM steps (default: the checkpoint's diffusion.num_inference_steps).", rich_help_panel=PERFRDIFF),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
     overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise) to avoid seams.", rich_help_panel=PERFRDIFF),
-    timestep_spacing: Optional[str] = typer.Option(
+    timestep_spacing: Optional[Literal["leading", "trailing", "linspace"]] = typer.Option(
         None, "--timestep-spacing", rich_help_panel=PERFRDIFF,
         help="Where the DDIM steps sit among the training steps: trailing (the first step at the last training step, "
              "right for few steps), leading or linspace (default: the checkpoint's)."),
-    precision: str = typer.Option("fp32", "--precision", rich_help_panel=PERFRDIFF, help="The dtype the denoiser runs in: fp32 (the same output on every machine) or bf16 (several times faster on CPUs with AVX512-BF16/AMX and on bf16 GPUs; noise and DDIM updates stay fp32, outputs differ from fp32 by bf16 rounding)."),
+    precision: Literal["fp32", "bf16"] = typer.Option("fp32", "--precision", rich_help_panel=PERFRDIFF, help="The dtype the denoiser runs in: fp32 (the same output on every machine) or bf16 (several times faster on CPUs with AVX512-BF16/AMX and on bf16 GPUs; noise and DDIM updates stay fp32, outputs differ from fp32 by bf16 rounding)."),
     personalised: bool = typer.Option(False, "--personalised", rich_help_panel=PERSONAL, help="Per-listener weight editing by a PWSG: style from its PSSL, or, for a PWSG with listener codes, the listener's own code if it was trained on them (see --own-codes), else the code that best explains their history clip (readings are kept in WORK/cache/code-readings/ and reused by later runs). Implied by a PWSG --checkpoint."),
     pwsg_checkpoint: Optional[Path] = typer.Option(None, "--pwsg-checkpoint", rich_help_panel=PERSONAL, help="The trained PWSG (its checkpoint names its GAFRG and PSSL)."),
-    new_listeners: str = typer.Option("read", "--new-listeners", rich_help_panel=PERSONAL, help="With listener codes and --own-codes: what a listener the PWSG was not trained on gets: read (the code that best explains their history clip) or generic (no edit: the generic GAFRG's reaction)."),
+    new_listeners: Literal["read", "generic"] = typer.Option("read", "--new-listeners", rich_help_panel=PERSONAL, help="With listener codes and --own-codes: what a listener the PWSG was not trained on gets: read (the code that best explains their history clip) or generic (no edit: the generic GAFRG's reaction)."),
     own_codes: bool = typer.Option(True, "--own-codes/--read-all-codes", rich_help_panel=PERSONAL, help="With listener codes: a listener the PWSG was trained on (same identity in manifests/identities.json) gets their own learned code; --read-all-codes reads every listener's code from their history clip."),
     mime_lag: int = typer.Option(25, "--mime-lag", rich_help_panel=BASELINES, help="Mime: frames of lag."),
     train_split: str = typer.Option("train", "--train-split", rich_help_panel=BASELINES, help="MeanSeq/MeanFr: split the means come from."),

@@ -7,7 +7,7 @@ Thin layer over :func:`reactcli.render.video.render_items`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -57,7 +57,7 @@ def command(
     videos: bool = typer.Option(True, "--videos/--no-videos", help="Write the side-by-side videos."),
     fid_frames: Optional[Path] = typer.Option(None, "--fid-frames", help="Also export FID frames to DIR/real and DIR/fake (use evaluate --frame-stride 1 on them)."),
     every: int = typer.Option(30, "--every", min=1, help="FID frame stride (official: 30)."),
-    fid_real: str = typer.Option("auto", "--fid-real", help="Real FID frames from: auto (video, else drawn), video, render."),
+    fid_real: Literal["auto", "video", "render"] = typer.Option("auto", "--fid-real", help="Real FID frames from: auto (video, else drawn), video, render."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write feature-curve PNGs to WORK/plots/RUN/SPLIT/."),
     plot_dims: Optional[str] = typer.Option(None, "--plot-dims", help="Emotion dims to plot (default 7,13,15,16: AU12, AU25, valence, arousal)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for PIRender."),

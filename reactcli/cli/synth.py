@@ -7,7 +7,7 @@ model, the exact file names and the truth files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -18,7 +18,7 @@ from reactcli.errors import ConfigError
 @handle_errors
 def command(
     out_dir: Path = typer.Option(..., "--out", help="Folder to write the corpus into (created if missing)."),
-    layout: str = typer.Option("react", "--layout", help="'react': clipped REACT 2023/24 layout with split CSVs and neighbour matrices; 'raw': whole NoXI/RECOLA-like sessions."),
+    layout: Literal["react", "raw"] = typer.Option("react", "--layout", help="'react': clipped REACT 2023/24 layout with split CSVs and neighbour matrices; 'raw': whole NoXI/RECOLA-like sessions."),
     sessions: int = typer.Option(6, "--sessions", min=1, help="Number of two-person sessions (every third is RECOLA-like, at most three)."),
     minutes: float = typer.Option(2.0, "--minutes", help="Length of each session in minutes (react: cut into 30 s clips)."),
     fps: int = typer.Option(25, "--fps", min=1, help="Video and feature frame rate."),

@@ -28,7 +28,8 @@ def command(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override one recipe value, section.key=value (repeatable; the value is read as YAML), e.g. --set model_config.frames_per_token=2. The run records the resolved recipe."),
 ) -> None:
     """Train a generator; logs per-epoch losses to WORK/runs/RUN/log.jsonl and the console."""
-    from reactcli.training.run import apply_overrides, load_recipe, train_recipe
+    from reactcli.training.recipe import apply_overrides, load_recipe, parse_recipe
+    from reactcli.training.run import train_recipe
 
     recipe = apply_overrides(load_recipe(config), set_ or [])
     if model:
@@ -39,14 +40,16 @@ def command(
         recipe.setdefault("train", {})["epochs"] = epochs
     if max_steps is not None:
         recipe.setdefault("train", {})["max_steps"] = max_steps
-    ck = recipe.setdefault("checkpoints", {}) or {}
-    if gafrg_checkpoint:
-        ck["gafrg"] = str(gafrg_checkpoint)
-    if pssl_checkpoint:
-        ck["pssl"] = str(pssl_checkpoint)
-    recipe["checkpoints"] = ck
+    if gafrg_checkpoint or pssl_checkpoint:
+        ck = recipe.get("checkpoints") or {}
+        if gafrg_checkpoint:
+            ck["gafrg"] = str(gafrg_checkpoint)
+        if pssl_checkpoint:
+            ck["pssl"] = str(pssl_checkpoint)
+        recipe["checkpoints"] = ck
     if seed is None and "seed" not in recipe:
         seed = STATE.seed
+    parse_recipe(recipe)  # a bad recipe stops here, before any progress display
     with progress() as bar:
         task = bar.add_task(f"train {recipe.get('model')} {recipe.get('stage') or ''}".strip(), total=None)
 

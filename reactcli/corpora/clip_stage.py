@@ -74,6 +74,7 @@ from reactcli.manifest import (
 from reactcli.manifest.ids import clip_person, group_of, participant_id
 from reactcli.media.clip import ClipConfig, ClipSpan, cut_clip, plan_clips, slice_frames
 from reactcli.media.probe import probe
+from reactcli.progress import ProgressFn, worker_progress
 from reactcli.storage import ShardWriter
 
 log = logging.getLogger(__name__)
@@ -278,8 +279,10 @@ def _shard_files(work: Path, i: int, n: int) -> tuple[Path, Path]:
     return d / f"{i:04d}-of-{n:04d}.jsonl", d / f"{i:04d}-of-{n:04d}.summary.json"
 
 
-def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
+               on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Cut the sessions of shard ``index`` of ``count``: the unit of work of every executor."""
+    progress = worker_progress(on_progress)
     cfg = ClipStageConfig(**{**cfg_dict, "mirror_splits": tuple(cfg_dict.get("mirror_splits", ("val", "test")))})
     work_p = Path(work)
     sessions = read_manifest(work_p / "manifests" / "sessions.jsonl", SessionRecord)
@@ -288,7 +291,9 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> d
     records: list[ClipRecord] = []
     skipped: list[str] = []
     n_cut = n_reused = 0
-    for s in mine:
+    for k, s in enumerate(mine):
+        if progress:
+            progress(f"clip shard {index}/{count}: sessions", k, len(mine))
         try:
             recs, c, r = cut_session(s, out_root, cfg)
         except InputError as exc:
@@ -300,6 +305,8 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> d
         records += recs
         n_cut += c
         n_reused += r
+    if progress:
+        progress(f"clip shard {index}/{count}: sessions", len(mine), len(mine))
     summary = {"shard": index, "count": count, "sessions": len(mine), "clips": len(records),
                "cut": n_cut, "reused": n_reused, "skipped": skipped}
     man, summ = _shard_files(work_p, index, count)

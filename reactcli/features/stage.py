@@ -29,6 +29,7 @@ from reactcli.features.registry import (
     get_extractor,
 )
 from reactcli.io import write_json
+from reactcli.progress import ProgressFn, worker_progress
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
 from reactcli.storage import FeatureStore, ShardWriter
 
@@ -96,8 +97,10 @@ def _slow_clip() -> tuple[str, float] | None:
     return clip, float(secs)
 
 
-def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
+                  on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Process shard ``index`` of ``count``: the unit of work of every executor."""
+    progress = worker_progress(on_progress)
     cfg = ExtractConfig(**cfg_dict)
     work_p = Path(work)
     clips = read_manifest(work_p / "manifests" / "clips.jsonl", ClipRecord)
@@ -110,7 +113,9 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -
     skipped: list[str] = []
     slow = _slow_clip()
     with ShardWriter(shard_path(work_p, stage_name(cfg), index, count), work=work_p) as w:
-        for rec in mine:
+        for k, rec in enumerate(mine):
+            if progress:
+                progress(f"extract shard {index}/{count}: clips", k, len(mine))
             if slow and rec.id == slow[0]:
                 time.sleep(slow[1])
             for name, opts in plan:
@@ -128,6 +133,8 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int) -
                 for f, a in arrays.items():
                     w.write(rec.id, f, a, fps=rec.fps, extractor=name, config=opts)
                 done += 1
+        if progress:
+            progress(f"extract shard {index}/{count}: clips", len(mine), len(mine))
     return {"shard": index, "count": count, "clips": len(mine), "extracted": done, "skipped": skipped}
 
 

@@ -22,6 +22,7 @@ from reactcli.io import settings_fingerprint
 from reactcli.manifest.items import load_items
 from reactcli.models.checkpoint import load_checkpoint, sha1_of
 from reactcli.models.registry import MODELS, get_spec, resolve
+from reactcli.progress import ProgressFn, worker_progress
 from reactcli.training.data import DataConfig, ReactionDataset, collate
 from reactcli.training.loop import resolve_device
 
@@ -84,7 +85,8 @@ def _meta(gen_model: Generator, checkpoint, cfg: GenerateConfig) -> dict[str, An
             "checkpoint_sha1s": sums, "config": asdict(cfg), "fingerprint": fp}
 
 
-def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int) -> dict[str, Any]:
+def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int,
+                   on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Shard ``index`` of ``count`` of a generation run (whole batches), into a shard store file."""
     from reactcli.execution import shard_path
     from reactcli.manifest import shard_records
@@ -100,7 +102,7 @@ def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: st
     mine = shard_records(item_batches(table.n, cfg.batch_size), index, count)
     stage = f"generate-{run}-{cfg.split}"
     with ShardWriter(shard_path(work_p, stage, index, count), work=work_p) as w:
-        store_batches(w, run, cfg.split, _generate_batches(work_p, gen_model, cfg, run, mine, None),
+        store_batches(w, run, cfg.split, _generate_batches(work_p, gen_model, cfg, run, mine, worker_progress(on_progress)),
                       num_samples=cfg.num_samples, seed=cfg.seed, meta=_meta(gen_model, checkpoint, cfg))
     return {"shard": index, "batches": len(mine)}
 

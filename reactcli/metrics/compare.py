@@ -46,13 +46,27 @@ HIGHER_IS_BETTER = {"FRCorr": True, "FRdist": False}
 def item_scores(work: str | os.PathLike, run: str, split: str, *, feature: str = "emotion",
                 identities: np.ndarray | None = None, frames: int = 750) -> dict[str, np.ndarray]:
     """Per-item FRCorr and FRdist terms (N,) of a stored generation run (their means are the
-    run's FRCorr / FRdist). With ``identities`` (N,), the listener identity of each item, the
-    references are each listener's own reactions (:func:`~reactcli.metrics.personal.personal_matrix`):
-    the terms of the personal metrics."""
+    run's FRCorr / FRdist), and ``K`` and ``T``, the samples and frames they were computed on.
+    With ``identities`` (N,), the listener identity of each item, the references are each
+    listener's own reactions (:func:`~reactcli.metrics.personal.personal_matrix`): the terms of
+    the personal metrics."""
     P, L, _, A = run_arrays(work, run, split, feature, frames)
     if identities is not None:
         A = personal_matrix(A, identities)
-    return {"FRCorr": frcorr_items(P, L, A), "FRdist": frdist_items(P, L, A, feature=protocol(feature))}
+    return {"FRCorr": frcorr_items(P, L, A), "FRdist": frdist_items(P, L, A, feature=protocol(feature)),
+            "K": P.shape[1], "T": P.shape[2]}
+
+
+def _same_protocol(scores: dict[str, dict]) -> None:
+    """Runs are comparable only when scored on the same protocol: the official FRCorr and FRdist
+    sum over the K samples and FRdist grows with the frame count T, so a run with other K or T
+    would look better or worse for that alone."""
+    for key, what in (("K", "samples per item (K)"), ("T", "frames per item (T)")):
+        values = {r: s[key] for r, s in scores.items()}
+        if len(set(values.values())) > 1:
+            listed = ", ".join(f"{r}: {v}" for r, v in values.items())
+            raise InputError(f"runs differ in {what} ({listed}): their FRCorr/FRdist are not comparable; "
+                             f"generate them with the same --num-samples and --frames")
 
 
 def paired_difference(base: np.ndarray, other: np.ndarray, *, higher_is_better: bool, n_boot: int = 10000,
@@ -119,7 +133,10 @@ def compare_runs(work: str | os.PathLike, split: str, base_runs: Sequence[str], 
         masks.update(seen_groups(work, split, table) or {})
     scores = {r: item_scores(work, r, split, feature=feature, identities=ids, frames=frames)
               for r in dict.fromkeys([*base_runs, *runs])}
+    _same_protocol(scores)
+    first = next(iter(scores.values()))
     result: dict = {"work": str(work), "split": split, "feature": feature, "personal": personal,
+                    "K": first["K"], "T": first["T"],
                     "base_runs": list(base_runs), "runs": list(runs), "n_boot": n_boot, "seed": seed,
                     "reactcli_version": reactcli.__version__, "groups": {}}
     for group, mask in masks.items():

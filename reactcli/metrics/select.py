@@ -61,8 +61,13 @@ def select_run(
         settings = _read(work / "runs" / run / f"generate-{split}.json", f"generation settings of run {run!r}")
         if settings.get("split", split) != split:
             raise InputError(f"run {run!r} was generated for split {settings.get('split')!r}, not {split!r}")
-        rows.append({"run": run, metric: float(value), "FRDiv": scores.get("FRDiv"),
+        rows.append({"run": run, metric: float(value), "FRDiv": scores.get("FRDiv"), "K": scores.get("K"),
+                     "T": scores.get("T"), "feature": scores.get("feature"),
                      "checkpoint": settings.get("checkpoint"), "scores": str(path)})
+    for key, what in (("K", "samples per item (K)"), ("T", "frames per item (T)"), ("feature", "feature")):
+        if len({r[key] for r in rows}) > 1:  # the official sums over K (and FRdist over T) would decide
+            listed = ", ".join(f"{r['run']}: {r[key]}" for r in rows)
+            raise InputError(f"candidates differ in {what} ({listed}): their scores are not comparable")
     eligible = [r for r in rows if not require_diversity or (r["FRDiv"] or 0) > 0]
     if not eligible:
         raise InputError(f"no candidate has FRDiv > 0 among {', '.join(runs)} (use --no-require-diversity)")

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactcli.config import from_mapping
+from reactcli.config import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.layers import alignment_bias, periodic_encoding, sinusoidal_encoding
 
@@ -78,52 +78,52 @@ class ReactFaceConfig:
     Every field is JSON-serialisable so a checkpoint can rebuild the model on its own.
     """
 
-    audio_dim: int = 78
+    audio_dim: PositiveInt = 78
     """Per-video-frame speaker audio feature size: 78 (MFCC + deltas) or 1536 (2 x wav2vec2)."""
-    audio_tokens_per_frame: int = 2
+    audio_tokens_per_frame: PositiveInt = 2
     """``k``: audio tokens per video frame. The frame vector is split into ``k`` equal chunks
     (2 MFCC frames, or 2 wav2vec2 tokens at 50 Hz), each projected to ``d_model``."""
     visual_inputs: tuple[str, ...] = ("tdmm", "emotion")
     """Stored speaker features that make the visual tokens: any of ``"tdmm"``, ``"emotion"``."""
     output_heads: tuple[str, ...] = ("emotion", "tdmm")
     """Generated reaction features: ``"emotion"`` (25-d) and/or ``"tdmm"`` (58-d)."""
-    d_model: int = 128
+    d_model: PositiveInt = 128
     """Feature width of every token."""
-    n_heads: int = 8
+    n_heads: PositiveInt = 8
     """Attention heads of the speaker encoder, past encoder and decoder."""
-    ffn_dim: int = 256
+    ffn_dim: PositiveInt = 256
     """Feed-forward width of those layers."""
-    dropout: float = 0.1
+    dropout: Probability = 0.1
     """Dropout inside the speaker encoder, past encoder and decoder layers."""
-    speaker_layers: int = 1
+    speaker_layers: PositiveInt = 1
     """Layers of the speaker encoder (causal self-attention + audio cross-attention + FFN)."""
-    conv_kernel: int = 3
+    conv_kernel: PositiveInt = 3
     """Kernel of the causal temporal convolution over the speaker's visual features."""
-    past_layers: int = 1
+    past_layers: PositiveInt = 1
     """Layers of the past-interaction encoder (causal self-attention + VIM + MIM + FFN)."""
-    vae_layers: int = 2
+    vae_layers: PositiveInt = 2
     """Transformer encoder layers of the CIE (VAE distribution head)."""
-    vae_heads: int = 4
+    vae_heads: PositiveInt = 4
     """Attention heads of the CIE."""
-    vae_ffn_dim: int = 1024
+    vae_ffn_dim: PositiveInt = 1024
     """Feed-forward width of the CIE."""
-    vae_dropout: float = 0.1
+    vae_dropout: Probability = 0.1
     """Dropout of the CIE."""
-    latent_dim: int = 128
+    latent_dim: PositiveInt = 128
     """Size of the sampled latent ``z_t`` (one per window)."""
-    latent_layers: int = 2
+    latent_layers: PositiveInt = 2
     """Decoder layers in which the time queries attend to the interpolated latents."""
-    sync_layers: int = 1
+    sync_layers: PositiveInt = 1
     """Decoder layers of cross-attention to speaker motion (VIM) and speech (MIM)."""
-    period: int = 8
+    period: PositiveInt = 8
     """``p`` of Eq. 11 and of the periodic positional encoding."""
-    train_window: int = 64
+    train_window: PositiveInt = 64
     """Window ``w`` used by :meth:`ReactFace.rollout` in training (authors: 64)."""
-    generate_window: int = 8
+    generate_window: PositiveInt = 8
     """Default window ``w`` at generation (authors: 8)."""
-    momentum: float = 0.9
+    momentum: Probability = 0.9
     """Default ``alpha`` of ``z_t = alpha z_{t-w} + (1 - alpha) z*_t``."""
-    history_frames: int = 128
+    history_frames: PositiveInt = 128
     """Past listener frames (and the speaker frames they align with) seen by the
     past-interaction encoder; bounds the cost of a window so a clip costs O(T)."""
     bound_emotion: bool = True
@@ -131,23 +131,23 @@ class ReactFaceConfig:
     valence/arousal, softmax for the 8 expression probabilities."""
     detach_history: bool = True
     """In training, stop gradients through the generated history fed back to later windows."""
-    pose_weight: float = 10.0
+    pose_weight: NonNegativeFloat = 10.0
     """Weight of the 3DMM pose dims (52:58) in the SmoothL1 reconstruction losses."""
-    kl_weight: float = 1e-3
+    kl_weight: NonNegativeFloat = 1e-3
     """lambda_kl: weight of KL(N(mu, sigma) || N(0, I)) (mean over latent dims and windows)."""
-    smooth_weight: float = 10.0
+    smooth_weight: NonNegativeFloat = 10.0
     """lambda_smo: weight of the second-difference smoothness loss (Eq. 13)."""
-    diversity_weight: float = 100.0
+    diversity_weight: NonNegativeFloat = 100.0
     """lambda_div: weight of the diversity loss (Eq. 6); stage 2 only."""
-    diversity_sigma: float = 100.0
+    diversity_sigma: PositiveFloat = 100.0
     """sigma_d of the RBF kernel of the diversity loss."""
-    diversity_samples: int = 2
+    diversity_samples: PositiveInt = 2
     """Samples per speaker drawn in stage 2 for the diversity loss (paper: M = 2)."""
-    speaker_recon_weight: float = 1.0
+    speaker_recon_weight: NonNegativeFloat = 1.0
     """Weight of the speaker-feature reconstruction loss in stage 1 (Eq. 12)."""
-    speaker_recon_weight_stage2: float = 0.0
+    speaker_recon_weight_stage2: NonNegativeFloat = 0.0
     """Weight of the speaker reconstruction loss in stage 2 (Eq. 15 has none)."""
-    max_neighbours: int = 80
+    max_neighbours: PositiveInt = 80
     """At most this many appropriate reactions per item enter the min of Eq. 5."""
 
     def __post_init__(self) -> None:

@@ -13,15 +13,16 @@ from typing import Any, Callable, Sequence
 
 from reactcli.execution import ExecConfig, run_shards
 from reactcli.manifest import shard_records
-from reactcli.render.video import RenderConfig, load_run, render_items, select_items, video_path
+from reactcli.progress import ProgressFn, worker_progress
+from reactcli.render.video import RenderConfig, _cached_renderer, load_run, render_items, select_items, video_path
 
 
 def render_shard(work: str, run: str, split: str, items: list[int], cfg_dict: dict[str, Any],
-                 index: int, count: int) -> dict[str, Any]:
+                 index: int, count: int, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Render shard ``index`` of ``count`` of ``items`` (one process; the unit of every executor)."""
     mine = shard_records(items, index, count)
     cfg = replace(RenderConfig(**cfg_dict), num_jobs=1, num_items=None)
-    paths = render_items(work, run, split, mine, cfg) if mine else []
+    paths = render_items(work, run, split, mine, cfg, on_progress=worker_progress(on_progress)) if mine else []
     return {"shard": index, "videos": [str(p) for p in paths]}
 
 
@@ -30,9 +31,7 @@ def render_sharded(work: str | os.PathLike, run: str, split: str, items: Sequenc
     """Render the selected items of a run split into shards; returns every selected video path."""
     work = Path(work)
     chosen = [r.index for r in select_items(load_run(work, run, split), items, cfg.num_items)]
-    if exec_cfg.executor == "local" and exec_cfg.shard is None and exec_cfg.num_jobs == 1:
-        # one local process: render in place, reporting every item (not just the one shard)
-        return render_items(work, run, split, chosen, replace(cfg, num_jobs=1, num_items=None), on_progress=on_progress)
+    _cached_renderer(cfg.renderer_config(cfg.size))  # a missing asset fails here, even if every video exists
 
     def is_done(i: int, n: int) -> bool:
         return all(video_path(work, run, split, k).exists() for k in shard_records(chosen, i, n))

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from reactcli.config import PositiveInt
 from reactcli.errors import InputError
 from reactcli.manifest.items import ItemTable
 from reactcli.storage import FeatureStore
@@ -39,11 +40,11 @@ class DataConfig:
 
     audio: str = "mfcc"
     """Audio feature in the store: ``mfcc`` (78-d) or ``wav2vec2`` (1536-d)."""
-    frames: int = 750
+    frames: PositiveInt = 750
     """Frames per clip used (the challenge uses the first 750 of 751)."""
-    crop: int | None = 256
+    crop: PositiveInt | None = 256
     """Random crop length for training (None = whole clip)."""
-    max_appropriate: int = 20
+    max_appropriate: PositiveInt = 20
     """At most this many appropriate reactions per item (own listener always kept)."""
     history: bool = True
     """Also return another clip of the same listener (personal style) and its speaker's side."""

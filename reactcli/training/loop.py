@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,8 +28,10 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from reactcli.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from reactcli.errors import ConfigError, InputError
-from reactcli.models.checkpoint import load_checkpoint, save_checkpoint
+from reactcli.io import atomic_open
+from reactcli.models.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from reactcli.training.data import collate
 
 log = logging.getLogger(__name__)
@@ -40,23 +43,23 @@ StepFn = Callable[[torch.nn.Module, dict[str, torch.Tensor], torch.Generator], t
 class TrainConfig:
     """Optimisation settings (the model's own settings live in its config)."""
 
-    epochs: int = 10
+    epochs: PositiveInt = 10
     """Passes over the training items."""
-    batch_size: int = 8
+    batch_size: PositiveInt = 8
     """Items per step (per process under DDP)."""
-    lr: float = 2e-5
+    lr: PositiveFloat = 2e-5
     """AdamW learning rate."""
-    weight_decay: float = 1e-2
+    weight_decay: NonNegativeFloat = 1e-2
     """AdamW weight decay."""
-    grad_clip: float | None = 1.0
+    grad_clip: PositiveFloat | None = 1.0
     """Clip the gradient norm (None: no clipping)."""
     cosine: bool = False
     """Cosine learning-rate decay over all steps."""
-    num_workers: int = 0
+    num_workers: NonNegativeInt = 0
     """DataLoader worker processes."""
-    log_every: int = 0
+    log_every: NonNegativeInt = 0
     """Also log every n steps (0: per epoch only)."""
-    max_steps: int | None = None
+    max_steps: PositiveInt | None = None
     """Stop after this many optimiser steps in total (for smoke runs)."""
     ema_decay: float | None = None
     """Keep an exponential moving average of the trained parameters with this decay (e.g. 0.99;
@@ -91,6 +94,12 @@ def init_distributed(device: str) -> DistInfo:
     return info
 
 
+def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    with atomic_open(path, "w") as fh:
+        for means in history:
+            fh.write(json.dumps(means) + "\n")
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -105,6 +114,39 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state a training step can draw from, as plain data and tensors (it goes into
+    ``last.pt``, read with ``weights_only=True``): torch's, CUDA's, numpy's and Python's global
+    generators and the loop's own ``generator`` (latent noise, timesteps, condition dropout)."""
+    import random
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(), "generator": generator.get_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Restore what :func:`rng_state` saved."""
+    import random
+
+    torch.set_rng_state(state["torch"].cpu())
+    generator.set_state(state["generator"].cpu())
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 class _EpochSampler(Sampler):
@@ -176,7 +218,7 @@ def train(
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
            if cfg.ema_decay is not None else None)
     if ck is not None:
-        model.load_state_dict(ck["state_dict"])
+        load_state_strict(model, ck["state_dict"], last)
         if "optimizer" in ck:
             opt.load_state_dict(ck["optimizer"])
         if ema is not None and "ema_state_dict" in ck:
@@ -198,10 +240,18 @@ def train(
     sched = None
     if cfg.cosine:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / max(1, total_steps))))
-        for _ in range(step):
-            sched.step()
+        with warnings.catch_warnings():  # replaying the schedule of the steps already taken
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(step):
+                sched.step()
     gen = torch.Generator(device=dev).manual_seed(seed * 7919 + info.rank)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if info.main:
+        # the log is the checkpoint's history (empty for a new run): an epoch logged but not
+        # checkpointed (a kill between the two) or a discarded run's epochs are not kept
+        _write_log(run_dir / "log.jsonl", history)
+    if ck is not None and ck.get("rng") is not None and info.world_size == 1:
+        set_rng_state(ck["rng"], gen)  # continue every random stream where the interrupted run stopped
     extra = dict(checkpoint_extra or {})
     extra.setdefault("train_config", asdict(cfg))
     stop = False
@@ -250,7 +300,7 @@ def train(
             save_checkpoint(last, {
                 **extra, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                 "epoch": epoch + 1, "step": step, "history": history, "seed": seed,
-                "world_size": info.world_size,
+                "world_size": info.world_size, "rng": rng_state(gen),
                 **({"ema_state_dict": ema.state_dict()} if ema is not None else {}),
             })
             if on_epoch:
@@ -261,6 +311,7 @@ def train(
         final = run_dir / "model.pt"
         ck = load_checkpoint(last)
         ck.pop("optimizer", None)
+        ck.pop("rng", None)
         averaged = ck.pop("ema_state_dict", None)
         if averaged is not None:  # the sampled weights are the average: AveragedModel keys are "module.<name>"
             ck["state_dict"] = {k[len("module."):]: v for k, v in averaged.items() if k.startswith("module.")}

@@ -19,6 +19,7 @@ from typing import Literal
 
 import torch
 
+from reactcli.config import PositiveFloat
 from reactcli.errors import ConfigError
 from reactcli.models.perfrdiff import (
     GAFRG,
@@ -59,7 +60,7 @@ def build_gafrg(ctx: TrainContext) -> TrainingPlan:
 class PSSLOptions:
     """PSSL's top-level recipe keys."""
 
-    temperature: float = 0.07
+    temperature: PositiveFloat = 0.07
     """Temperature of the supervised contrastive loss (paper: 0.07)."""
 
 
@@ -93,7 +94,7 @@ class PWSGOptions:
     code learned per training listener (``codes``; new listeners' codes are read at generation)."""
     optimizer: Literal["sgd", "adamw"] = "sgd"
     """SGD with momentum 0.9 and weight decay 1e-4 (the paper) or AdamW."""
-    code_lr: float | None = None
+    code_lr: PositiveFloat | None = None
     """Learning rate of the listener codes (no weight decay); default 10 x ``train.lr``."""
 
 

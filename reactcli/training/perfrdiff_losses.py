@@ -25,6 +25,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from reactcli.config import PositiveInt, Probability
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.perfrdiff.gafrg import GAFRG, WeightShift
 from reactcli.models.perfrdiff.pssl import PSSLEncoder, supcon_loss
@@ -42,10 +43,10 @@ class PerFRDiffStepConfig:
     target: Literal["emotion", "tdmm", "both"] = "emotion"
     """Reaction features: 25-d emotion, 58-d 3DMM, or both concatenated (emotion first); must
     match the GAFRG's ``reaction_dim``."""
-    reactions_per_item: int = 1
+    reactions_per_item: PositiveInt = 1
     """Windows (each with its own appropriate reaction, start frame, timestep and noise) per item
     and step; the paper uses 10 appropriate reactions per speaker."""
-    cond_drop_prob: float = 0.2
+    cond_drop_prob: Probability = 0.2
     """Probability of nulling (zeroing) each speaker condition independently (guidance training)."""
 
     def __post_init__(self) -> None:

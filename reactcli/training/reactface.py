@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reactcli.config import NonNegativeInt
 from reactcli.models.reactface import ReactFace, ReactFaceConfig
 from reactcli.training.reactface_losses import reactface_training_step
 from reactcli.training.recipe import TrainContext, TrainingPlan, TrainingPreset
@@ -20,7 +21,7 @@ __all__ = ["ReactFaceStep", "build_training", "PRESET"]
 class ReactFaceStep:
     """What a ReactFace training step does over the epochs."""
 
-    stage1_epochs: int | None = None
+    stage1_epochs: NonNegativeInt | None = None
     """Epochs of stage 1 (own-listener reconstruction) before stage 2 (min over the appropriate
     reactions + diversity); default half of ``train.epochs`` (at least 1)."""
 

@@ -1,3 +1,5 @@
+import pytest
+
 import reactcli
 
 
@@ -23,3 +25,25 @@ def test_expected_error_is_one_line_without_traceback(cli, tmp_path):
     assert res.exit_code == 1
     assert "nope: REACT root folder not found" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args, option, choices", [
+    (["generate", "--work", "w", "--baseline", "copycat"], "--baseline", "'gt', 'mime', 'random', 'meanseq', 'meanfr'"),
+    (["generate", "--work", "w", "--checkpoint", "c.pt", "--precision", "fp16"], "--precision", "'fp32', 'bf16'"),
+    (["generate", "--work", "w", "--checkpoint", "c.pt", "--timestep-spacing", "last"], "--timestep-spacing",
+     "'leading', 'trailing', 'linspace'"),
+    (["evaluate", "run", "--work", "w", "--run", "r", "--feature", "landmarks"], "--feature", "'emotion', 'tdmm'"),
+    (["appropriate", "build", "--work", "w", "--rule", "best"], "--rule", "'auto', 'threshold', 'topk'"),
+    (["extract", "--work", "w", "--executor", "pbs"], "--executor", "'local', 'slurm'"),
+    (["synth", "--out", "o", "--layout", "mars"], "--layout", "'react', 'raw'"),
+])
+def test_choice_options_are_usage_errors_listing_the_choices(cli, args, option, choices):
+    res = cli(*args)
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert option in flat and choices in flat
+
+
+def test_choices_are_listed_in_help(cli):
+    assert "fp32|bf16" in cli("generate", "--help").output
+    assert "emotion|tdmm" in cli("evaluate", "run", "--help").output

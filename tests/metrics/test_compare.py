@@ -79,7 +79,19 @@ def work(tmp_path_factory):
     for name in ("gt", "random", "meanseq"):
         generate_baseline(work, name, split="val", num_samples=2, frames=60)
     generate_baseline(work, "random", split="val", num_samples=2, frames=60, run="random-s1", seed=1)
+    generate_baseline(work, "random", split="val", num_samples=3, frames=60, run="random-k3")
+    generate_baseline(work, "random", split="val", num_samples=2, frames=40, run="random-t40")
     return work
+
+
+def test_runs_of_other_k_or_frames_are_refused(work):
+    """FRCorr and FRdist sum over K and FRdist grows with T: such runs would compare unfairly."""
+    with pytest.raises(InputError, match=r"runs differ in samples per item \(K\) \(random: 2, random-k3: 3\)"):
+        compare_runs(work, "val", ["random"], ["random-k3"], frames=60, n_boot=500)
+    with pytest.raises(InputError, match=r"runs differ in frames per item \(T\) \(random: 60, random-t40: 40\)"):
+        compare_runs(work, "val", ["random"], ["random-t40"], frames=60, n_boot=500)
+    ok = compare_runs(work, "val", ["random"], ["random-s1"], frames=60, n_boot=500)
+    assert ok["K"] == 2 and ok["T"] == 60
 
 
 def test_item_scores_match_the_stored_metrics(work):

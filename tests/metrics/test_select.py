@@ -60,3 +60,12 @@ def test_cli(work, cli):
     assert "chosen: s1 (/ck/s1.pt)" in res.output
     bad = cli("evaluate", "select", "--work", work, "--run", "zz")
     assert bad.exit_code != 0 and "scores of run 'zz'" in bad.output and "Traceback" not in bad.output
+
+
+def test_candidates_scored_on_other_protocols_are_refused(work):
+    """The official FRCorr/FRdist sum over K (FRdist also grows with T): no choice across them."""
+    for run, k in (("s0", 10), ("s1", 5)):
+        path = work / "metrics" / f"{run}-val.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "K": k, "T": 750, "feature": "emotion"}))
+    with pytest.raises(InputError, match=r"candidates differ in samples per item \(K\) \(s0: 10, s1: 5\)"):
+        select_run(work, ["s0", "s1"])

@@ -42,7 +42,7 @@ from typing import Any, Literal
 import torch
 from diffusers import DDIMScheduler
 
-from reactcli.config import from_mapping
+from reactcli.config import NonNegativeFloat, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
 from .gafrg import GAFRG, window_starts
@@ -66,20 +66,20 @@ def precision_dtype(precision: str) -> torch.dtype:
 class DiffusionConfig:
     """Diffusion process of GAFRG (training and sampling). Defaults follow the paper/code."""
 
-    num_train_timesteps: int = 1000
+    num_train_timesteps: PositiveInt = 1000
     """Forward-process length used in training."""
     beta_schedule: str = "squaredcos_cap_v2"
     """diffusers name of the noise schedule; ``squaredcos_cap_v2`` is the cosine schedule."""
     prediction_type: Literal["sample", "epsilon", "v_prediction"] = "sample"
     """What the network predicts: ``sample`` = x0 (the supplementary's better-appropriateness
     choice), ``epsilon`` = the added noise (more diverse per the supplementary)."""
-    num_inference_steps: int = 50
+    num_inference_steps: PositiveInt = 50
     """DDIM steps at generation."""
-    eta: float = 0.0
+    eta: NonNegativeFloat = 0.0
     """DDIM stochasticity (0 = deterministic DDIM)."""
-    guidance_scale: float = 7.5
+    guidance_scale: NonNegativeFloat = 7.5
     """Classifier-free guidance scale (1 = plain conditional model)."""
-    cond_drop_prob: float = 0.2
+    cond_drop_prob: Probability = 0.2
     """Training: probability of replacing each condition (audio, emotion, 3DMM) independently by
     its null (zeros), which trains the unconditional model used by guidance."""
     timestep_spacing: Literal["leading", "trailing", "linspace"] = "leading"

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactcli.config import from_mapping
+from reactcli.config import NonNegativeInt, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
 __all__ = [
@@ -65,20 +65,20 @@ __all__ = [
 class GAFRGConfig:
     """Sizes of the GAFRG denoiser. Defaults are the paper's (7 layers, d 512, 4 heads, FFN 1024)."""
 
-    reaction_dim: int = 25
+    reaction_dim: PositiveInt = 25
     """Width of one reaction frame: 25 (emotion variant), 58 (3DMM / render variant) or 83 (both)."""
-    audio_dim: int = 78
+    audio_dim: PositiveInt = 78
     """Width of the per-video-frame speaker audio feature (78 MFCC, 1536 wav2vec2)."""
-    audio_tokens_per_frame: int = 1
+    audio_tokens_per_frame: PositiveInt = 1
     """Audio tokens per video frame: 1 (one token per frame) or 2 (split a 1536-d wav2vec2 frame
     into its two 768-d 50 Hz tokens). ``audio_dim`` must be divisible by it."""
-    emotion_dim: int = 25
+    emotion_dim: PositiveInt = 25
     """Width of the speaker emotion frame (25-d challenge emotion)."""
-    tdmm_dim: int = 58
+    tdmm_dim: PositiveInt = 58
     """Width of the speaker 3DMM frame (58-d FaceVerse coefficients)."""
-    window: int = 50
+    window: PositiveInt = 50
     """Frames per denoised window (w = 50, i.e. 2 s at 25 fps); also the speaker window length."""
-    frames_per_token: int = 1
+    frames_per_token: PositiveInt = 1
     """Reaction frames per denoiser token (temporal patch size P; must divide ``window``): the
     window of w frames becomes w/P tokens, each the concatenation of P frames -> Linear -> d, and
     the output head maps each token back to P frames. 1 = one token per frame. The per-token cost
@@ -87,21 +87,21 @@ class GAFRGConfig:
     for ten 750-frame samples with 50 guided DDIM steps, against the 1.78 TFLOP the PerFRDiff
     supplementary reports, which P between 10 and 25 matches (``benchmarks/
     bench_perfrdiff_generate.py`` prints both). The speaker memory keeps one token per frame."""
-    speaker_lag: int = 50
+    speaker_lag: NonNegativeInt = 50
     """Online conditioning: the reaction window ``[s, s+w)`` sees speaker frames
     ``[s - speaker_lag, s - speaker_lag + w)``. ``window`` (default) = the previous speaker
     window, strictly causal; 0 = the same window (offline)."""
-    d_model: int = 512
+    d_model: PositiveInt = 512
     """Transformer width."""
-    num_layers: int = 7
+    num_layers: PositiveInt = 7
     """Number of transformer decoder layers."""
-    num_heads: int = 4
+    num_heads: PositiveInt = 4
     """Attention heads in self- and cross-attention."""
-    ffn_dim: int = 1024
+    ffn_dim: PositiveInt = 1024
     """Hidden width of the feed-forward block (GELU)."""
-    dropout: float = 0.1
+    dropout: Probability = 0.1
     """Dropout on attention weights, residual branches and the FFN hidden layer (training only)."""
-    emotion_hidden: int = 256
+    emotion_hidden: PositiveInt = 256
     """Hidden size of the GRU that summarises the speaker's emotion window into one token."""
     clip_position: bool = False
     """Add one memory token that encodes the window's start frame within the clip (sinusoidal

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reactcli.config import from_mapping
+from reactcli.config import PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
 from .gafrg import sinusoidal_embedding
@@ -32,23 +32,23 @@ __all__ = ["PSSLConfig", "PSSLEncoder", "supcon_loss"]
 class PSSLConfig:
     """Sizes of the PSSL style encoder (defaults: the paper's)."""
 
-    input_dim: int = 58
+    input_dim: PositiveInt = 58
     """Width of one history frame: 58 for the 3DMM history (the paper), 25 for emotion."""
     history_feature: str = "tdmm"
     """Which feature of the listener's historical clip the encoder reads: ``tdmm`` (the paper's
     identity-free 3DMM) or ``emotion`` (the scored 25-d vector; it shows a listener's habitual
     valence/arousal levels, which 3DMM does not carry). ``input_dim`` must match it."""
-    d_model: int = 512
+    d_model: PositiveInt = 512
     """Transformer width (input Linear 58 -> d_model)."""
-    num_layers: int = 4
+    num_layers: PositiveInt = 4
     """Transformer encoder layers."""
-    num_heads: int = 4
+    num_heads: PositiveInt = 4
     """Attention heads."""
-    ffn_dim: int = 1024
+    ffn_dim: PositiveInt = 1024
     """Feed-forward hidden width (not given in the paper)."""
-    dropout: float = 0.1
+    dropout: Probability = 0.1
     """Dropout inside the encoder layers (training only)."""
-    style_dim: int = 512
+    style_dim: PositiveInt = 512
     """Width of the L2-normalised style vector."""
     dyadic: bool = False
     """Also read the other side of the history clip: the speaker the listener was answering, frame

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reactcli.config import from_mapping
+from reactcli.config import NonNegativeInt, PositiveInt, from_mapping
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.checkpoint import save_model
 from reactcli.models.registry import load_model
@@ -58,20 +58,20 @@ DEFAULT_EDIT_LAYERS = ("layers.-2.ffn2", "layers.-1.ffn1", "layers.-1.ffn2", "ou
 class PWSGConfig:
     """The weight-shift hypernetwork."""
 
-    style_dim: int = 512
+    style_dim: PositiveInt = 512
     """Width of the input style vector (PSSL output)."""
-    hidden: tuple[int, int] = (1024, 1024)
+    hidden: tuple[PositiveInt, PositiveInt] = (1024, 1024)
     """Widths of the two shared fully-connected layers (512 -> 1024 -> 1024 in the paper)."""
     layers: tuple[str, ...] = DEFAULT_EDIT_LAYERS
     """GAFRG linears to edit (names from ``GAFRG.editable_layers()``; ``layers.-1`` = last decoder
     layer). The default (two FFN linears of the last layer, one of the layer before, the output
     head) gives exactly the 1.627 B full-rank parameters the supplementary reports at paper size."""
-    rank: int | None = 8
+    rank: PositiveInt | None = 8
     """Rank r of dW = B @ A; ``None`` = full-rank dW (the authors' version, huge)."""
     edit_bias: bool = False
     """Also shift each edited layer's bias (db, ``out`` more outputs per branch). Not in the paper
     (which shifts weights only); on the output layer it is a per-listener level shift."""
-    codes: int = 0
+    codes: NonNegativeInt = 0
     """Listener codes instead of a PSSL encoder (not in the paper): the editor learns one
     ``style_dim`` code per training identity together with its weights (an auto-decoder, trained
     on the edited GAFRG's diffusion loss, so a code keeps what makes that listener's reactions
