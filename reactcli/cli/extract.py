@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
@@ -13,22 +12,6 @@ from reactcli.cli.execution import execution_options
 from reactcli.execution import ExecConfig
 
 FACE_PANEL = "Faces (landmarks, crops, EMOCA / FaceVerse / GraphAU adapters)"
-
-
-class LandmarksBackend(str, Enum):
-    mediapipe = "mediapipe"
-    fan = "fan"
-
-
-class FanDetector(str, Enum):
-    sfd = "sfd"
-    mediapipe = "mediapipe"
-
-
-class FaceCrop(str, Enum):
-    face = "face"
-    center = "center"
-    resize = "resize"
 
 
 def extractor_options(*, wav2vec2_path: Path | None = None, sample_rate: int | None = None,
@@ -60,25 +43,25 @@ def command(
     device: str = typer.Option("cpu", "--device", help="Torch device of the network extractors (wav2vec2, face adapters, FAN): cpu, cuda, cuda:N or auto; resolved inside each shard, so Slurm tasks use their --slurm-gpus."),
     wav2vec2_path: Optional[Path] = typer.Option(None, "--wav2vec2-path", help="Local wav2vec2 checkpoint directory (for wav2vec2)."),
     sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Resample audio to this rate before MFCC (default: the file's own rate, as the challenge)."),
-    landmarks_backend: LandmarksBackend = typer.Option(LandmarksBackend.mediapipe, "--landmarks-backend", rich_help_panel=FACE_PANEL, help="Landmarks for `landmarks` and for the face crops: mediapipe (478 points, no files) or fan (face-alignment's 68 points, EMOCA's convention; needs --fan-dir)."),
+    landmarks_backend: Literal["mediapipe", "fan"] = typer.Option("mediapipe", "--landmarks-backend", rich_help_panel=FACE_PANEL, help="Landmarks for `landmarks` and for the face crops: mediapipe (478 points, no files) or fan (face-alignment's 68 points, EMOCA's convention; needs --fan-dir)."),
     fan_dir: Optional[Path] = typer.Option(None, "--fan-dir", rich_help_panel=FACE_PANEL, help="Folder with face-alignment's weights (2DFAN4-11f355bf06.pth.tar, s3fd-619a316812.pth: what it would download to $TORCH_HOME/hub/checkpoints)."),
-    fan_detector: FanDetector = typer.Option(FanDetector.sfd, "--fan-detector", rich_help_panel=FACE_PANEL, help="Face boxes for FAN: sfd (face-alignment's S3FD, its file in --fan-dir) or mediapipe."),
-    face_crop: FaceCrop = typer.Option(FaceCrop.face, "--face-crop", rich_help_panel=FACE_PANEL, help="What the face adapters see: face (a square around each frame's landmarks, recorded per frame), center (Resize 256 / CenterCrop 224: for clips that are face crops already) or resize."),
+    fan_detector: Literal["sfd", "mediapipe"] = typer.Option("sfd", "--fan-detector", rich_help_panel=FACE_PANEL, help="Face boxes for FAN: sfd (face-alignment's S3FD, its file in --fan-dir) or mediapipe."),
+    face_crop: Literal["face", "center", "resize"] = typer.Option("face", "--face-crop", rich_help_panel=FACE_PANEL, help="What the face adapters see: face (a square around each frame's landmarks, recorded per frame), center (Resize 256 / CenterCrop 224: for clips that are face crops already) or resize."),
     emoca_path: Optional[Path] = typer.Option(None, "--emoca-path", rich_help_panel=FACE_PANEL, help="EMOCA model: a TorchScript file, or the folder/weights given to --emoca-factory."),
     emoca_factory: Optional[str] = typer.Option(None, "--emoca-factory", rich_help_panel=FACE_PANEL, help="module:function or file.py:function building the EMOCA wrapper from --emoca-path (see examples/adapters/emoca.py)."),
     faceverse_path: Optional[Path] = typer.Option(None, "--faceverse-path", rich_help_panel=FACE_PANEL, help="FaceVerse model: a TorchScript file, or the folder/weights given to --faceverse-factory."),
     faceverse_factory: Optional[str] = typer.Option(None, "--faceverse-factory", rich_help_panel=FACE_PANEL, help="module:function or file.py:function building the FaceVerse wrapper (see examples/adapters/faceverse.py)."),
     graphau_path: Optional[Path] = typer.Option(None, "--graphau-path", rich_help_panel=FACE_PANEL, help="GraphAU/emotion model: a TorchScript file, or the folder/weights given to --graphau-factory."),
     graphau_factory: Optional[str] = typer.Option(None, "--graphau-factory", rich_help_panel=FACE_PANEL, help="module:function or file.py:function building the GraphAU wrapper (see examples/adapters/graphau.py)."),
-    on_error: str = typer.Option("fail", help="fail: a bad clip stops the stage; skip: report it by name and go on."),
+    on_error: Literal["fail", "skip"] = typer.Option("fail", help="fail: a bad clip stops the stage; skip: report it by name and go on."),
     exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Run feature extractors over every clip; resumable, shardable, identical for any job count."""
     from reactcli.features.stage import ExtractConfig, run_extract
 
     opts = extractor_options(
-        wav2vec2_path=wav2vec2_path, sample_rate=sample_rate, landmarks_backend=landmarks_backend.value,
-        fan_dir=fan_dir, fan_detector=fan_detector.value, face_crop=face_crop.value,
+        wav2vec2_path=wav2vec2_path, sample_rate=sample_rate, landmarks_backend=landmarks_backend,
+        fan_dir=fan_dir, fan_detector=fan_detector, face_crop=face_crop,
         models={"emoca": (emoca_path, emoca_factory), "faceverse": (faceverse_path, faceverse_factory),
                 "graphau": (graphau_path, graphau_factory)})
     cfg = ExtractConfig(features=[f.strip() for f in features.split(",") if f.strip()], options=opts,

@@ -8,7 +8,8 @@ expression coefficients, ``[50:56]`` EMOCA's pose vector (``[50:53]`` global hea
 EMOCA, its ``gdl`` package and FLAME are not on PyPI (FLAME needs registration), so this is an
 adapter: give ``--emoca-path`` a TorchScript wrapper of your EMOCA encoder (``(N,3,224,224)``
 RGB crops in [0,1] -> ``(N,56)``), or ``--emoca-factory your.module:build`` (or
-``path/to/file.py:build``) to build it from your installation. See :mod:`reactcli.features.facemodel` and ``examples/adapters/emoca.py``.
+``path/to/file.py:build``) to build it from your installation. See :mod:`reactcli.features.facemodel`
+and ``examples/adapters/emoca.py``.
 """
 
 from __future__ import annotations

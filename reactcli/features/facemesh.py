@@ -24,7 +24,8 @@ class MediaPipeLandmarker:
 
             self._mesh_cls = mp.solutions.face_mesh.FaceMesh
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"the mediapipe landmark backend needs mediapipe==0.10.21 with the solutions API ({exc})") from exc
+            raise ConfigError(
+                f"the mediapipe landmark backend needs mediapipe==0.10.21 with the solutions API ({exc})") from exc
         self.refine_landmarks = refine_landmarks
         self.static_image_mode = static_image_mode
         self.min_detection_confidence = min_detection_confidence

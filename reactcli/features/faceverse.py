@@ -7,7 +7,8 @@ extractor returns the raw coefficients, subtracting the mean is the model stage'
 
 The FaceVerse fitting code and model file are the user's: give ``--faceverse-path`` a
 TorchScript wrapper mapping ``(N,3,224,224)`` RGB crops in [0,1] to ``(N,58)``, or a
-``factory`` (``--faceverse-factory``). See :mod:`reactcli.features.facemodel` and ``examples/adapters/faceverse.py``.
+``factory`` (``--faceverse-factory``). See :mod:`reactcli.features.facemodel` and
+``examples/adapters/faceverse.py``.
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ def _face_alignment() -> Any:
         import face_alignment
     except ImportError as exc:
         raise ConfigError(
-            f"the fan landmark backend needs the face-alignment package (pip install face-alignment==1.5.0): {exc}"
+            "the fan landmark backend needs the face-alignment package "
+            f"(pip install -e '.[faces]' in the reactcli checkout): {exc}"
         ) from None
     if not hasattr(face_alignment.FaceAlignment, "_load_native"):
         raise ConfigError(

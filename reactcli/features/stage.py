@@ -29,8 +29,8 @@ from reactcli.features.registry import (
     get_extractor,
 )
 from reactcli.io import write_json
-from reactcli.progress import ProgressFn, worker_progress
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
+from reactcli.progress import ProgressFn, worker_progress
 from reactcli.storage import FeatureStore, ShardWriter
 
 log = logging.getLogger(__name__)

@@ -124,7 +124,8 @@ def test_one_job_equals_two_jobs(synth_runs) -> None:
     for r in refs:
         assert s1.read(r.clip, r.feature).tobytes() == s2.read(r.clip, r.feature).tobytes()
     # the clip files themselves (H.264 videos, WAVs, sidecars) are byte-identical too
-    files = {w: sorted(p.relative_to(w / "clips") for p in (w / "clips").rglob("*") if p.is_file()) for w in works.values()}
+    files = {w: sorted(p.relative_to(w / "clips") for p in (w / "clips").rglob("*") if p.is_file())
+             for w in works.values()}
     assert files[works[1]] == files[works[2]] and len(files[works[1]]) == 4 * 4
     for rel in files[works[1]]:
         assert (works[1] / "clips" / rel).read_bytes() == (works[2] / "clips" / rel).read_bytes(), rel
@@ -301,6 +302,15 @@ def test_bad_corrupt_mp4_prepare_and_clip(good_root, tmp_path) -> None:
     assert {c.session for c in clips} == {"NoXI/001_a"} and len(clips) == 4
     report = json.loads((work / "reports/clip.json").read_text())
     assert report["skipped"][0].startswith("NoXI/002_b:")
+
+
+def test_bad_choice_is_a_usage_error(good_root, tmp_path) -> None:
+    work = _prepared(tmp_path, good_root)
+    for option, value, choices in (("--mode", "fast", "'reencode', 'copy'"), ("--remainder", "pad", "'drop', 'keep'"),
+                                   ("--on-error", "ignore", "'fail', 'skip'")):
+        res, flat = invoke("clip", "--work", work, option, value)
+        assert res.exit_code == 2 and f"'{value}' is not one of {choices}" in flat.replace("│ ", ""), flat
+    assert not (work / "clips").exists()
 
 
 def test_bad_missing_audio_named(tmp_path) -> None:

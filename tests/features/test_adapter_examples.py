@@ -158,7 +158,8 @@ def test_graphau_example(video: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     assert au_in.shape[-1] == 224 and emo_in.shape[-1] == 256
     # OpenGraphAU sees ImageNet-normalised crops, EmoNet plain [0, 1] crops
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-    np.testing.assert_allclose((au_in.mean(dim=(2, 3)) * std + mean).numpy(), emo_in.mean(dim=(2, 3)).numpy(), atol=2e-3)
+    np.testing.assert_allclose((au_in.mean(dim=(2, 3)) * std + mean).numpy(), emo_in.mean(dim=(2, 3)).numpy(),
+                               atol=2e-3)
     with torch.no_grad():
         aus = au_ref(au_in)[:, [0, 1, 2, 4, 5, 6, 7, 9, 11, 12, 14, 19, 20, 21, 22]]
         emo = emo_ref(emo_in)
