@@ -14,7 +14,7 @@ folder or ``TORCH_HOME`` above it), and :func:`locate_fan_files` finds them ther
 read from the installed face-alignment's own URL tables (so they follow its version). The FAN
 state dict is loaded from that path and the detector is given its file explicitly, so nothing is
 looked up in torch's cache and no URL is ever opened. ``torch.compile`` is off (no cache files
-written to the home directory).
+written to the home directory), and so is test-time flipping (``flip_input``), as in EMOCA's FAN.
 
 Face boxes (``fan_detector``): ``sfd`` runs face-alignment's S3FD (its default, needs the second
 file); ``mediapipe`` takes the box of MediaPipe's face mesh (no second file; the mesh reaches the

@@ -71,7 +71,7 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import skimage.data
 
     img = skimage.data.astronaut()[:400]  # 512 x 400, the face off-centre
-    frames = np.stack([img] * 2 + [np.zeros_like(img)])
+    frames = np.stack([img, np.zeros_like(img)])
     return write_frames_video(tmp_path_factory.mktemp("fanvid") / "astronaut.mp4", frames)
 
 
@@ -93,16 +93,16 @@ def test_fan_landmarks_equal_face_alignment_with_mediapipe_boxes(torch_home: Pat
     ext = get_extractor("landmarks", backend="fan", fan_dir=str(torch_home / "hub" / "checkpoints"),
                         fan_detector="mediapipe")
     assert ext.dims == {"landmarks68": 136, "landmarks68_valid": 1}
-    out = ext.extract(ClipInputs("astro", video=face_video, num_frames=3))
-    pts, valid = out["landmarks68"].reshape(3, 68, 2), out["landmarks68_valid"][:, 0]
-    np.testing.assert_array_equal(valid, [1, 1, 0])
-    assert np.all(pts[2] == 0)
+    out = ext.extract(ClipInputs("astro", video=face_video, num_frames=2))
+    pts, valid = out["landmarks68"].reshape(2, 68, 2), out["landmarks68_valid"][:, 0]
+    np.testing.assert_array_equal(valid, [1, 0])
+    assert np.all(pts[1] == 0)
     # the same frames through face-alignment's own pipeline, with the mesh's box as its detection
-    frames = read_video_frames(face_video, 3)
+    frames = read_video_frames(face_video, 2)
     mesh, ok = MediaPipeLandmarker(refine_landmarks=False)(frames)
-    assert ok.tolist() == [True, True, False]
+    assert ok.tolist() == [True, False]
     fa = _face_alignment_itself(torch_home, monkeypatch, face_detector="folder")
-    for i in (0, 1):
+    for i in (0,):
         x, y = mesh[i, :, 0] * 512, mesh[i, :, 1] * 400
         box = np.array([x.min(), y.min(), x.max(), y.max()], np.float32)
         ref = fa.get_landmarks_from_image(frames[i], detected_faces=[box])[0]
@@ -161,7 +161,8 @@ def test_face_crop_from_fan_landmarks(torch_home: Path, face_video: Path, no_dow
     torch.jit.save(torch.jit.script(Means()), str(script))
     ext = get_extractor("faceverse", path=str(script), landmarks="fan", fan_dir=str(torch_home),
                         fan_detector="mediapipe")
-    rec = ext.extract(ClipInputs("astro", video=face_video, num_frames=3))["faceverse_crop"]
-    np.testing.assert_array_equal(rec[:, 4], [1, 1, 0])
+    rec = ext.extract(ClipInputs("astro", video=face_video, num_frames=2))["faceverse_crop"]
+    np.testing.assert_array_equal(rec[:, 4], [1, 0])
+    np.testing.assert_array_equal(rec[1, :4], rec[0, :4])  # no face: the nearest frame's box
     x0, y0, x1, y1 = rec[0, :4] * [512, 400, 512, 400]
     assert x1 - x0 > 8 and (x1 - x0) == pytest.approx(y1 - y0, abs=1)
