@@ -464,6 +464,12 @@ class TransVAE(nn.Module):
         missing = [f"speaker_{v}" for v in cfg.visual_inputs if feats[v] is None]
         if missing:
             raise InputError(f"TransVAE: {', '.join(missing)} required (visual_inputs={list(cfg.visual_inputs)})")
+        lead = {tuple(feats[v].shape[:-1]) for v in cfg.visual_inputs}
+        for v in cfg.visual_inputs:
+            x = feats[v]
+            if x.ndim != 3 or x.shape[-1] != FEATURE_DIMS[v] or len(lead) > 1:
+                raise InputError(f"speaker_{v}: expected (B, T, {FEATURE_DIMS[v]}) like the other speaker inputs, "
+                                 f"got {tuple(x.shape)}")
         return torch.cat([feats[v] for v in cfg.visual_inputs], dim=-1)
 
     def _check(self, audio: torch.Tensor, visual: torch.Tensor) -> None:

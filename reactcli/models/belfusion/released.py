@@ -198,7 +198,8 @@ def load_released_belfusion(ldm_checkpoint: str | Path, autoencoder_checkpoint: 
                       ("rescale_timesteps", False)):
         if args.get(key, want) != want:
             raise ConfigError(f"{ldm}: {key} {args.get(key)!r} is not supported (only {want!r})")
-    n_layers = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(r"layers\.(\d+)\..*", k)))
+    counted = 1 + max(int(m.group(1)) for k in state if (m := re.fullmatch(r"layers\.(\d+)\..*", k)))
+    n_layers = int(args.get("num_layers", counted))  # the config's, so that a stray layer is named, not absorbed
     time_w = state["time_embed.0.weight"]
     channels = int(time_w.shape[0])
     if args.get("window_size") is not None and int(args["window_size"]) != autoencoder.config.window:
@@ -210,7 +211,7 @@ def load_released_belfusion(ldm_checkpoint: str | Path, autoencoder_checkpoint: 
                          f"{autoencoder.config.hidden_dim} (the authors diffuse the encoder state)")
     cfg = BeLFusionConfig(
         autoencoder=autoencoder.config, latent=latent, preprocessing=str(args.get("emb_preprocessing", "normalize")).lower(),
-        hidden_channels=int(state["layers.0.linear.weight"].shape[0]), num_layers=n_layers,
+        hidden_channels=int(args.get("num_hid_channels", state["layers.0.linear.weight"].shape[0])), num_layers=n_layers,
         time_channels=int(time_w.shape[1]),
         time_layers=sum(1 for k in state if re.fullmatch(r"time_embed\.\d+\.weight", k)),
         cond_layers=sum(1 for k in state if re.fullmatch(r"cond_embed\.\d+\.weight", k)),
