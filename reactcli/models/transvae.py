@@ -65,9 +65,10 @@ How reactcli runs it, and where it departs from the authors' code:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +79,8 @@ from reactcli.models.layers import sinusoidal_encoding
 
 __all__ = [
     "FEATURE_DIMS",
-    "TransVAEConfig",
     "TransVAE",
+    "TransVAEConfig",
     "TransVAEOutput",
     "load_released_transvae",
     "released_state_dict",
@@ -142,13 +143,17 @@ class TransVAEConfig:
             raise ConfigError(f"TransVAEConfig.visual_encoder must be features or video, got {self.visual_encoder!r}")
         bad = [v for v in self.visual_inputs if v not in FEATURE_DIMS]
         if bad or (self.visual_encoder == "features" and not self.visual_inputs):
-            raise ConfigError(f"TransVAEConfig.visual_inputs must name features of {list(FEATURE_DIMS)}, got "
-                              f"{list(self.visual_inputs)}")
+            raise ConfigError(
+                f"TransVAEConfig.visual_inputs must name features of {list(FEATURE_DIMS)}, got "
+                f"{list(self.visual_inputs)}"
+            )
         if len(set(self.visual_inputs)) != len(self.visual_inputs):
             raise ConfigError(f"TransVAEConfig.visual_inputs has duplicates: {list(self.visual_inputs)}")
         if self.feature_dim < 4 or self.feature_dim % self.n_heads or self.feature_dim % 2:
-            raise ConfigError(f"TransVAEConfig.feature_dim {self.feature_dim} must be even, >= 4 and divisible by "
-                              f"n_heads {self.n_heads}")
+            raise ConfigError(
+                f"TransVAEConfig.feature_dim {self.feature_dim} must be even, >= 4 and divisible by "
+                f"n_heads {self.n_heads}"
+            )
         if self.visual_encoder == "video" and self.feature_dim % 4:
             raise ConfigError("TransVAEConfig.feature_dim must be divisible by 4 with the video encoder")
         for name in ("audio_dim", "n_heads", "ffn_dim", "window", "generate_window"):
@@ -157,7 +162,9 @@ class TransVAEConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"TransVAEConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.reconstruction not in ("listener", "appropriate"):
-            raise ConfigError(f"TransVAEConfig.reconstruction must be listener or appropriate, got {self.reconstruction!r}")
+            raise ConfigError(
+                f"TransVAEConfig.reconstruction must be listener or appropriate, got {self.reconstruction!r}"
+            )
         if self.diversity_gradient not in ("one", "both"):
             raise ConfigError(f"TransVAEConfig.diversity_gradient must be one or both, got {self.diversity_gradient!r}")
         if self.diversity_sigma <= 0:
@@ -201,11 +208,12 @@ def _kv(attn: nn.MultiheadAttention, x: torch.Tensor) -> tuple[torch.Tensor, tor
     """Key and value projections of tokens ``x`` ``(N, L, d)`` (the module's packed in-projection)."""
     d = attn.embed_dim
     w, b = attn.in_proj_weight, attn.in_proj_bias
-    return F.linear(x, w[d:2 * d], b[d:2 * d]), F.linear(x, w[2 * d:], b[2 * d:])
+    return F.linear(x, w[d : 2 * d], b[d : 2 * d]), F.linear(x, w[2 * d :], b[2 * d :])
 
 
-def _attend(attn: nn.MultiheadAttention, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-            mask: torch.Tensor | None) -> torch.Tensor:
+def _attend(
+    attn: nn.MultiheadAttention, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
     """``attn`` for queries ``x`` ``(N, Lq, d)`` over projected keys/values ``(N, Lk, d)``.
 
     Equals ``attn(x, mem, mem, attn_mask=mask)`` when ``k, v = _kv(attn, mem)``; ``mask`` is an
@@ -218,8 +226,9 @@ def _attend(attn: nn.MultiheadAttention, x: torch.Tensor, k: torch.Tensor, v: to
     def heads(t: torch.Tensor) -> torch.Tensor:
         return t.view(n, t.shape[1], h, d // h).transpose(1, 2)
 
-    out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask,
-                                         dropout_p=attn.dropout if attn.training else 0.0)
+    out = F.scaled_dot_product_attention(
+        heads(q), heads(k), heads(v), attn_mask=mask, dropout_p=attn.dropout if attn.training else 0.0
+    )
     return attn.out_proj(out.transpose(1, 2).reshape(n, lq, d))
 
 
@@ -327,8 +336,13 @@ class _History:
     def extend(self, layer: nn.TransformerDecoderLayer, emb: torch.Tensor) -> _History:
         sk, sv = _kv(layer.self_attn, emb)
         ck, cv = _kv(layer.multihead_attn, emb)
-        return _History(torch.cat([self.sk, sk], 1), torch.cat([self.sv, sv], 1),
-                        torch.cat([self.ck, ck], 1), torch.cat([self.cv, cv], 1), emb[:, -1])
+        return _History(
+            torch.cat([self.sk, sk], 1),
+            torch.cat([self.sv, sv], 1),
+            torch.cat([self.ck, ck], 1),
+            torch.cat([self.cv, cv], 1),
+            emb[:, -1],
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,7 +385,9 @@ class TransVAE(nn.Module):
     def from_dict(cls, data: dict[str, Any]) -> TransVAE:
         """A freshly initialised model from :meth:`to_dict` output."""
         if data.get("model", "transvae") != "transvae" or "config" not in data:
-            raise ConfigError(f"TransVAE.from_dict: expected {{'model': 'transvae', 'config': ...}}, got keys {sorted(data)}")
+            raise ConfigError(
+                f"TransVAE.from_dict: expected {{'model': 'transvae', 'config': ...}}, got keys {sorted(data)}"
+            )
         return cls(TransVAEConfig.from_dict(data["config"]))
 
     # ---- speaker encoder -----------------------------------------------------------------
@@ -401,10 +417,12 @@ class TransVAE(nn.Module):
         """History decoder (causal over past + current tokens; its memory is the same tokens,
         unmasked) for the current window's queries only, then the LSTM from the last past frame."""
         layer = self.history_decoder
-        n, length, _ = cur.shape
+        length = cur.shape[1]
         sk, sv = _kv(layer.self_attn, cur)
         k, v = torch.cat([hist.sk, sk], 1), torch.cat([hist.sv, sv], 1)
-        x = layer.norm1(cur + layer.dropout1(_attend(layer.self_attn, cur, k, v, _causal(length, k.shape[1], cur.device))))
+        x = layer.norm1(
+            cur + layer.dropout1(_attend(layer.self_attn, cur, k, v, _causal(length, k.shape[1], cur.device)))
+        )
         ck, cv = _kv(layer.multihead_attn, cur)
         a = _attend(layer.multihead_attn, x, torch.cat([hist.ck, ck], 1), torch.cat([hist.cv, cv], 1), None)
         x = _post_norm_tail(layer, layer.norm2(x + layer.dropout2(a)))
@@ -414,8 +432,16 @@ class TransVAE(nn.Module):
 
     # ---- rollout -------------------------------------------------------------------------
 
-    def _rollout(self, encode: Callable[[int], torch.Tensor], n_rows: int, t: int, window: int,
-                 noise: torch.Tensor, detach_history: bool, prefix_stable: bool) -> tuple[torch.Tensor, ...]:
+    def _rollout(
+        self,
+        encode: Callable[[int], torch.Tensor],
+        n_rows: int,
+        t: int,
+        window: int,
+        noise: torch.Tensor,
+        detach_history: bool,
+        prefix_stable: bool,
+    ) -> tuple[torch.Tensor, ...]:
         """Online windows for ``n_rows`` rows. ``encode(e)`` gives speaker tokens ``(n_rows, >= e, d)``
         of the prefix ``[0, e)``; ``prefix_stable``: a frame's token does not depend on ``e``
         (features encoder), so the latent head's keys/values of past frames are cached."""
@@ -453,8 +479,12 @@ class TransVAE(nn.Module):
                 hist = hist.extend(self.history_decoder, emb)
         return torch.cat(tdmm_out, 1), torch.cat(emo_out, 1), torch.stack(mus, 1), torch.stack(logvars, 1)
 
-    def _visual_input(self, speaker_emotion: torch.Tensor | None, speaker_tdmm: torch.Tensor | None,
-                      speaker_video: torch.Tensor | None) -> torch.Tensor:
+    def _visual_input(
+        self,
+        speaker_emotion: torch.Tensor | None,
+        speaker_tdmm: torch.Tensor | None,
+        speaker_video: torch.Tensor | None,
+    ) -> torch.Tensor:
         cfg = self.config
         if cfg.visual_encoder == "video":
             if speaker_video is None:
@@ -468,8 +498,10 @@ class TransVAE(nn.Module):
         for v in cfg.visual_inputs:
             x = feats[v]
             if x.ndim != 3 or x.shape[-1] != FEATURE_DIMS[v] or len(lead) > 1:
-                raise InputError(f"speaker_{v}: expected (B, T, {FEATURE_DIMS[v]}) like the other speaker inputs, "
-                                 f"got {tuple(x.shape)}")
+                raise InputError(
+                    f"speaker_{v}: expected (B, T, {FEATURE_DIMS[v]}) like the other speaker inputs, "
+                    f"got {tuple(x.shape)}"
+                )
         return torch.cat([feats[v] for v in cfg.visual_inputs], dim=-1)
 
     def _check(self, audio: torch.Tensor, visual: torch.Tensor) -> None:
@@ -481,8 +513,10 @@ class TransVAE(nn.Module):
             if visual.ndim != 5 or tuple(visual.shape[:3]) != (b, t, 3):
                 raise InputError(f"speaker_video: expected ({b}, {t}, 3, H, W), got {tuple(visual.shape)}")
         elif tuple(visual.shape) != (b, t, cfg.visual_dim):
-            raise InputError(f"speaker {'+'.join(cfg.visual_inputs)}: expected ({b}, {t}, {cfg.visual_dim}), "
-                             f"got {tuple(visual.shape)}")
+            raise InputError(
+                f"speaker {'+'.join(cfg.visual_inputs)}: expected ({b}, {t}, {cfg.visual_dim}), "
+                f"got {tuple(visual.shape)}"
+            )
         for name, x in (("speaker_audio", audio), ("speaker visual input", visual)):
             if not torch.isfinite(x).all():
                 raise InputError(f"{name}: contains NaN or inf")
@@ -524,7 +558,9 @@ class TransVAE(nn.Module):
         if noise is None:
             noise = torch.randn(n_windows, n, cfg.feature_dim, generator=generator, device=generator.device)
         elif tuple(noise.shape) != (n_windows, n, cfg.feature_dim):
-            raise InputError(f"noise: expected ({n_windows}, {n}, {cfg.feature_dim}) (windows, B*K, d), got {tuple(noise.shape)}")
+            raise InputError(
+                f"noise: expected ({n_windows}, {n}, {cfg.feature_dim}) (windows, B*K, d), got {tuple(noise.shape)}"
+            )
         noise = noise.to(speaker_audio.device, speaker_audio.dtype)
         video = cfg.visual_encoder == "video"
         if not cfg.online:
@@ -592,9 +628,16 @@ class TransVAE(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = self(prep(speaker_audio), prep(speaker_emotion), prep(speaker_tdmm), num_samples=num_samples,
-                       window=self.config.generate_window if window is None else window, generator=generator,
-                       speaker_video=prep(speaker_video), detach_history=True)
+            out = self(
+                prep(speaker_audio),
+                prep(speaker_emotion),
+                prep(speaker_tdmm),
+                num_samples=num_samples,
+                window=self.config.generate_window if window is None else window,
+                generator=generator,
+                speaker_video=prep(speaker_video),
+                detach_history=True,
+            )
         finally:
             self.train(was_training)
         return out.outputs
@@ -622,13 +665,15 @@ def _released_names(online: bool) -> dict[str, str]:
         dec + "listener_reaction_emotion_map_layer.": "emotion_head.",
     }
     if online:
-        names.update({
-            "fusion.": "reaction_fusion.",
-            dec + "lstm.": "lstm.",
-            dec + "linear_3d.": "history_proj.",
-            dec + "linear_reaction.": "window_proj.",
-            dec + "listener_reaction_decoder_3d.layers.0.": "history_decoder.",
-        })
+        names.update(
+            {
+                "fusion.": "reaction_fusion.",
+                dec + "lstm.": "lstm.",
+                dec + "linear_3d.": "history_proj.",
+                dec + "linear_reaction.": "window_proj.",
+                dec + "listener_reaction_decoder_3d.layers.0.": "history_decoder.",
+            }
+        )
     return names
 
 
@@ -638,7 +683,9 @@ def _read_released(path: Path) -> dict[str, torch.Tensor]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise InputError(f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        raise InputError(
+            f"{path}: cannot read as a torch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from exc
     state = ck.get("state_dict", ck) if isinstance(ck, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path}: not a released checkpoint (expected a dict with a 'state_dict' of tensors)")
@@ -672,7 +719,7 @@ def released_state_dict(state: dict[str, torch.Tensor], model: TransVAE, where: 
             continue
         if not online and key.startswith("fusion."):
             continue  # built but unused by the authors' offline model
-        new = next((new + key[len(old):] for old, new in names.items() if key.startswith(old)), None)
+        new = next((new + key[len(old) :] for old, new in names.items() if key.startswith(old)), None)
         if new is None or new not in own:
             unexpected.append(key)
         elif tuple(val.shape) != tuple(own[new].shape):
@@ -681,15 +728,21 @@ def released_state_dict(state: dict[str, torch.Tensor], model: TransVAE, where: 
             out[new] = val
     missing = sorted(set(own) - set(out))
     if missing or unexpected or shapes:
-        parts = [f"missing {_short(missing)}" if missing else "", f"unexpected {_short(unexpected)}" if unexpected else "",
-                 f"wrong shape {_short(shapes)}" if shapes else ""]
-        raise InputError(f"{where}: not a REACT Trans-VAE ({'online' if online else 'offline'}) checkpoint: "
-                         + "; ".join(p for p in parts if p))
+        parts = [
+            f"missing {_short(missing)}" if missing else "",
+            f"unexpected {_short(unexpected)}" if unexpected else "",
+            f"wrong shape {_short(shapes)}" if shapes else "",
+        ]
+        raise InputError(
+            f"{where}: not a REACT Trans-VAE ({'online' if online else 'offline'}) checkpoint: "
+            + "; ".join(p for p in parts if p)
+        )
     return out
 
 
-def load_released_transvae(path: str | Path, *, online: bool | None = None, generate_window: int = 8,
-                           n_heads: int = 4, **config: Any) -> TransVAE:
+def load_released_transvae(
+    path: str | Path, *, online: bool | None = None, generate_window: int = 8, n_heads: int = 4, **config: Any
+) -> TransVAE:
     """The challenge's released Trans-VAE (``train.py``'s ``{"state_dict": ...}``) as a :class:`TransVAE`.
 
     Widths are read from the tensors (``feature_dim``, ``audio_dim``, ``ffn_dim``); online or
@@ -706,12 +759,21 @@ def load_released_transvae(path: str | Path, *, online: bool | None = None, gene
         raise InputError(f"{path}: not a REACT Trans-VAE checkpoint (no {key if key not in state else ffn})")
     is_online = "reaction_decoder.lstm.weight_ih_l0" in state
     if online is not None and online != is_online:
-        raise InputError(f"{path}: an {'online' if is_online else 'offline'} Trans-VAE checkpoint, but "
-                         f"online={online} was asked for")
+        raise InputError(
+            f"{path}: an {'online' if is_online else 'offline'} Trans-VAE checkpoint, but online={online} was asked for"
+        )
     d, audio = state[key].shape
-    cfg = TransVAEConfig(visual_encoder="video", visual_inputs=(), feature_dim=int(d), audio_dim=int(audio),
-                         ffn_dim=int(state[ffn].shape[0]), n_heads=n_heads, online=is_online,
-                         generate_window=generate_window, **config)
+    cfg = TransVAEConfig(
+        visual_encoder="video",
+        visual_inputs=(),
+        feature_dim=int(d),
+        audio_dim=int(audio),
+        ffn_dim=int(state[ffn].shape[0]),
+        n_heads=n_heads,
+        online=is_online,
+        generate_window=generate_window,
+        **config,
+    )
     model = TransVAE(cfg)
     model.load_state_dict(released_state_dict(state, model, str(path)))
     return model

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.models.belfusion import BeLFusion, BehaviourAutoencoder
+from reactcli.models.belfusion import BehaviourAutoencoder, BeLFusion
 
 __all__ = ["autoencoder_loss", "belfusion_autoencoder_step", "belfusion_diffusion_step", "training_windows"]
 
@@ -31,8 +31,14 @@ def _get(batch: dict[str, Any], key: str) -> torch.Tensor:
     return batch[key]
 
 
-def autoencoder_loss(out: dict[str, torch.Tensor], target: torch.Tensor, target_coefficients: torch.Tensor,
-                     clips: int, kl_weight: float, coeff_weight: float) -> dict[str, torch.Tensor]:
+def autoencoder_loss(
+    out: dict[str, torch.Tensor],
+    target: torch.Tensor,
+    target_coefficients: torch.Tensor,
+    clips: int,
+    kl_weight: float,
+    coeff_weight: float,
+) -> dict[str, torch.Tensor]:
     """The authors' ``MSELoss_AE_v2``: ``mse + kl_weight * kld + coeff_weight * coeff``.
 
     ``out``: :meth:`BehaviourAutoencoder.forward` output for ``N`` windows; ``target`` ``(N, w, 25)``;
@@ -45,8 +51,9 @@ def autoencoder_loss(out: dict[str, torch.Tensor], target: torch.Tensor, target_
     return {"loss": mse + kl_weight * kld + coeff_weight * coeff, "mse": mse, "kld": kld, "coeff": coeff}
 
 
-def belfusion_autoencoder_step(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                               generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def belfusion_autoencoder_step(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Stage 1 step on the listener side of a batch (see the module docstring)."""
     net = getattr(model, "module", model)
     if not isinstance(net, BehaviourAutoencoder):
@@ -64,8 +71,9 @@ def belfusion_autoencoder_step(model: torch.nn.Module, batch: dict[str, torch.Te
     return losses["loss"], {k: float(v.detach()) for k, v in losses.items() if k != "loss"}
 
 
-def training_windows(model: BeLFusion, speaker_emotion: torch.Tensor, listener_emotion: torch.Tensor,
-                     start: int) -> tuple[torch.Tensor, torch.Tensor]:
+def training_windows(
+    model: BeLFusion, speaker_emotion: torch.Tensor, listener_emotion: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(listener_window, speaker_window)`` of the training window starting at ``start``: the same
     frames offline; online the listener frames ``[start + w, start + 2w)`` of the crop against the
     speaker's ``[start, start + w)`` (the authors' shift)."""
@@ -73,12 +81,15 @@ def training_windows(model: BeLFusion, speaker_emotion: torch.Tensor, listener_e
     if model.config.online:
         speaker_emotion, listener_emotion = speaker_emotion[:, :-w], listener_emotion[:, w:]
     if start < 0 or start + w > listener_emotion.shape[1]:
-        raise InputError(f"training window [{start}, {start + w}) outside the {listener_emotion.shape[1]} usable frames")
-    return listener_emotion[:, start:start + w], speaker_emotion[:, start:start + w]
+        raise InputError(
+            f"training window [{start}, {start + w}) outside the {listener_emotion.shape[1]} usable frames"
+        )
+    return listener_emotion[:, start : start + w], speaker_emotion[:, start : start + w]
 
 
-def belfusion_diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def belfusion_diffusion_step(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Stage 2 step (see the module docstring); the autoencoder stays frozen."""
     net = getattr(model, "module", model)
     if not isinstance(net, BeLFusion):
@@ -89,8 +100,10 @@ def belfusion_diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tens
     usable = lis.shape[1] - (w if cfg.online else 0)
     need = 2 * w - 1 if cfg.window_start == "authors" else w
     if usable < need:
-        raise InputError(f"belfusion_diffusion_step: crops of {lis.shape[1]} frames are too short for window {w} "
-                         f"(online={cfg.online}, window_start={cfg.window_start}); use data.crop >= {need + lis.shape[1] - usable}")
+        raise InputError(
+            f"belfusion_diffusion_step: crops of {lis.shape[1]} frames are too short for window {w} "
+            f"(online={cfg.online}, window_start={cfg.window_start}); use data.crop >= {need + lis.shape[1] - usable}"
+        )
     dev = generator.device
     high = w if cfg.window_start == "authors" else usable - w + 1
     start = int(torch.randint(0, high, (1,), generator=generator, device=dev))
@@ -100,4 +113,7 @@ def belfusion_diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tens
     drop = cfg.cond_dropout > 0 and float(torch.rand((), generator=generator, device=dev)) < cfg.cond_dropout
     lis_w, spk_w = training_windows(net, spk, lis, start)
     out = model(lis_w, spk_w, t, noise, drop)
-    return out["loss"], {"l1_encoded": float(out["l1_encoded"].detach()), "mse_decoded": float(out["mse_decoded"].detach())}
+    return out["loss"], {
+        "l1_encoded": float(out["l1_encoded"].detach()),
+        "mse_decoded": float(out["mse_decoded"].detach()),
+    }

@@ -26,7 +26,7 @@ import torch
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.transvae import TransVAE
 
-__all__ = ["reaction_mse", "kl_to_standard_normal", "pair_diversity", "transvae_training_step"]
+__all__ = ["kl_to_standard_normal", "pair_diversity", "reaction_mse", "transvae_training_step"]
 
 
 def reaction_mse(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor], pose_weight: float) -> torch.Tensor:
@@ -35,13 +35,17 @@ def reaction_mse(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
     Tensors broadcast as ``(..., T, D)``; the means are over the last two axes, so the result
     has the leading shape (``(B,)`` for one sample per item, ``(B, M)`` against M candidates).
     """
+
     def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a, b = torch.broadcast_tensors(a, b)
         return (a - b).pow(2).mean(dim=(-2, -1))
 
     p3, t3 = pred["tdmm"], target["tdmm"]
-    return (mse(pred["emotion"], target["emotion"]) + mse(p3[..., :52], t3[..., :52])
-            + pose_weight * mse(p3[..., 52:], t3[..., 52:]))
+    return (
+        mse(pred["emotion"], target["emotion"])
+        + mse(p3[..., :52], t3[..., :52])
+        + pose_weight * mse(p3[..., 52:], t3[..., 52:])
+    )
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -61,8 +65,9 @@ def _get(batch: dict[str, Any], key: str) -> torch.Tensor:
     return batch[key]
 
 
-def transvae_training_step(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                           generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def transvae_training_step(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One Trans-VAE step (see the module docstring): ``(loss, logs)``.
 
     ``model`` is a :class:`TransVAE` (or a DDP wrapper of one: it is called, not reached into);
@@ -74,11 +79,17 @@ def transvae_training_step(model: torch.nn.Module, batch: dict[str, torch.Tensor
         raise ConfigError(f"transvae_training_step: expected a TransVAE, got {type(net).__name__}")
     cfg = net.config
     if cfg.visual_encoder == "video":
-        raise ConfigError("transvae_training_step: reactcli batches carry no speaker frames; train with "
-                          "visual_encoder=features")
+        raise ConfigError(
+            "transvae_training_step: reactcli batches carry no speaker frames; train with visual_encoder=features"
+        )
     k = 2 if cfg.diversity_weight > 0 else 1
-    out = model(_get(batch, "speaker_audio"), batch.get("speaker_emotion"), batch.get("speaker_tdmm"),
-                num_samples=k, generator=generator)
+    out = model(
+        _get(batch, "speaker_audio"),
+        batch.get("speaker_emotion"),
+        batch.get("speaker_tdmm"),
+        num_samples=k,
+        generator=generator,
+    )
     first = {h: y[:, 0] for h, y in out.outputs.items()}
     if cfg.reconstruction == "listener":
         rec = reaction_mse(first, {h: _get(batch, f"listener_{h}") for h in first}, cfg.pose_weight).mean()

@@ -51,10 +51,17 @@ def test_transvae_reproduces_the_authors(io, mode):
 def test_transvae_loss_terms_match_the_authors(io):
     p = {"emotion": io["transvae_loss/pred_emotion"], "tdmm": io["transvae_loss/pred_tdmm"]}
     g = {"emotion": io["transvae_loss/gt_emotion"], "tdmm": io["transvae_loss/gt_tdmm"]}
-    assert abs(float(reaction_mse(p, g, 10.0).mean() - io["transvae_loss/rec"])) < TOL
-    assert abs(float(kl_to_standard_normal(io["transvae_loss/mu"], io["transvae_loss/logvar"]) - io["transvae_loss/kld"])) < TOL
-    div = (pair_diversity(io["transvae_loss/other_tdmm"], p["tdmm"], 100.0)
-           + pair_diversity(io["transvae_loss/other_emotion"], p["emotion"], 100.0))
+    rec = reaction_mse(p, g, 10.0).mean()
+    assert abs(float(rec - io["transvae_loss/rec"])) < TOL
+    kl = kl_to_standard_normal(io["transvae_loss/mu"], io["transvae_loss/logvar"])
+    assert abs(float(rec + 1e-3 * kl - io["transvae_loss/total"])) < TOL  # their VAELoss(kl_p=1e-3)
+    assert (
+        abs(float(kl_to_standard_normal(io["transvae_loss/mu"], io["transvae_loss/logvar"]) - io["transvae_loss/kld"]))
+        < TOL
+    )
+    div = pair_diversity(io["transvae_loss/other_tdmm"], p["tdmm"], 100.0) + pair_diversity(
+        io["transvae_loss/other_emotion"], p["emotion"], 100.0
+    )
     assert float(io["transvae_loss/div"]) > 0.05 and abs(float(div - io["transvae_loss/div"])) < TOL
 
 
@@ -96,8 +103,12 @@ def test_belfusion_generation_reproduces_the_authors(io, mode):
 def test_belfusion_training_losses_match_the_authors(io):
     """Their ``LatentDiffusion.denoise`` (k = 3) + ``BeLFusionLoss`` on a fixed window, steps and noise."""
     m = load_released_belfusion(FIX / "belfusion_ldm" / "checkpoint_0.pth").train()
-    lis_w, spk_w = training_windows(m, io["belfusion/speaker_emotion"].float(), io["belfusion/listener_emotion"].float(),
-                                    int(io["belfusion_train/start"]))
+    lis_w, spk_w = training_windows(
+        m,
+        io["belfusion/speaker_emotion"].float(),
+        io["belfusion/listener_emotion"].float(),
+        int(io["belfusion_train/start"]),
+    )
     with torch.no_grad():
         out = m(lis_w, spk_w, io["belfusion_train/t"], io["belfusion_train/noise"])
     for k in ("loss", "l1_encoded", "mse_decoded"):
@@ -115,14 +126,26 @@ def edited(tmp_path: Path, src: Path, edit) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda s: s.pop("reaction_decoder.tdmm_head.weight", s.pop("reaction_decoder.listener_reaction_3dmm_map_layer.weight")),
-     "missing tdmm_head.weight"),
-    (lambda s: s.__setitem__("reaction_decoder.extra.weight", torch.zeros(2)), "unexpected reaction_decoder.extra.weight"),
-    (lambda s: s.__setitem__("reaction_decoder.listener_reaction_3dmm_map_layer.bias", torch.zeros(57)),
-     "wrong shape reaction_decoder.listener_reaction_3dmm_map_layer.bias"),
-    (lambda s: s.__setitem__("reaction_decoder.PE.pe", torch.zeros(10, 1, 16)), "PE.pe"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda s: s.pop(
+                "reaction_decoder.tdmm_head.weight", s.pop("reaction_decoder.listener_reaction_3dmm_map_layer.weight")
+            ),
+            "missing tdmm_head.weight",
+        ),
+        (
+            lambda s: s.__setitem__("reaction_decoder.extra.weight", torch.zeros(2)),
+            "unexpected reaction_decoder.extra.weight",
+        ),
+        (
+            lambda s: s.__setitem__("reaction_decoder.listener_reaction_3dmm_map_layer.bias", torch.zeros(57)),
+            "wrong shape reaction_decoder.listener_reaction_3dmm_map_layer.bias",
+        ),
+        (lambda s: s.__setitem__("reaction_decoder.PE.pe", torch.zeros(10, 1, 16)), "PE.pe"),
+    ],
+)
 def test_transvae_strict_errors(tmp_path, edit, message):
     path = edited(tmp_path, FIX / "transvae_online.pth", edit)
     with pytest.raises(InputError) as err:
@@ -153,14 +176,24 @@ def copy_belfusion(tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("which, edit, message", [
-    ("belfusion_ldm", lambda s: s.pop("layers.1.norm.bias"), "missing denoiser.blocks.1.norm.bias"),
-    ("belfusion_ldm", lambda s: s.__setitem__("layers.0.cond_layers.1.bias", torch.zeros(32)),
-     "layers.0.cond_layers.1.bias (differs from layers.0.linear_emb.bias)"),
-    ("belfusion_ldm", lambda s: s.__setitem__("layers.9.linear.weight", torch.zeros(2, 2)), "unexpected layers.9.linear.weight"),
-    ("belfusion_vae", lambda s: s.__setitem__("fc_z_dec.bias", torch.zeros(3)), "wrong shape fc_z_dec.bias"),
-    ("belfusion_vae", lambda s: s.pop("coeff_reg.2.weight"), "missing coeff.2.weight"),
-])
+@pytest.mark.parametrize(
+    "which, edit, message",
+    [
+        ("belfusion_ldm", lambda s: s.pop("layers.1.norm.bias"), "missing denoiser.blocks.1.norm.bias"),
+        (
+            "belfusion_ldm",
+            lambda s: s.__setitem__("layers.0.cond_layers.1.bias", torch.zeros(32)),
+            "layers.0.cond_layers.1.bias (differs from layers.0.linear_emb.bias)",
+        ),
+        (
+            "belfusion_ldm",
+            lambda s: s.__setitem__("layers.9.linear.weight", torch.zeros(2, 2)),
+            "unexpected layers.9.linear.weight",
+        ),
+        ("belfusion_vae", lambda s: s.__setitem__("fc_z_dec.bias", torch.zeros(3)), "wrong shape fc_z_dec.bias"),
+        ("belfusion_vae", lambda s: s.pop("coeff_reg.2.weight"), "missing coeff.2.weight"),
+    ],
+)
 def test_belfusion_strict_errors(tmp_path, which, edit, message):
     root = copy_belfusion(tmp_path)
     target = root / which / "checkpoint_0.pth"

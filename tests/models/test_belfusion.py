@@ -48,9 +48,16 @@ def test_configs_roundtrip_and_errors():
     assert again.to_dict()["autoencoder"]["mlp_dims"] == [8]
     assert BeLFusion.from_dict(BeLFusion(cfg).to_dict()).config == cfg
     assert BehaviourAutoencoder.from_dict(BehaviourAutoencoder(ae_config()).to_dict()).config == ae_config()
-    for bad in (dict(latent="z"), dict(preprocessing="scale"), dict(num_layers=1), dict(inference_steps=11),
-                dict(window_start="random"), dict(k=0), dict(cond_dropout=2.0),
-                dict(autoencoder=ae_config(z_dim=8))):  # the hidden state decodes through Linear(z_dim, H)
+    for bad in (
+        dict(latent="z"),
+        dict(preprocessing="scale"),
+        dict(num_layers=1),
+        dict(inference_steps=11),
+        dict(window_start="random"),
+        dict(k=0),
+        dict(cond_dropout=2.0),
+        dict(autoencoder=ae_config(z_dim=8)),
+    ):  # the hidden state decodes through Linear(z_dim, H)
         with pytest.raises(ConfigError):
             tiny(**bad)
     tiny(latent="mu", autoencoder=ae_config(z_dim=8))  # fine with the VAE mean
@@ -66,7 +73,7 @@ def test_autoencoder_windows_encode_decode():
     ae = BehaviourAutoencoder(ae_config()).eval()
     x = emotion(t=2 * W + 3)
     win = ae.windows(x)
-    assert win.shape == (4, W, 25) and torch.equal(win[1], x[0, W:2 * W])  # the remainder is dropped
+    assert win.shape == (4, W, 25) and torch.equal(win[1], x[0, W : 2 * W])  # the remainder is dropped
     mu, logvar, h = ae.encode(win)
     assert mu.shape == logvar.shape == h.shape == (4, 12)
     assert torch.equal(ae.latent(win, "hidden"), h) and torch.allclose(ae.latent(win, "mu"), mu)
@@ -113,8 +120,8 @@ def test_latent_statistics_and_normalisation():
 def test_timestep_embedding_formula():
     e = timestep_embedding(torch.tensor([0.0, 3.0]), 5)
     assert e.shape == (2, 5) and torch.equal(e[:, -1], torch.zeros(2))
-    assert torch.allclose(e[1, :2], torch.cos(torch.tensor([3.0, 3.0 * 10000 ** -0.5])))
-    assert torch.allclose(e[1, 2:4], torch.sin(torch.tensor([3.0, 3.0 * 10000 ** -0.5])))
+    assert torch.allclose(e[1, :2], torch.cos(torch.tensor([3.0, 3.0 * 10000**-0.5])))
+    assert torch.allclose(e[1, 2:4], torch.sin(torch.tensor([3.0, 3.0 * 10000**-0.5])))
 
 
 def test_scheduler_is_the_authors_cosine_schedule():
@@ -150,7 +157,9 @@ def test_k_batched_rows_equal_separate_calls():
     batched = m.generate(speaker_emotion=x, num_samples=3, noise=noise)["emotion"]
     for b in range(2):
         for k in range(3):
-            alone = m.generate(speaker_emotion=x[b:b + 1], num_samples=1, noise=noise[b:b + 1, k:k + 1])["emotion"]
+            alone = m.generate(speaker_emotion=x[b : b + 1], num_samples=1, noise=noise[b : b + 1, k : k + 1])[
+                "emotion"
+            ]
             assert torch.allclose(batched[b, k], alone[0, 0], atol=1e-5)
 
 
@@ -160,15 +169,18 @@ def test_online_causality_and_offline_window_locality():
     stay unchanged and window 2 changes."""
     x = emotion()
     x2 = x.clone()
-    x2[:, 2 * W:] = torch.rand_like(x2[:, 2 * W:])
+    x2[:, 2 * W :] = torch.rand_like(x2[:, 2 * W :])
     for online, same in ((True, 3 * W), (False, 2 * W)):
         m = build(online=online)
-        a, b = m.generate(speaker_emotion=x, num_samples=2, seed=1), m.generate(speaker_emotion=x2, num_samples=2, seed=1)
+        a, b = (
+            m.generate(speaker_emotion=x, num_samples=2, seed=1),
+            m.generate(speaker_emotion=x2, num_samples=2, seed=1),
+        )
         assert torch.equal(a["emotion"][:, :, :same], b["emotion"][:, :, :same])
         assert not torch.allclose(a["emotion"][:, :, same:], b["emotion"][:, :, same:])
     m = build(online=True)
     conds = m.condition_windows(x)
-    assert torch.equal(conds[:, 0], torch.zeros(2, W, 25)) and torch.equal(conds[:, 2], x[:, W:2 * W])
+    assert torch.equal(conds[:, 0], torch.zeros(2, W, 25)) and torch.equal(conds[:, 2], x[:, W : 2 * W])
 
 
 def test_last_partial_window_keeps_earlier_frames():
@@ -177,8 +189,8 @@ def test_last_partial_window_keeps_earlier_frames():
     assert m.window_starts(3 * W + 2) == [0, W, 2 * W, 2 * W + 2]
     noise = torch.randn(1, 1, 4, 12, generator=torch.Generator().manual_seed(0))
     out = m.generate(speaker_emotion=x[:1], num_samples=1, noise=noise)["emotion"]
-    full = m.generate(speaker_emotion=x[:1, :3 * W], num_samples=1, noise=noise[:, :, :3])["emotion"]
-    assert torch.allclose(out[:, :, :3 * W], full, atol=1e-6)  # other batch sizes: float rounding only
+    full = m.generate(speaker_emotion=x[:1, : 3 * W], num_samples=1, noise=noise[:, :, :3])["emotion"]
+    assert torch.allclose(out[:, :, : 3 * W], full, atol=1e-6)  # other batch sizes: float rounding only
 
 
 def test_generate_errors():

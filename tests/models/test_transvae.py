@@ -32,8 +32,15 @@ def test_config_roundtrip_and_errors():
     m = TransVAE.from_dict(TransVAE(cfg).to_dict())
     assert m.config == cfg and hasattr(m, "lstm")
     assert not hasattr(TransVAE(tiny()), "lstm")  # the online layers exist only online
-    for bad in (dict(visual_encoder="cnn"), dict(visual_inputs=("audio",)), dict(feature_dim=18),
-                dict(reconstruction="best"), dict(diversity_gradient="two"), dict(window=0), dict(dropout=1.0)):
+    for bad in (
+        dict(visual_encoder="cnn"),
+        dict(visual_inputs=("audio",)),
+        dict(feature_dim=18),
+        dict(reconstruction="best"),
+        dict(diversity_gradient="two"),
+        dict(window=0),
+        dict(dropout=1.0),
+    ):
         with pytest.raises(ConfigError):
             tiny(**bad)
     with pytest.raises(ConfigError, match="unknown"):
@@ -79,8 +86,9 @@ def test_k_batched_rows_equal_separate_items(online):
         batched = m(a, e, d, num_samples=3, noise=noise).outputs["tdmm"]
         for b in range(2):
             for k in range(3):
-                alone = m(a[b:b + 1], e[b:b + 1], d[b:b + 1], num_samples=1,
-                          noise=noise[:, b * 3 + k:b * 3 + k + 1]).outputs["tdmm"]
+                alone = m(
+                    a[b : b + 1], e[b : b + 1], d[b : b + 1], num_samples=1, noise=noise[:, b * 3 + k : b * 3 + k + 1]
+                ).outputs["tdmm"]
                 assert torch.allclose(batched[b, k], alone[0, 0], atol=1e-5)
 
 
@@ -125,7 +133,7 @@ def test_cached_keys_values_equal_recomputing_the_prefix():
     with torch.no_grad():
         fast = m._rollout(lambda e_: enc, 4, 13, 4, noise, True, prefix_stable=True)
         slow = m._rollout(lambda e_: enc[:, :e_], 4, 13, 4, noise, True, prefix_stable=False)
-    for x, y in zip(fast, slow):
+    for x, y in zip(fast, slow, strict=True):
         assert torch.allclose(x, y, atol=1e-5)
 
 

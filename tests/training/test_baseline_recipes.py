@@ -33,7 +33,20 @@ def work(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("baseline-recipes")
     corpus, work = tmp / "corpus", tmp / "work"
     for args in (
-        ("synth", "--out", corpus, "--sessions", 4, "--minutes", 0.2, "--clip-seconds", 4, "--no-video", "--patterns", 2),
+        (
+            "synth",
+            "--out",
+            corpus,
+            "--sessions",
+            4,
+            "--minutes",
+            0.2,
+            "--clip-seconds",
+            4,
+            "--no-video",
+            "--patterns",
+            2,
+        ),
         ("prepare", "react", "--root", corpus, "--work", work, "--no-require-media", "--frames", FRAMES + 1),
         ("extract", "--work", work, "--features", "mfcc"),
     ):
@@ -56,8 +69,15 @@ def dataset(work: Path, r: dict, split: str | None = None, train_mode: bool = Tr
 
 
 def fit(model, step, ds, r: dict, run: Path) -> dict:
-    train(model, step, ds, TrainConfig(**r["train"]), run, seed=r["seed"],
-          checkpoint_extra={"model": r["model"], "build": model.to_dict()})
+    train(
+        model,
+        step,
+        ds,
+        TrainConfig(**r["train"]),
+        run,
+        seed=r["seed"],
+        checkpoint_extra={"model": r["model"], "build": model.to_dict()},
+    )
     ck = torch.load(run / "model.pt", weights_only=False)
     rebuilt = type(model).from_dict(ck["build"])
     rebuilt.load_state_dict(ck["state_dict"])
@@ -66,14 +86,20 @@ def fit(model, step, ds, r: dict, run: Path) -> dict:
 
 def test_every_baseline_recipe_builds_its_config():
     for folder in (SYNTH, PAPER):
-        for name, cls in (("transvae.yaml", TransVAEConfig), ("belfusion-ae.yaml", None), ("belfusion.yaml", BeLFusionConfig)):
+        for name, cls in (
+            ("transvae.yaml", TransVAEConfig),
+            ("belfusion-ae.yaml", None),
+            ("belfusion.yaml", BeLFusionConfig),
+        ):
             r = yaml.safe_load((folder / name).read_text())
             if cls is None:
                 BehaviourAutoencoder.from_dict({"config": r["model_config"]})
             else:
                 cls.from_dict(r["model_config"])
-    assert yaml.safe_load((SYNTH / "belfusion.yaml").read_text())["checkpoints"]["autoencoder"] == \
-        "runs/belfusion-autoencoder/model.pt"
+    assert (
+        yaml.safe_load((SYNTH / "belfusion.yaml").read_text())["checkpoints"]["autoencoder"]
+        == "runs/belfusion-autoencoder/model.pt"
+    )
 
 
 def test_transvae_recipe_trains_and_generates(work, tmp_path):
@@ -82,15 +108,22 @@ def test_transvae_recipe_trains_and_generates(work, tmp_path):
     out = fit(model, transvae_training_step, dataset(work, r), r, tmp_path / "transvae")
     assert out["checkpoint"]["history"] and out["model"].config.online
     test = collate([dataset(work, r, "test", train_mode=False)[i] for i in range(2)])
-    gen = out["model"].generate(test["speaker_audio"], test["speaker_emotion"], test["speaker_tdmm"], num_samples=2, seed=0)
+    gen = out["model"].generate(
+        test["speaker_audio"], test["speaker_emotion"], test["speaker_tdmm"], num_samples=2, seed=0
+    )
     assert gen["emotion"].shape == (2, 2, FRAMES, 25) and gen["tdmm"].shape == (2, 2, FRAMES, 58)
     assert torch.isfinite(gen["emotion"]).all()
 
 
 def test_belfusion_recipes_train_and_generate(work, tmp_path):
     r1 = recipe(SYNTH / "belfusion-ae.yaml")
-    stage1 = fit(BehaviourAutoencoder.from_dict({"config": r1["model_config"]}), belfusion_autoencoder_step,
-                 dataset(work, r1), r1, tmp_path / "belfusion-autoencoder")
+    stage1 = fit(
+        BehaviourAutoencoder.from_dict({"config": r1["model_config"]}),
+        belfusion_autoencoder_step,
+        dataset(work, r1),
+        r1,
+        tmp_path / "belfusion-autoencoder",
+    )
     r2 = recipe(SYNTH / "belfusion.yaml")
     # latent statistics over the split's whole clips, speaker and listener sides (the authors' compute_statistics)
     whole = dataset(work, r2, train_mode=False)

@@ -35,9 +35,13 @@ def learnable_batch(b: int = 4, t: int = T, seed: int = 0) -> dict[str, torch.Te
     lis_t = 0.4 * torch.roll(spk_t, 2, dims=1)
     audio = torch.randn(b, t, 78, generator=g) * 0.1 + base.repeat(1, 1, 4)[..., :78]
     return {
-        "speaker_audio": audio, "speaker_emotion": spk_e, "speaker_tdmm": spk_t,
-        "listener_emotion": lis_e, "listener_tdmm": lis_t,
-        "appropriate_emotion": torch.stack([lis_e, lis_e.flip(0)], 1), "appropriate_tdmm": torch.stack([lis_t, lis_t.flip(0)], 1),
+        "speaker_audio": audio,
+        "speaker_emotion": spk_e,
+        "speaker_tdmm": spk_t,
+        "listener_emotion": lis_e,
+        "listener_tdmm": lis_t,
+        "appropriate_emotion": torch.stack([lis_e, lis_e.flip(0)], 1),
+        "appropriate_tdmm": torch.stack([lis_t, lis_t.flip(0)], 1),
         "appropriate_mask": torch.tensor([[True, True], [True, False]] * (b // 2)),
     }
 
@@ -85,7 +89,9 @@ def test_transvae_step_options():
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     # appropriate: the min over the item's (masked) appropriate reactions is <= the own-listener loss
     own = transvae_training_step(tiny_transvae(diversity_weight=0.0), batch, g())[1]["rec"]
-    app = transvae_training_step(tiny_transvae(diversity_weight=0.0, reconstruction="appropriate"), batch, g())[1]["rec"]
+    app = transvae_training_step(tiny_transvae(diversity_weight=0.0, reconstruction="appropriate"), batch, g())[1][
+        "rec"
+    ]
     assert app <= own + 1e-6
     # diversity weight 0 draws one sample (no diversity term), > 0 two
     assert transvae_training_step(tiny_transvae(diversity_weight=0.0), batch, g())[1]["diversity"] == 0.0
@@ -174,8 +180,10 @@ def test_belfusion_diffusion_step_windows_and_errors():
     batch = learnable_batch()
     g = torch.Generator().manual_seed(0)
     # the authors' start range needs 2w - 1 usable frames; "any" needs w
-    short = {k: (v[:, :, :8] if k.startswith("appropriate") and v.ndim == 4 else v[:, :8]) if v.ndim >= 3 else v
-             for k, v in batch.items()}
+    short = {
+        k: (v[:, :, :8] if k.startswith("appropriate") and v.ndim == 4 else v[:, :8]) if v.ndim >= 3 else v
+        for k, v in batch.items()
+    }
     belfusion_diffusion_step(stage2(), short, g)
     with pytest.raises(InputError, match="too short"):
         belfusion_diffusion_step(stage2(window_start="authors"), short, g)
@@ -215,8 +223,14 @@ def test_generic_loop_trains_and_checkpoints(tmp_path, which):
         model, step = BehaviourAutoencoder(ae_config()), belfusion_autoencoder_step
     else:
         model, step = stage2(), belfusion_diffusion_step
-    res = train(model, step, Items(learnable_batch()), TrainConfig(epochs=2, batch_size=2, lr=1e-3), tmp_path,
-                checkpoint_extra={"model": which, "build": model.to_dict()})
+    res = train(
+        model,
+        step,
+        Items(learnable_batch()),
+        TrainConfig(epochs=2, batch_size=2, lr=1e-3),
+        tmp_path,
+        checkpoint_extra={"model": which, "build": model.to_dict()},
+    )
     assert res["step"] == 4 and len(res["history"]) == 2
     ck = torch.load(tmp_path / "model.pt", weights_only=False)
     rebuilt = type(model).from_dict(ck["build"])

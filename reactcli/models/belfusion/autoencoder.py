@@ -19,8 +19,9 @@ reproduces theirs. Their encoder GRU cell loop is the same arithmetic as the ``n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -116,8 +117,10 @@ class BehaviourAutoencoder(nn.Module):
     def from_dict(cls, data: dict[str, Any]) -> BehaviourAutoencoder:
         """A freshly initialised autoencoder from :meth:`to_dict` output."""
         if data.get("model", "belfusion-ae") != "belfusion-ae" or "config" not in data:
-            raise ConfigError(f"BehaviourAutoencoder.from_dict: expected {{'model': 'belfusion-ae', 'config': ...}}, "
-                              f"got keys {sorted(data)}")
+            raise ConfigError(
+                f"BehaviourAutoencoder.from_dict: expected {{'model': 'belfusion-ae', 'config': ...}}, "
+                f"got keys {sorted(data)}"
+            )
         return cls(BehaviourAEConfig.from_dict(data["config"]))
 
     # ---- windows ---------------------------------------------------------------------------
@@ -183,8 +186,9 @@ class BehaviourAutoencoder(nn.Module):
 
 
 @torch.no_grad()
-def latent_statistics(autoencoder: BehaviourAutoencoder, emotion: Iterable[torch.Tensor],
-                      latent: str = "hidden") -> dict[str, torch.Tensor]:
+def latent_statistics(
+    autoencoder: BehaviourAutoencoder, emotion: Iterable[torch.Tensor], latent: str = "hidden"
+) -> dict[str, torch.Tensor]:
     """Per-dimension ``min``, ``max``, ``mean``, ``std``, ``var`` of the latents of every whole
     window of the given emotion sequences (each ``(B, T, 25)``), as the authors'
     ``compute_statistics`` stores them after stage 1 (they pass every training clip, speaker and

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["timestep_embedding", "DenoiserBlock", "LatentDenoiser"]
+__all__ = ["DenoiserBlock", "LatentDenoiser", "timestep_embedding"]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -46,8 +46,16 @@ def _mlp(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
 class DenoiserBlock(nn.Module):
     """``Linear`` then, if conditioned, ``* (bias + Linear(SiLU(c)))``, LayerNorm, SiLU, dropout."""
 
-    def __init__(self, in_dim: int, out_dim: int, cond_dim: int, conditioned: bool, norm: bool,
-                 condition_bias: float, dropout: float):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        cond_dim: int,
+        conditioned: bool,
+        norm: bool,
+        condition_bias: float,
+        dropout: float,
+    ):
         super().__init__()
         self.linear = nn.Linear(in_dim, out_dim)
         self.conditioned = conditioned
@@ -67,9 +75,18 @@ class DenoiserBlock(nn.Module):
 class LatentDenoiser(nn.Module):
     """``f(x_t, t, cond) -> x0`` over ``channels``-wide latents (see the module docstring)."""
 
-    def __init__(self, channels: int, hidden: int = 1024, num_layers: int = 10, time_channels: int = 64,
-                 time_layers: int = 2, cond_layers: int = 2, condition_bias: float = 1.0, use_norm: bool = True,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        channels: int,
+        hidden: int = 1024,
+        num_layers: int = 10,
+        time_channels: int = 64,
+        time_layers: int = 2,
+        cond_layers: int = 2,
+        condition_bias: float = 1.0,
+        use_norm: bool = True,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if num_layers < 2:
             raise ValueError(f"LatentDenoiser: num_layers must be >= 2, got {num_layers}")
@@ -80,14 +97,24 @@ class LatentDenoiser(nn.Module):
         for i in range(num_layers):
             last = i == num_layers - 1
             in_dim = (channels if i == 0 else hidden) + channels
-            blocks.append(DenoiserBlock(in_dim, channels if last else hidden, 2 * channels, conditioned=not last,
-                                        norm=use_norm and not last, condition_bias=condition_bias,
-                                        dropout=0.0 if last else dropout))
+            blocks.append(
+                DenoiserBlock(
+                    in_dim,
+                    channels if last else hidden,
+                    2 * channels,
+                    conditioned=not last,
+                    norm=use_norm and not last,
+                    condition_bias=condition_bias,
+                    dropout=0.0 if last else dropout,
+                )
+            )
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """``x`` ``(N, C)`` noisy latents, ``t`` ``(N,)`` steps, ``cond`` ``(N, C)`` -> ``(N, C)``."""
-        c = torch.cat([self.time_mlp(timestep_embedding(t, self.time_channels).to(x.dtype)), self.cond_mlp(cond)], dim=1)
+        c = torch.cat(
+            [self.time_mlp(timestep_embedding(t, self.time_channels).to(x.dtype)), self.cond_mlp(cond)], dim=1
+        )
         h = x
         for block in self.blocks:
             h = block(torch.cat([h, x], dim=1), c)

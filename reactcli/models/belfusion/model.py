@@ -42,7 +42,7 @@ from reactcli.errors import ConfigError, InputError
 from .autoencoder import EMOTION_DIM, LATENTS, BehaviourAEConfig, BehaviourAutoencoder
 from .denoiser import LatentDenoiser
 
-__all__ = ["BeLFusionConfig", "BeLFusion", "make_scheduler"]
+__all__ = ["BeLFusion", "BeLFusionConfig", "make_scheduler"]
 
 PREPROCESSING = ("normalize", "standardize", "none")
 STAT_KEYS = ("min", "max", "mean", "var")
@@ -105,17 +105,23 @@ class BeLFusionConfig:
         if self.latent not in LATENTS:
             raise ConfigError(f"BeLFusionConfig.latent must be one of {LATENTS}, got {self.latent!r}")
         if self.latent == "hidden" and self.autoencoder.z_dim != self.autoencoder.hidden_dim:
-            raise ConfigError("BeLFusionConfig: latent=hidden decodes the GRU state through Linear(z_dim, H), so "
-                              f"autoencoder.z_dim ({self.autoencoder.z_dim}) must equal hidden_dim ({self.autoencoder.hidden_dim})")
+            raise ConfigError(
+                "BeLFusionConfig: latent=hidden decodes the GRU state through Linear(z_dim, H), so "
+                f"autoencoder.z_dim ({self.autoencoder.z_dim}) must equal hidden_dim ({self.autoencoder.hidden_dim})"
+            )
         if self.preprocessing not in PREPROCESSING:
-            raise ConfigError(f"BeLFusionConfig.preprocessing must be one of {PREPROCESSING}, got {self.preprocessing!r}")
+            raise ConfigError(
+                f"BeLFusionConfig.preprocessing must be one of {PREPROCESSING}, got {self.preprocessing!r}"
+            )
         if self.num_layers < 2:
             raise ConfigError(f"BeLFusionConfig.num_layers must be >= 2, got {self.num_layers}")
         for name in ("hidden_channels", "time_channels", "time_layers", "cond_layers", "diffusion_steps", "k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"BeLFusionConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.inference_steps is not None and not 1 <= self.inference_steps <= self.diffusion_steps:
-            raise ConfigError(f"BeLFusionConfig.inference_steps must be in [1, {self.diffusion_steps}], got {self.inference_steps}")
+            raise ConfigError(
+                f"BeLFusionConfig.inference_steps must be in [1, {self.diffusion_steps}], got {self.inference_steps}"
+            )
         if not 0.0 <= self.cond_dropout <= 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError("BeLFusionConfig: cond_dropout must be in [0, 1] and dropout in [0, 1)")
         if self.window_start not in ("any", "authors"):
@@ -150,9 +156,15 @@ class BeLFusionConfig:
 
 def make_scheduler(config: BeLFusionConfig) -> DDIMScheduler:
     """The DDPM/DDIM schedule of ``config`` as a fresh diffusers scheduler (x0 prediction)."""
-    return DDIMScheduler(num_train_timesteps=config.diffusion_steps, beta_schedule=config.beta_schedule,
-                         prediction_type="sample", clip_sample=config.clip_denoised, clip_sample_range=1.0,
-                         set_alpha_to_one=True, timestep_spacing="leading")
+    return DDIMScheduler(
+        num_train_timesteps=config.diffusion_steps,
+        beta_schedule=config.beta_schedule,
+        prediction_type="sample",
+        clip_sample=config.clip_denoised,
+        clip_sample_range=1.0,
+        set_alpha_to_one=True,
+        timestep_spacing="leading",
+    )
 
 
 class BeLFusion(nn.Module):
@@ -168,8 +180,17 @@ class BeLFusion(nn.Module):
         self.autoencoder = BehaviourAutoencoder(cfg.autoencoder)
         self.autoencoder.requires_grad_(False)
         self.autoencoder.eval()
-        self.denoiser = LatentDenoiser(cfg.channels, cfg.hidden_channels, cfg.num_layers, cfg.time_channels,
-                                       cfg.time_layers, cfg.cond_layers, cfg.condition_bias, cfg.use_norm, cfg.dropout)
+        self.denoiser = LatentDenoiser(
+            cfg.channels,
+            cfg.hidden_channels,
+            cfg.num_layers,
+            cfg.time_channels,
+            cfg.time_layers,
+            cfg.cond_layers,
+            cfg.condition_bias,
+            cfg.use_norm,
+            cfg.dropout,
+        )
         c = cfg.channels
         self.register_buffer("stat_min", -torch.ones(c))
         self.register_buffer("stat_max", torch.ones(c))
@@ -188,12 +209,19 @@ class BeLFusion(nn.Module):
     def from_dict(cls, data: dict[str, Any]) -> BeLFusion:
         """A fresh model from :meth:`to_dict` output (weights and statistics from the state dict)."""
         if data.get("model", "belfusion") != "belfusion" or "config" not in data:
-            raise ConfigError(f"BeLFusion.from_dict: expected {{'model': 'belfusion', 'config': ...}}, got keys {sorted(data)}")
+            raise ConfigError(
+                f"BeLFusion.from_dict: expected {{'model': 'belfusion', 'config': ...}}, got keys {sorted(data)}"
+            )
         return cls(BeLFusionConfig.from_dict(data["config"]))
 
     @classmethod
-    def from_autoencoder(cls, autoencoder: BehaviourAutoencoder, statistics: dict[str, torch.Tensor] | None,
-                         config: BeLFusionConfig | None = None, **overrides: Any) -> BeLFusion:
+    def from_autoencoder(
+        cls,
+        autoencoder: BehaviourAutoencoder,
+        statistics: dict[str, torch.Tensor] | None,
+        config: BeLFusionConfig | None = None,
+        **overrides: Any,
+    ) -> BeLFusion:
         """Stage 2 on a trained stage-1 autoencoder: its config and weights are copied in; the
         latent ``statistics`` come from :func:`~reactcli.models.belfusion.latent_statistics`
         over the training clips (required unless ``preprocessing="none"``)."""
@@ -227,8 +255,10 @@ class BeLFusion(nn.Module):
 
     def _need_stats(self) -> None:
         if self.config.preprocessing != "none" and not bool(self.statistics_set):
-            raise ConfigError("BeLFusion: latent statistics are not set (set_statistics / from_autoencoder, "
-                              f"or preprocessing=none); preprocessing={self.config.preprocessing!r}")
+            raise ConfigError(
+                "BeLFusion: latent statistics are not set (set_statistics / from_autoencoder, "
+                f"or preprocessing=none); preprocessing={self.config.preprocessing!r}"
+            )
 
     def preprocess(self, z: torch.Tensor) -> torch.Tensor:
         """Autoencoder latent -> the diffused scale (``config.preprocessing``)."""
@@ -261,8 +291,14 @@ class BeLFusion(nn.Module):
 
     # ---- training --------------------------------------------------------------------------
 
-    def forward(self, listener_window: torch.Tensor, speaker_window: torch.Tensor, timesteps: torch.Tensor,
-                noise: torch.Tensor, drop_condition: bool = False) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        listener_window: torch.Tensor,
+        speaker_window: torch.Tensor,
+        timesteps: torch.Tensor,
+        noise: torch.Tensor,
+        drop_condition: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """The training losses of one window per item (the authors' ``denoise`` + ``BeLFusionLoss``).
 
         Args:
@@ -277,8 +313,10 @@ class BeLFusion(nn.Module):
         cfg = self.config
         b, k, c = listener_window.shape[0], cfg.k, cfg.channels
         if tuple(noise.shape) != (b * k, c) or tuple(timesteps.shape) != (b,):
-            raise InputError(f"BeLFusion.forward: noise must be ({b * k}, {c}) and timesteps ({b},), got "
-                             f"{tuple(noise.shape)} and {tuple(timesteps.shape)}")
+            raise InputError(
+                f"BeLFusion.forward: noise must be ({b * k}, {c}) and timesteps ({b},), got "
+                f"{tuple(noise.shape)} and {tuple(timesteps.shape)}"
+            )
         with torch.no_grad():
             x0 = self.encode(listener_window).repeat_interleave(k, 0)
             cond = self.encode(speaker_window)
@@ -314,7 +352,7 @@ class BeLFusion(nn.Module):
         w = self.config.window
         starts = self.window_starts(speaker_emotion.shape[1])
         src = F.pad(speaker_emotion, (0, 0, w, 0)) if self.config.online else speaker_emotion
-        return torch.stack([src[:, s:s + w] for s in starts], dim=1)
+        return torch.stack([src[:, s : s + w] for s in starts], dim=1)
 
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -382,7 +420,9 @@ class BeLFusion(nn.Module):
             windows = self.condition_windows(emo)  # (B, n, w, 25)
             n = windows.shape[1]
             if tuple(noise.shape) != (b, k, n, c):
-                raise InputError(f"noise: expected ({b}, {k}, {n}, {c}) (items, samples, windows, C), got {tuple(noise.shape)}")
+                raise InputError(
+                    f"noise: expected ({b}, {k}, {n}, {c}) (items, samples, windows, C), got {tuple(noise.shape)}"
+                )
             cond = self.encode(windows.reshape(b * n, w, EMOTION_DIM)).view(b, 1, n, c).expand(b, k, n, c)
             x0 = self.sample(cond.reshape(-1, c), noise.to(dev).reshape(-1, c), generator)
             dec = self.decode(x0).view(b, k, n, w, EMOTION_DIM)
@@ -391,6 +431,6 @@ class BeLFusion(nn.Module):
         emotion = dec.new_empty(b, k, t, EMOTION_DIM)
         done = 0
         for j, s in enumerate(self.window_starts(t)):
-            emotion[:, :, done:s + w] = dec[:, :, j, done - s:]
+            emotion[:, :, done : s + w] = dec[:, :, j, done - s :]
             done = s + w
         return {"emotion": emotion, "tdmm": self.autoencoder.coefficients(emotion)}
