@@ -196,7 +196,8 @@ class BeLFusion(nn.Module):
         self.register_buffer("stat_max", torch.ones(c))
         self.register_buffer("stat_mean", torch.zeros(c))
         self.register_buffer("stat_var", torch.ones(c))
-        self.register_buffer("statistics_set", torch.tensor(False))
+        # 1.0 once set (a float, so that buffer averaging, e.g. the loop's EMA, leaves it intact)
+        self.register_buffer("statistics_set", torch.tensor(0.0))
         self._train_scheduler = make_scheduler(cfg)
 
     # ---- construction ----------------------------------------------------------------------
@@ -243,7 +244,7 @@ class BeLFusion(nn.Module):
             if tuple(val.shape) != (c,):
                 raise InputError(f"latent statistics[{key!r}]: expected shape ({c},), got {tuple(val.shape)}")
             getattr(self, f"stat_{key}").copy_(val)
-        self.statistics_set.fill_(True)
+        self.statistics_set.fill_(1.0)
 
     def train(self, mode: bool = True) -> BeLFusion:
         """Train/eval the denoiser; the frozen autoencoder always stays in eval mode."""
@@ -254,7 +255,7 @@ class BeLFusion(nn.Module):
     # ---- latents ---------------------------------------------------------------------------
 
     def _need_stats(self) -> None:
-        if self.config.preprocessing != "none" and not bool(self.statistics_set):
+        if self.config.preprocessing != "none" and float(self.statistics_set) < 0.5:
             raise ConfigError(
                 "BeLFusion: latent statistics are not set (set_statistics / from_autoencoder, "
                 f"or preprocessing=none); preprocessing={self.config.preprocessing!r}"
