@@ -465,10 +465,10 @@ def _read_state(p: Path) -> tuple[dict, dict]:
         state = ckpt
     if state is None:
         raise InputError(f"{p}: not a PIRender checkpoint (no generator state dict under {' or '.join(_STATE_KEYS)}; "
-                         f"keys: {sorted(map(str, ckpt))[:6]})")
+                         f"keys: {_summary(sorted(map(str, ckpt)), 6)})")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise InputError(f"{p}: the generator state dict holds non-tensors under {bad[:3]}")
+        raise InputError(f"{p}: the generator state dict holds non-tensors under {_summary(bad, 3)}")
     raw_cfg = ckpt.get("config") if state is not ckpt else None
     if raw_cfg is not None and not isinstance(raw_cfg, dict):
         raise InputError(f"{p}: 'config' must be a dict of PIRender widths, got {type(raw_cfg).__name__}")
@@ -477,7 +477,10 @@ def _read_state(p: Path) -> tuple[dict, dict]:
 
 
 def _summary(keys: list[str], limit: int = 4) -> str:
-    return ", ".join(keys[:limit]) + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+    """Up to ``limit`` names, comma-separated (no square brackets: the CLI prints with rich markup)."""
+    if not keys:
+        return "none"
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def load_pirender(path: str | os.PathLike | None, device: str = "cpu", config: PIRenderConfig | None = None):
@@ -502,7 +505,7 @@ def load_pirender(path: str | os.PathLike | None, device: str = "cpu", config: P
         fields = {f.name for f in dataclasses.fields(PIRenderConfig)}
         unknown = sorted(set(raw_cfg) - fields)
         if unknown:
-            raise InputError(f"{p}: unknown PIRender config fields {unknown}")
+            raise InputError(f"{p}: unknown PIRender config fields {_summary(unknown)}")
         try:
             config = PIRenderConfig(**raw_cfg).validate()
         except (TypeError, ConfigError) as exc:
@@ -512,8 +515,8 @@ def load_pirender(path: str | os.PathLike | None, device: str = "cpu", config: P
     unexpected = [k for k in state if k not in want]
     if missing or unexpected:
         raise InputError(f"{p}: PIRender checkpoint does not match the challenge's FaceGenerator: "
-                         f"{len(missing)} missing [{_summary(missing)}], {len(unexpected)} unexpected "
-                         f"[{_summary(unexpected)}]")
+                         f"{len(missing)} missing ({_summary(missing)}), {len(unexpected)} unexpected "
+                         f"({_summary(unexpected)})")
     wrong = [f"{k} {tuple(state[k].shape)} != {want[k]}" for k in want if tuple(state[k].shape) != want[k]]
     if wrong:
         raise InputError(f"{p}: PIRender checkpoint has {len(wrong)} tensor(s) of the wrong shape: "

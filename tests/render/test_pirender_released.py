@@ -166,11 +166,11 @@ def test_missing_and_unexpected_keys_are_named(tmp_path) -> None:
     with pytest.raises(InputError) as e:
         load_pirender(tmp_path / "keys.pth")
     msg = str(e.value)
-    assert "\n" not in msg and "1 missing [mapping_net.pre.weight]" in msg
-    assert "1 unexpected [mapping_net.extra.weight]" in msg
+    assert "\n" not in msg and "1 missing (mapping_net.pre.weight)" in msg
+    assert "1 unexpected (mapping_net.extra.weight)" in msg
     # PIRender's trainer layout and a DataParallel prefix are read too
     torch.save({"net_G_ema": {"module." + k: v for k, v in state.items()}}, tmp_path / "ema.pth")
-    with pytest.raises(InputError, match=r"1 missing \[mapping_net.pre.weight\]"):
+    with pytest.raises(InputError, match=r"1 missing \(mapping_net.pre.weight\)"):
         load_pirender(tmp_path / "ema.pth")
 
 

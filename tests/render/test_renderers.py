@@ -242,3 +242,38 @@ def test_pirender_checkpoint_errors(tmp_path, pir_ckpt) -> None:
         build_pirender(PIRenderConfig(window=13))
     with pytest.raises(ConfigError, match="at least 64"):
         build_pirender(PIRenderConfig(image_size=32))
+
+
+def test_registry_resolves_lazily_without_an_import_cycle() -> None:
+    """Renderers import the base module only; the registry imports a renderer when it is built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import reactcli.render.pirender, reactcli.render.faceverse\n"
+        "assert 'reactcli.render.renderers' not in sys.modules, 'a renderer imported the registry'\n"
+        "del sys.modules['reactcli.render.pirender'], sys.modules['reactcli.render.faceverse']\n"
+        "from reactcli.render.renderers import RENDERERS, make_renderer, resolve_renderer\n"
+        "assert 'reactcli.render.pirender' not in sys.modules and 'reactcli.render.faceverse' not in sys.modules\n"
+        "assert RENDERERS['pirender'] == 'reactcli.render.pirender:PIRenderRenderer'\n"
+        "from reactcli.render.pirender import PIRenderRenderer\n"
+        "assert resolve_renderer('pirender') is PIRenderRenderer\n"
+        "import numpy as np\n"
+        "assert make_renderer('face2d', size=32).render(np.zeros((1, 25))).shape == (1, 32, 32, 3)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_register_renderer_forms() -> None:
+    from reactcli.render.renderers import Face2DRenderer, register_renderer, resolve_renderer
+
+    try:
+        register_renderer("alias2d", "reactcli.render.renderers:Face2DRenderer")
+        assert resolve_renderer("alias2d") is Face2DRenderer
+        register_renderer("fn2d")(lambda cfg: Face2DRenderer(cfg))
+        assert isinstance(make_renderer("fn2d", size=32), Face2DRenderer)
+    finally:
+        RENDERERS.pop("alias2d", None)
+        RENDERERS.pop("fn2d", None)
