@@ -21,7 +21,8 @@ Pose (``tdmm[52:55]``): Euler angles in radians about x (pitch), y (yaw), z (rol
 ``R = Rz @ Ry @ Rx`` (the Deep3DFaceRecon/FaceVerse convention). Translation (``tdmm[55:58]``):
 ``tx, ty`` in model units, ``tz`` toward the camera; the view is orthographic with a zoom of
 ``camera_distance / (camera_distance - tz)`` (FaceVerse puts the camera 10 units away), so a
-face moving toward the camera grows as it would in perspective.
+face moving toward the camera grows as it would in perspective. With a mean face
+(:attr:`RendererConfig.mean_face`) the tdmm are offsets from it and it is added back first.
 
 Rasterisation is a vectorised numpy z-buffer with flat (per-triangle Lambert) shading: all
 triangles of a frame are scanned at once, grouped by bounding-box size so that small triangles

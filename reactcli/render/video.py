@@ -13,7 +13,10 @@ and the real listener come from their clip videos (decoded with PyAV) when those
 otherwise (no video, a placeholder, a corrupt file) their stored features are drawn instead,
 with a warning naming the clip: the speaker with the built-in face2d, the real listener with the
 same renderer as the samples (so the two are comparable). The K generated reactions are drawn
-with the chosen renderer (:mod:`reactcli.render.renderers`).
+with the chosen renderer (:mod:`reactcli.render.renderers`). Real video is framed as that renderer
+frames its pictures (PIRender: the challenge's centre crop), and PIRender re-animates the
+listener's first video frame. With ``mean_face`` the run's tdmm are offsets from the challenge's
+mean face (its models' outputs) and the stored real features are converted to match.
 
 Outputs: ``<work>/videos/<run>/<split>/<index>.mp4``. Every file is written through a temporary
 file and moved into place when complete (:class:`reactcli.media.encode.VideoWriter`); a rerun
