@@ -16,7 +16,8 @@ def _fid(runs: list[str], fid_frames: Optional[Path], weights: Optional[Path], p
     if fid_frames is None and weights is None:
         return None
     if fid_frames is None:
-        raise ConfigError("--inception-weights needs --fid-frames DIR (export it with `reactcli render --fid-frames DIR`)")
+        raise ConfigError("--inception-weights needs --fid-frames DIR "
+                          "(export it with `reactcli render --fid-frames DIR`)")
     if len(runs) != 1:
         raise ConfigError(f"--fid-frames holds the frames of one run; give a single --run (got {len(runs)})")
     from reactcli.metrics.fid import fid_from_frames
@@ -32,7 +33,7 @@ def _fid(runs: list[str], fid_frames: Optional[Path], weights: Optional[Path], p
 @handle_errors
 def run_command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
-    run: list[str] = typer.Option(..., "--run", help="Generation run name(s) to score (repeat the option for several)."),
+    run: list[str] = typer.Option(..., "--run", help="Generation run name(s) to score (repeat for several)."),
     split: str = typer.Option("test", help="Split the runs generated."),
     feature: str = typer.Option("emotion", help="emotion (challenge protocol) or tdmm (58-d 3DMM, one DTW)."),
     compat: str = typer.Option("default", help="default, or official (reproduce the official FRSyn quirks)."),
