@@ -37,6 +37,15 @@ def _parse_dims(text: Optional[str]) -> list[int] | None:
         raise ConfigError(f"--plot-dims {text!r}: expected comma-separated dimension indices") from None
 
 
+def _native_size(renderer: str, size: int) -> int:
+    """The challenge's FID frame size for PIRender (its 224 px crop); ``size`` for the others."""
+    if renderer != "pirender":
+        return size
+    from reactcli.render.pirender import PIRenderConfig  # noqa: PLC0415
+
+    return PIRenderConfig().image_size
+
+
 @handle_errors
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory holding the generation run."),
@@ -57,6 +66,7 @@ def command(
     videos: bool = typer.Option(True, "--videos/--no-videos", help="Write the side-by-side videos."),
     fid_frames: Optional[Path] = typer.Option(None, "--fid-frames", help="Also export FID frames to DIR/real and DIR/fake (use evaluate --frame-stride 1 on them)."),
     every: int = typer.Option(30, "--every", min=1, help="FID frame stride (official: 30)."),
+    fid_size: Optional[int] = typer.Option(None, "--fid-size", min=16, help="FID frame size in pixels (default: 224 for pirender, the challenge's frames; else --size)."),
     fid_real: str = typer.Option("auto", "--fid-real", help="Real FID frames from: auto (video, else drawn; always drawn for face2d/faceverse), video (pirender only), render."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write feature-curve PNGs to WORK/plots/RUN/SPLIT/."),
     plot_dims: Optional[str] = typer.Option(None, "--plot-dims", help="Emotion dims to plot (default 7,13,15,16: AU12, AU25, valence, arousal)."),
@@ -101,7 +111,8 @@ def command(
                 fid_items = [r.index for r in load_run(work, run, split)[:num_items]]
             summary = export_fid_frames(
                 work, run, split, fid_frames, every,
-                renderer=RendererConfig(name=renderer, size=size, faceverse_model=cfg.faceverse_model,
+                renderer=RendererConfig(name=renderer, size=fid_size or _native_size(renderer, size),
+                                        faceverse_model=cfg.faceverse_model,
                                         pirender_checkpoint=cfg.pirender_checkpoint, mean_face=cfg.mean_face,
                                         device=device),
                 real=fid_real, items=fid_items, frames=frames, on_progress=report,

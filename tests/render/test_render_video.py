@@ -281,9 +281,17 @@ def test_cli_render_pirender_and_bad_checkpoints(real_work: Path, tmp_path: Path
     base = ["render", "--work", str(real_work), "--run", "r1", "--split", "test", "--items", "0", "--size", "64",
             "--frames", "4", "--renderer", "pirender", "--no-audio", "--mean-face", str(tmp_path / "mean_face.npy")]
     runner = CliRunner()
-    r = runner.invoke(app, base + ["--pirender-checkpoint", str(tiny_pirender)])
+    r = runner.invoke(app, base + ["--pirender-checkpoint", str(tiny_pirender), "--fid-frames", str(tmp_path / "fid"),
+                                   "--every", "2"])
     assert r.exit_code == 0, r.output
     assert sum(1 for _ in av.open(str(video_path(real_work, "r1", "test", 0))).decode(video=0)) == 4
+    from PIL import Image
+
+    # FID frames at the challenge's 224 px (PIRender's default --fid-size), real ones from the video
+    assert Image.open(tmp_path / "fid" / "fake" / "test_00000_s00_f0002.png").size == (224, 224)
+    assert Image.open(tmp_path / "fid" / "real" / "test_00000_f0002.png").size == (224, 224)
+    meta = json.loads((tmp_path / "fid" / "frames.json").read_text())
+    assert meta["photoreal"] and meta["real_from_video"] == 1 and meta["size"] == 224
     # a released-layout file with a missing tensor, an extra one, a wrong shape, or no checkpoint at all
     ck = torch.load(tiny_pirender, weights_only=True)
     sd = ck["state_dict"]
