@@ -159,7 +159,7 @@ def _check(path: Path, what: str, sd: dict[str, torch.Tensor], expected: dict[st
     for key, want in {**expected, **{k: v for k, v in optional.items() if k in sd}}.items():
         got = tuple(sd[key].shape)
         if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want)):
-            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ("," if len(want) == 1 else "") + ")"
             raise InputError(f"{path}: tensor {key} of the {what} has shape {got}, expected {shown}")
 
 
@@ -572,6 +572,8 @@ def import_released(source: str | os.PathLike, work: str | os.PathLike, run: str
     src = Path(source)
     if not src.is_dir():
         raise InputError(f"{src}: not a folder (expected the released PerFRDiff checkpoints/ folder)")
+    if not (src / RELEASED_FILES["decoder"]).exists() and (src / "checkpoints").is_dir():
+        src = src / "checkpoints"  # the authors' repository root, with the folder unzipped in it
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run):
         raise ConfigError(f"--run {run!r}: use letters, digits, '.', '_' and '-'")
     files = {role: src / rel for role, rel in RELEASED_FILES.items()}
