@@ -31,7 +31,11 @@ def perfrdiff(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing WORK/runs/RUN."),
 ) -> None:
     """Convert PerFRDiff's released checkpoints into a reactcli run (strict: every tensor checked)."""
-    from reactcli.models.perfrdiff.released import RELEASED_EDIT_LAYERS, ReleasedSettings, import_released
+    from reactcli.models.perfrdiff.released import (
+        RELEASED_EDIT_LAYERS,
+        ReleasedSettings,
+        import_released,
+    )
 
     settings = ReleasedSettings(decoder_heads=decoder_heads, pssl_heads=pssl_heads, window=window,
                                 audio_scale=audio_scale, edit_layers=tuple(edit_layer or RELEASED_EDIT_LAYERS))

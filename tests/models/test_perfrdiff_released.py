@@ -122,8 +122,8 @@ def test_personalised_generation_matches_authors(expected):
     with torch.no_grad():
         style = pssl(case["listener_personal_input"][:1])
     args = (base.gafrg, case["speaker_audio"], case["speaker_emotion_input"], case["speaker_3dmm_input"])
-    kw = dict(num_samples=int(case["k"]), steps=50, guidance=7.5, generator=int(case["seed"]),
-              diffusion=R.released_diffusion(), clamp_emotion=False)
+    kw = {"num_samples": int(case["k"]), "steps": 50, "guidance": 7.5, "generator": int(case["seed"]),
+          "diffusion": R.released_diffusion(), "clamp_emotion": False}
     y = generate(*args, style=style, editor=editor, **kw)
     assert _max_diff(y, case["prediction"]) < TOL
     assert _max_diff(generate(*args, **kw), case["prediction"]) > 1e-3  # the edit matters
@@ -237,9 +237,9 @@ def test_missing_files_and_bad_settings(tmp_path):
 
 
 # ------------------------------------------------------------------ the new options themselves
-RELEASED_STYLE = dict(reaction_dim=25, window=10, speaker_lag=10, d_model=16, num_layers=2, num_heads=2, ffn_dim=32,
-                      emotion_hidden=16, norm_first=False, time_embedding="diffusers", time_channels=8,
-                      memory_layout="concat", audio_scale=0.25, emotion_proj="identity")
+RELEASED_STYLE = {"reaction_dim": 25, "window": 10, "speaker_lag": 10, "d_model": 16, "num_layers": 2, "num_heads": 2,
+                  "ffn_dim": 32, "emotion_hidden": 16, "norm_first": False, "time_embedding": "diffusers",
+                  "time_channels": 8, "memory_layout": "concat", "audio_scale": 0.25, "emotion_proj": "identity"}
 
 
 def test_concat_layout_null_condition_is_zero_tokens():

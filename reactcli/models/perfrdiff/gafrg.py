@@ -33,6 +33,13 @@ about P (see :class:`GAFRGConfig`).
 
 All linear layers are :class:`EditableLinear`, which accept an optional per-sample weight shift
 (PWSG, see ``pwsg.py``) applied functionally: the stored weights are never modified.
+
+The authors' released decoder differs in four places, each a config option whose default keeps
+reactcli's design (``released.py`` sets them when it imports their checkpoints): post-norm layers
+(``norm_first``), a diffusers-style time embedding (``time_embedding``), one position table over a
+memory ordered [time, audio, 3DMM, emotion token] with zero tokens as the null condition and
+scaled audio (``memory_layout: concat``, ``audio_scale``), and the emotion GRU's state used as the
+token as it is (``emotion_proj: identity``, their latent embedder's encoder).
 """
 
 from __future__ import annotations

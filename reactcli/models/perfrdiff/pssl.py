@@ -24,7 +24,7 @@ from reactcli.errors import ConfigError, InputError
 
 from .gafrg import sinusoidal_embedding
 
-__all__ = ["PSSLConfig", "PSSLEncoder", "supcon_loss", "interleaved_positions"]
+__all__ = ["PSSLConfig", "PSSLEncoder", "interleaved_positions", "supcon_loss"]
 
 
 @dataclass

@@ -64,9 +64,21 @@ from .pssl import PSSLConfig, PSSLEncoder
 from .pwsg import PWSG, PWSGConfig
 
 __all__ = [
-    "AUTHORS_COMMIT", "RELEASED_FILES", "ReleasedSettings", "ReleasedDenoiser", "ReleasedPSSL", "ReleasedEditor",
-    "read_state_dict", "convert_denoiser", "convert_pssl", "convert_editor", "load_denoiser", "load_pssl",
-    "load_editor", "import_released", "write_run",
+    "AUTHORS_COMMIT",
+    "RELEASED_FILES",
+    "ReleasedDenoiser",
+    "ReleasedEditor",
+    "ReleasedPSSL",
+    "ReleasedSettings",
+    "convert_denoiser",
+    "convert_editor",
+    "convert_pssl",
+    "import_released",
+    "load_denoiser",
+    "load_editor",
+    "load_pssl",
+    "read_state_dict",
+    "write_run",
 ]
 
 AUTHORS_COMMIT = "8f08853a34910b6f9679a91914d721d7489ce668"
@@ -130,7 +142,7 @@ def read_state_dict(path: str | os.PathLike, what: str) -> dict[str, torch.Tenso
         raise InputError(f"{path}: missing released {what} checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every unpickling failure means "not a checkpoint" here
+    except Exception as exc:  # every unpickling failure means "not a checkpoint" here
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise InputError(f"{path}: not a released {what} checkpoint (torch.load with weights_only=True: {first})") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("state_dict"), dict):
@@ -353,7 +365,7 @@ _IN_LAYER = {"self_attn": (0, "self_qkv"), "multihead_attn": (1, FUSED_CROSS), "
 
 def _edit_target(name: str) -> tuple[tuple[int, ...], str]:
     """An authors' modified-layer name -> (its module registration order, the reactcli edit target)."""
-    short = name[len("diffusion_decoder.model."):] if name.startswith("diffusion_decoder.model.") else name
+    short = name.removeprefix("diffusion_decoder.model.")
     if short == "to_emotion_feat":
         return (0, 1), "output"
     m = _LAYER_RE.match(short)
