@@ -14,6 +14,7 @@ from typing import Callable, Iterable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -87,7 +88,7 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
         except ReactcliError as exc:
             if STATE.debug:
                 raise
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=getattr(exc, "exit_code", 1)) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]: completed outputs are kept; rerun to resume")

@@ -40,7 +40,8 @@ def arrays(
                                                      help="Local InceptionV3 weights for FRRea (FID)."),
     real_frames: Optional[Path] = typer.Option(None, "--real-frames", help="Directory of real listener frames."),
     fake_frames: Optional[Path] = typer.Option(None, "--fake-frames", help="Directory of generated frames."),
-    frame_stride: int = typer.Option(30, "--frame-stride", help="Use every n-th frame for FID (official: 30)."),
+    frame_stride: int = typer.Option(30, "--frame-stride", help="Use every n-th frame for FID (official: 30; 1 for folders from `render --fid-frames`)."),
+    fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
     name: str = typer.Option("predictions", "--name", help="Row label in the printed table."),
 ) -> None:
     """Compute all metrics from .npy arrays, write JSON atomically, print a table."""
@@ -53,7 +54,8 @@ def arrays(
             raise ConfigError("FRRea needs both --real-frames and --fake-frames")
         from reactcli.metrics.fid import fid_from_frames
 
-        fid = fid_from_frames(real_frames, fake_frames, inception_weights, stride=frame_stride)
+        fid = fid_from_frames(real_frames, fake_frames, inception_weights, stride=frame_stride,
+                              preprocess=fid_preprocess)
     metrics = evaluate_arrays(
         _load_npy(pred, "predictions"),
         _load_npy(listener, "listener"),

@@ -8,25 +8,49 @@ from typing import Literal, Optional
 import typer
 
 from reactcli.cli.common import handle_errors, out
+from reactcli.errors import ConfigError
+
+
+def _fid(runs: list[str], fid_frames: Optional[Path], weights: Optional[Path], preprocess: str) -> dict | None:
+    """FRRea from frames exported by ``render --fid-frames`` (None when not asked for)."""
+    if fid_frames is None and weights is None:
+        return None
+    if fid_frames is None:
+        raise ConfigError("--inception-weights needs --fid-frames DIR "
+                          "(export it with `reactcli render --fid-frames DIR`)")
+    if len(runs) != 1:
+        raise ConfigError(f"--fid-frames holds the frames of one run; give a single --run (got {len(runs)})")
+    from reactcli.metrics.fid import fid_from_frames
+
+    # the export already sampled every n-th frame: use every file (as pytorch-fid on the folders)
+    fid = fid_from_frames(fid_frames / "real", fid_frames / "fake", weights, stride=1, preprocess=preprocess)
+    exported = (fid.get("frames") or {}).get("run")
+    if exported is not None and exported != runs[0]:
+        raise ConfigError(f"{fid_frames}: frames of run {exported!r}, not of --run {runs[0]!r}")
+    return fid
 
 
 @handle_errors
 def run_command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
-    run: list[str] = typer.Option(..., "--run", help="Generation run name(s) to score (repeat the option for several)."),
+    run: list[str] = typer.Option(..., "--run", help="Generation run name(s) to score (repeat for several)."),
     split: str = typer.Option("test", help="Split the runs generated."),
     feature: Literal["emotion", "tdmm"] = typer.Option("emotion", help="emotion (challenge protocol) or tdmm (58-d 3DMM, one DTW)."),
     compat: Literal["default", "official"] = typer.Option("default", help="default, or official (reproduce the official FRSyn quirks)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>.json (default WORK/metrics)."),
+    fid_frames: Optional[Path] = typer.Option(None, "--fid-frames", help="FRRea: frames exported by `render --fid-frames DIR` (DIR/real, DIR/fake; one --run)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="FRRea: local InceptionV3 FID weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth or torch-fidelity's file)."),
+    fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
 ) -> None:
     """Score stored runs and print one table (metrics/<run>-<split>.json each)."""
     from reactcli.metrics.report import print_table
     from reactcli.metrics.store import evaluate_run
 
+    fid = _fid(run, fid_frames, inception_weights, fid_preprocess)
     results = {}
     for r in run:
         results[r] = evaluate_run(work, r, split, feature=feature, compat=compat,
-                                  out=(out_dir / f"{r}.json") if out_dir else None)
+                                  out=(out_dir / f"{r}.json") if out_dir else None, fid=fid)
     print_table(results, out)
     for r, res in results.items():
         typer.echo(f"{r}: {res['path']}")

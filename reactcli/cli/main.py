@@ -54,6 +54,7 @@ _GROUPS = [
     ("reactcli.cli.prepare", "app", "prepare"),
     ("reactcli.cli.evaluate", "app", "evaluate"),
     ("reactcli.cli.appropriate", "app", "appropriate"),
+    ("reactcli.cli.import_", "app", "import"),
 ]
 _COMMANDS = [
     ("reactcli.cli.synth", "command", "synth"),

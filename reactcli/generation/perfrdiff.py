@@ -196,7 +196,8 @@ class PerFRDiffGenerator(Generator):
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
                          editor=editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,
-                         diffusion=self.diffusion, clamp_emotion=self.target != "tdmm", precision=self.cfg.precision)
+                         diffusion=self.diffusion, clamp_emotion=self.target != "tdmm" and self.diffusion.clamp_emotion,
+                         precision=self.cfg.precision)
         y = y.float().cpu().numpy()
         if self.target == "both":
             return {"emotion": y[..., :EMOTION_DIM], "tdmm": y[..., EMOTION_DIM:]}

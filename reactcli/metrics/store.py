@@ -49,6 +49,8 @@ def evaluate_run(
     P, L, S, A = run_arrays(work, run, split, feature, frames)
     res = evaluate_arrays(P, L, S, A, feature=protocol(feature), compat=compat, fid=fid)
     res.update(run=run, split=split, work=str(work), feature_name=feature)
+    if isinstance(fid, dict):
+        res["FRRea_detail"] = fid
     path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}.json"
     write_report(res, path)
     res["path"] = str(path)

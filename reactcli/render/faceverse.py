@@ -21,7 +21,8 @@ Pose (``tdmm[52:55]``): Euler angles in radians about x (pitch), y (yaw), z (rol
 ``R = Rz @ Ry @ Rx`` (the Deep3DFaceRecon/FaceVerse convention). Translation (``tdmm[55:58]``):
 ``tx, ty`` in model units, ``tz`` toward the camera; the view is orthographic with a zoom of
 ``camera_distance / (camera_distance - tz)`` (FaceVerse puts the camera 10 units away), so a
-face moving toward the camera grows as it would in perspective.
+face moving toward the camera grows as it would in perspective. With a mean face
+(:attr:`RendererConfig.mean_face`) the tdmm are offsets from it and it is added back first.
 
 Rasterisation is a vectorised numpy z-buffer with flat (per-triangle Lambert) shading: all
 triangles of a frame are scanned at once, grouped by bounding-box size so that small triangles
@@ -37,12 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.errors import InputError, MissingAssetError
-from reactcli.render.renderers import (
+from reactcli.render.base import (
     Renderer,
     RendererConfig,
     asset_path,
     check_features,
-    register_renderer,
+    load_mean_face,
 )
 
 __all__ = [
@@ -198,7 +199,6 @@ def rasterize_flat(
     return img.reshape(size, size, 3)
 
 
-@register_renderer("faceverse")
 class FaceVerseRenderer(Renderer):
     """The FaceVerse v2 mean-identity mesh driven by ``tdmm`` (expression + pose)."""
 
@@ -206,7 +206,7 @@ class FaceVerseRenderer(Renderer):
     needs = ("tdmm",)
 
     def __init__(self, cfg: RendererConfig, camera_distance: float = 10.0, fill: float = 0.9) -> None:
-        super().__init__(cfg.size)
+        super().__init__(cfg.size, load_mean_face(cfg.mean_face))
         self.model = load_faceverse_model(cfg.faceverse_model)
         self.camera_distance = float(camera_distance)
         extent = np.ptp(self.model.mean[:, :2], axis=0).max()
@@ -226,6 +226,7 @@ class FaceVerseRenderer(Renderer):
 
     def render(self, emotion, tdmm=None, *, source=None) -> np.ndarray:
         _, tdm, T = check_features(emotion, tdmm, self.needs, "faceverse renderer")
+        tdm = self.coefficients(tdm)
         verts = self.vertices(tdm)
         zoom = self.camera_distance / np.maximum(self.camera_distance - tdm[:, 57].astype(np.float64), 1e-3)
         c = (self.size - 1) / 2

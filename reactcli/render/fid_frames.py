@@ -1,11 +1,24 @@
 """Export frames for FRRea (FID): every n-th frame of real and generated listener reactions.
 
 Why a separate export: FID compares two *sets of pictures*, and ``reactcli evaluate`` takes them
-as two folders (``--real-frames`` / ``--fake-frames``). The official run samples every 30th frame
-of each clip. Generated reactions are drawn with the chosen renderer; the real listener comes
-from its clip video when it can be decoded (``real="auto"`` / ``"video"``) or is drawn from its
-stored features with the *same* renderer (``real="render"``, or the fallback of ``auto`` with a
-warning), so that both sets differ only in the motion, not in the drawing.
+as two folders (``--real-frames`` / ``--fake-frames``, or ``evaluate run --fid-frames DIR``). The
+official run samples every 30th frame of each clip. Generated reactions are drawn with the chosen
+renderer; the real listener comes from its clip video when it can be decoded (``real="auto"`` /
+``"video"``) or is drawn from its stored features with the *same* renderer (``real="render"``, or
+the fallback of ``auto`` with a warning), so that both sets differ only in the motion, not in the
+drawing.
+
+The challenge's FRRea compares PIRender frames with real video. A renderer whose pictures are not
+photo-like (the face2d cartoon, the flat-shaded FaceVerse mesh: ``Renderer.photoreal`` False)
+against real video would measure the drawing style, not the reaction, so ``real="video"`` with
+such a renderer is a :class:`ConfigError`, and ``auto`` draws the real listener with it too.
+
+Real video frames are framed as the renderer frames its own (``Renderer.real_view``: PIRender's
+frames are the challenge's 256/224 centre crop, so the real ones are cropped the same way), and
+PIRender's source picture is the listener's first video frame as stored.
+
+``<out_dir>/frames.json`` records what was exported (renderer, its assets, where the real frames
+came from); ``evaluate`` reads it to refuse a cartoon-vs-video pair.
 
 Layout (PNG, names sort by item then sample then frame)::
 
@@ -27,8 +40,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.io import atomic_path
+from reactcli.io import atomic_path, write_json
 from reactcli.render.renderers import RendererConfig, make_renderer
 from reactcli.render.video import (
     clip_features,
@@ -60,6 +74,10 @@ class FidFramesSummary:
     """Number of generated frames."""
     real_from_video: int
     """How many items' real frames came from decoded video (the rest were drawn)."""
+
+
+def _str(path: object) -> str | None:
+    return None if path is None else str(path)
 
 
 def _save_png(path: Path, img: np.ndarray) -> None:
@@ -102,6 +120,12 @@ def export_fid_frames(
         raise ConfigError(f"real frames source {real!r}: expected auto, video or render")
     rcfg = RendererConfig(name=renderer) if isinstance(renderer, str) else renderer
     rend = make_renderer(rcfg)
+    if not rend.photoreal:
+        if real == "video":
+            raise ConfigError(f"FID between {rend.name} drawings and real video measures the drawing style, not the "
+                              f"reactions: use a photo-like renderer (--renderer pirender) or draw both sets "
+                              f"(--fid-real render)")
+        real = "render"
     work, out = Path(work), Path(out_dir)
     real_dir, fake_dir = out / "real", out / "fake"
     real_dir.mkdir(parents=True, exist_ok=True)
@@ -121,9 +145,9 @@ def export_fid_frames(
         if problem is None:
             from_video += 1
             if rend.needs_source or not all(p.exists() for p in real_paths):
-                vid = video_frames_at(clip.video, idx, rend.size)
+                vid = video_frames_at(clip.video, np.r_[0, idx], None)  # as stored; frame 0 is the source
                 source = vid[0]
-                for p, img in zip(real_paths, vid):
+                for p, img in zip(real_paths, rend.real_view(vid[1:])):
                     if not p.exists():
                         _save_png(p, img)
         else:
@@ -133,7 +157,7 @@ def export_fid_frames(
                 log.warning("listener clip %s: %s; drawing its features with %s", rec.listener, problem, rend.name)
             if not all(p.exists() for p in real_paths):
                 emo, tdm = clip_features(store, rec.listener, T)
-                drawn = rend.render_frames(emo, tdm, idx)
+                drawn = rend.render_frames(emo, rend.offsets(tdm), idx)
                 for p, img in zip(real_paths, drawn):
                     if not p.exists():
                         _save_png(p, img)
@@ -154,4 +178,11 @@ def export_fid_frames(
                     _save_png(p, img)
         if on_progress:
             on_progress("fid frames", done, len(records))
+    write_json(out / "frames.json", {
+        "renderer": rend.name, "photoreal": rend.photoreal, "size": rend.size, "every": every, "real": real,
+        "real_from_video": from_video, "real_drawn": len(records) - from_video, "items": len(records),
+        "run": run, "split": split, "work": str(work), "pirender_checkpoint": _str(rcfg.pirender_checkpoint),
+        "faceverse_model": _str(rcfg.faceverse_model), "mean_face": _str(rcfg.mean_face),
+        "reactcli_version": reactcli.__version__,
+    })
     return FidFramesSummary(real_dir=real_dir, fake_dir=fake_dir, real=n_real, fake=n_fake, real_from_video=from_video)

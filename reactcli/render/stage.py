@@ -14,7 +14,16 @@ from typing import Any, Callable, Sequence
 from reactcli.execution import ExecConfig, run_shards
 from reactcli.manifest import shard_records
 from reactcli.progress import ProgressFn, worker_progress
-from reactcli.render.video import RenderConfig, _cached_renderer, load_run, render_items, select_items, video_path
+from reactcli.render.video import (
+    RenderConfig,
+    _cached_renderer,
+    load_run,
+    render_items,
+    select_items,
+    video_complete,
+    video_path,
+)
+from reactcli.storage import FeatureStore
 
 
 def render_shard(work: str, run: str, split: str, items: list[int], cfg_dict: dict[str, Any],
@@ -30,11 +39,13 @@ def render_sharded(work: str | os.PathLike, run: str, split: str, items: Sequenc
                    exec_cfg: ExecConfig, on_progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
     """Render the selected items of a run split into shards; returns every selected video path."""
     work = Path(work)
-    chosen = [r.index for r in select_items(load_run(work, run, split), items, cfg.num_items)]
+    records = {r.index: r for r in select_items(load_run(work, run, split), items, cfg.num_items)}
+    chosen = list(records)
     _cached_renderer(cfg.renderer_config(cfg.size))  # a missing asset fails here, even if every video exists
+    store = FeatureStore(work)
 
-    def is_done(i: int, n: int) -> bool:
-        return all(video_path(work, run, split, k).exists() for k in shard_records(chosen, i, n))
+    def is_done(i: int, n: int) -> bool:  # every video of the shard complete (all its frames)
+        return all(video_complete(work, store, records[k], cfg.frames) for k in shard_records(chosen, i, n))
 
     run_shards(render_shard, (str(work), run, split, chosen, asdict(cfg)), work, f"render-{run}-{split}",
                exec_cfg, on_progress, is_done=is_done)

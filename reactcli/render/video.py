@@ -13,7 +13,10 @@ and the real listener come from their clip videos (decoded with PyAV) when those
 otherwise (no video, a placeholder, a corrupt file) their stored features are drawn instead,
 with a warning naming the clip: the speaker with the built-in face2d, the real listener with the
 same renderer as the samples (so the two are comparable). The K generated reactions are drawn
-with the chosen renderer (:mod:`reactcli.render.renderers`).
+with the chosen renderer (:mod:`reactcli.render.renderers`). Real video is framed as that renderer
+frames its pictures (PIRender: the challenge's centre crop), and PIRender re-animates the
+listener's first video frame. With ``mean_face`` the run's tdmm are offsets from the challenge's
+mean face (its models' outputs) and the stored real features are converted to match.
 
 Outputs: ``<work>/videos/<run>/<split>/<index>.mp4``. Every file is written through a temporary
 file and moved into place when complete (:class:`reactcli.media.encode.VideoWriter`); a rerun
@@ -73,6 +76,9 @@ class RenderConfig:
     """FaceVerse v2 model file, for ``--renderer faceverse``."""
     pirender_checkpoint: str | None = None
     """PIRender checkpoint, for ``--renderer pirender``."""
+    mean_face: str | None = None
+    """The challenge's ``mean_face.npy``: the run's tdmm are offsets from it (the challenge's models'
+    outputs), added back before drawing. None: the run holds the coefficients (reactcli's models)."""
     size: int = 128
     """Side of the speaker and real-listener panels in pixels (even)."""
     grid_rows: int | None = None
@@ -102,7 +108,8 @@ class RenderConfig:
 
     def renderer_config(self, size: int) -> RendererConfig:
         return RendererConfig(name=self.renderer, size=size, faceverse_model=self.faceverse_model,
-                              pirender_checkpoint=self.pirender_checkpoint, device=self.device)
+                              pirender_checkpoint=self.pirender_checkpoint, mean_face=self.mean_face,
+                              device=self.device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,8 +212,8 @@ def video_problem(path: str | os.PathLike | None) -> str | None:
     return f"{p} has no decodable frame"
 
 
-def video_chunks(path: str | os.PathLike, T: int, size: int, chunk: int) -> Iterator[np.ndarray]:
-    """Yield the first ``T`` frames resized to ``size x size`` in chunks of ``chunk``.
+def video_chunks(path: str | os.PathLike, T: int, size: int | None, chunk: int) -> Iterator[np.ndarray]:
+    """Yield the first ``T`` frames resized to ``size x size`` (None: as stored) in chunks of ``chunk``.
 
     A video shorter than ``T`` is padded by repeating its last frame (with a warning when more
     than one frame is missing), so the panel stays in sync with the others.
@@ -218,7 +225,8 @@ def video_chunks(path: str | os.PathLike, T: int, size: int, chunk: int) -> Iter
     last = None
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
-            last = f.reformat(width=size, height=size, format="rgb24").to_ndarray()
+            last = (f.to_ndarray(format="rgb24") if size is None
+                    else f.reformat(width=size, height=size, format="rgb24").to_ndarray())
             buf.append(last)
             n += 1
             if len(buf) == chunk:
@@ -241,12 +249,13 @@ def video_chunks(path: str | os.PathLike, T: int, size: int, chunk: int) -> Iter
         yield np.stack(buf)
 
 
-def video_frames_at(path: str | os.PathLike, frames: Sequence[int], size: int) -> np.ndarray:
-    """Frames at the given indices (ascending order not required), resized to ``size``."""
+def video_frames_at(path: str | os.PathLike, frames: Sequence[int], size: int | None) -> np.ndarray:
+    """Frames at the given indices (ascending order not required), resized to ``size`` (None: as stored)."""
     want = np.asarray(frames, np.int64)
     T = int(want.max()) + 1 if want.size else 0
-    allf = np.concatenate(list(video_chunks(path, T, size, max(T, 1)))) if T else np.zeros((0, size, size, 3), np.uint8)
-    return allf[want]
+    if not T:
+        return np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    return np.concatenate(list(video_chunks(path, T, size, T)))[want]
 
 
 def _read_audio(path: Path) -> tuple[np.ndarray, int]:
@@ -382,7 +391,8 @@ _RENDERER_CACHE: dict[tuple, Renderer] = {}
 
 
 def _cached_renderer(cfg: RendererConfig) -> Renderer:
-    key = (cfg.name, cfg.size, str(cfg.faceverse_model), str(cfg.pirender_checkpoint), cfg.device, cfg.batch_size)
+    key = (cfg.name, cfg.size, str(cfg.faceverse_model), str(cfg.pirender_checkpoint), str(cfg.mean_face),
+           cfg.device, cfg.batch_size)
     r = _RENDERER_CACHE.get(key)
     if r is None:
         r = _RENDERER_CACHE[key] = make_renderer(replace(cfg))
@@ -390,20 +400,26 @@ def _cached_renderer(cfg: RendererConfig) -> Renderer:
 
 
 def _real_panel(
-    clip: ClipRecord | None, clip_id: str, store: FeatureStore, T: int, size: int, chunk: int,
-    renderer: Renderer, role: str,
+    clip: ClipRecord | None, clip_id: str, store: FeatureStore, T: int, chunk: int, renderer: Renderer, role: str,
 ) -> tuple[_Panel, np.ndarray | None]:
-    """A real person's panel (video, or features drawn by ``renderer``) and its first frame."""
+    """A real person's panel (video, or features drawn by ``renderer``) and its first frame.
+
+    Video frames are framed as ``renderer`` frames its pictures (:meth:`Renderer.real_view`);
+    the first frame is returned as stored, the source picture PIRender re-animates. Drawn
+    features are the store's coefficients, given to the renderer in its input convention
+    (:meth:`Renderer.offsets`).
+    """
     problem = video_problem(clip.video if clip else None)
     if problem is None:
-        first = next(video_chunks(clip.video, 1, size, 1))[0]
-        return _Panel(f"{role} (real)", video_chunks(clip.video, T, size, chunk)), first
+        first = next(video_chunks(clip.video, 1, None, 1))[0]
+        chunks = (renderer.real_view(c) for c in video_chunks(clip.video, T, None, chunk))
+        return _Panel(f"{role} (real)", chunks), first
     log.warning("%s clip %s: %s; drawing its features with %s instead", role, clip_id, problem, renderer.name)
     emo, tdm = clip_features(store, clip_id, T)
     missing = [f for f in renderer.needs if (emo if f == "emotion" else tdm) is None]
     if missing:
         raise InputError(f"{role} clip {clip_id}: no decodable video and no stored {missing[0]!r} to draw instead")
-    return _Panel(f"{role} ({renderer.name})", renderer.iter_render(emo, tdm, chunk=chunk)), None
+    return _Panel(f"{role} ({renderer.name})", renderer.iter_render(emo, renderer.offsets(tdm), chunk=chunk)), None
 
 
 def render_item(
@@ -433,8 +449,8 @@ def render_item(
     speaker_renderer = Face2DRenderer(lay.size)
 
     spk_clip, lis_clip = clips.get(rec.speaker), clips.get(rec.listener)
-    speaker, _ = _real_panel(spk_clip, rec.speaker, store, T, lay.size, chunk, speaker_renderer, "speaker")
-    listener, lis_first = _real_panel(lis_clip, rec.listener, store, T, lay.size, chunk, listener_renderer, "listener")
+    speaker, _ = _real_panel(spk_clip, rec.speaker, store, T, chunk, speaker_renderer, "speaker")
+    listener, lis_first = _real_panel(lis_clip, rec.listener, store, T, chunk, listener_renderer, "listener")
     source = lis_first if sample_renderer.needs_source else None
     samples = [
         _Panel(f"sample {k + 1}", sample_renderer.iter_render(
@@ -552,6 +568,11 @@ def render_items(
             log.warning("render failed: %s", e)
         raise InputError(f"{len(errors)} of {len(records)} videos failed (rerun to redo only them); first: {errors[0]}")
     return [paths[r.index] for r in records]
+
+
+def video_complete(work: str | os.PathLike, store: FeatureStore, rec: GeneratedRecord, frames: int | None) -> bool:
+    """Whether the video of ``rec`` exists with every frame it should have (a rerun skips it)."""
+    return _is_complete(video_path(work, rec.run, rec.split, rec.index), _expected_frames(store, rec, frames))
 
 
 def _expected_frames(store: FeatureStore, rec: GeneratedRecord, frames: int | None) -> int:

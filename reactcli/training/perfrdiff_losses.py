@@ -98,9 +98,11 @@ def _speaker_windows(model: GAFRG, batch: Batch, starts: torch.Tensor) -> list[t
 
 def _prediction_and_target(model: GAFRG, scheduler: Any, x0: torch.Tensor, speaker: list[torch.Tensor],
                            t: torch.Tensor, noise: torch.Tensor, shifts: dict[str, WeightShift] | None,
-                           starts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The denoiser's output for x0 noised with ``noise`` at steps ``t``, and what it should be."""
-    pred = model.denoise(scheduler.add_noise(x0, noise, t), t, *speaker, shifts, starts)
+                           starts: torch.Tensor | None, keep: torch.Tensor | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The denoiser's output for x0 noised with ``noise`` at steps ``t``, and what it should be
+    (``keep`` (N, 3): the conditions each row keeps, dropped as the model's memory layout says)."""
+    pred = model.denoise(scheduler.add_noise(x0, noise, t), t, *speaker, shifts, starts, keep)
     return pred, _denoiser_target(scheduler, x0, noise, t)
 
 
@@ -132,8 +134,7 @@ def _diffusion_loss(
     t = _randint(scheduler.config.num_train_timesteps, (n,), gen, dev)
     noise = _randn(tuple(x0.shape), gen, dev)
     keep = (_rand((n, 3), gen, dev) >= drop_prob).to(x0.dtype)
-    kept = [s * keep[:, i, None, None] for i, s in enumerate(speaker)]
-    pred, target = _prediction_and_target(model, scheduler, x0, kept, t, noise, shifts, starts)
+    pred, target = _prediction_and_target(model, scheduler, x0, speaker, t, noise, shifts, starts, keep)
     loss = F.mse_loss(pred, target)
     return loss, {"loss": float(loss.detach()), "cond_kept": float(keep.mean())}
 

@@ -102,3 +102,98 @@ def test_fid_with_random_inception_weights(tmp_path):
     assert same["n_real"] == 4
     other = fidmod.fid_from_frames(real, fake, weights, batch_size=4)
     assert np.isfinite(other["fid"]) and other["fid"] >= -1e-6
+
+
+def test_frechet_from_features_is_exact_with_few_frames():
+    """Fewer frames than dimensions: the singular-value route agrees with the covariance route
+    (up to the noise of the latter's ~D zero eigenvalues) and gives exactly 0 for a set against
+    itself, where a D x D square root (pytorch-fid's sqrtm, or eigh) does not."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 300))
+    b = rng.standard_normal((30, 300)) * np.linspace(0.5, 2, 300) + 0.1
+    full = fidmod.frechet_distance(*fidmod.feature_stats(a), *fidmod.feature_stats(b))
+    assert fidmod.frechet_distance_from_features(a, b) == pytest.approx(full, rel=1e-7)
+    feats = rng.standard_normal((48, 2048)) * 0.3
+    assert abs(fidmod.frechet_distance_from_features(feats, feats)) < 1e-10  # eigh/sqrtm: ~1e-5 off here
+    assert fidmod.frechet_distance_from_features(feats, feats + 1.0) == pytest.approx(2048.0, rel=1e-12)
+    # more frames than dimensions: the covariance route
+    c = rng.standard_normal((50, 20))
+    assert fidmod.frechet_distance_from_features(c, c + 2.0) == pytest.approx(80.0, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def scored_work(tmp_path_factory):
+    """A tiny work dir with a generation run (placeholder media) for ``evaluate run``."""
+    from reactcli.corpora.react import ReactConfig, prepare_react
+    from reactcli.generation.store import write_generated
+    from reactcli.synthetic.react_layout import write_tiny_react
+    from reactcli.manifest.items import load_items
+
+    base = tmp_path_factory.mktemp("eval")
+    root = write_tiny_react(base / "root", pairs_per_split=2, frames=61, splits=("test",), seed=0)
+    work = base / "work"
+    prepare_react(root, work, ReactConfig(frames=61, splits=("test",)))
+    table = load_items(work, "test")
+    rng = np.random.default_rng(0)
+
+    def batches():
+        for i in range(table.n):
+            yield [i], {"emotion": rng.random((1, 2, 60, 25)).astype(np.float32),
+                        "tdmm": (0.1 * rng.standard_normal((1, 2, 60, 58))).astype(np.float32)}
+
+    write_generated(work, "r1", "test", table, batches(), num_samples=2, seed=0, meta={})
+    return work
+
+
+def _run_app():
+    from reactcli.cli.evaluate_run import run_command
+
+    root = typer.Typer()
+    root.command("run")(run_command)
+    root.command("noop")(lambda: None)
+    return root
+
+
+def test_evaluate_run_fid_options(scored_work, tmp_path):
+    from reactcli.render.fid_frames import export_fid_frames
+
+    runner = CliRunner()
+    base = ["run", "--work", str(scored_work), "--run", "r1", "--split", "test"]
+    res = runner.invoke(_run_app(), base + ["--inception-weights", str(tmp_path / "w.pth")])
+    assert res.exit_code == 1 and "--inception-weights needs --fid-frames" in res.output
+    res = runner.invoke(_run_app(), base + ["--run", "r2", "--fid-frames", str(tmp_path)])
+    assert res.exit_code == 1 and "single --run" in res.output
+    # the cartoon drawn on both sides: a motion-only FID, so the weights are what is missing
+    export_fid_frames(scored_work, "r1", "test", tmp_path / "fid", every=10, renderer="face2d", items=[0])
+    res = runner.invoke(_run_app(), base + ["--fid-frames", str(tmp_path / "fid"),
+                                            "--inception-weights", str(tmp_path / "none.pth")])
+    assert res.exit_code == 1 and "InceptionV3 weights" in res.output and "--inception-weights" in res.output
+    # a face2d export whose real frames came from video is refused before any weights are read
+    meta = json.loads((tmp_path / "fid" / "frames.json").read_text())
+    (tmp_path / "fid" / "frames.json").write_text(json.dumps({**meta, "real_from_video": 1}))
+    res = runner.invoke(_run_app(), base + ["--fid-frames", str(tmp_path / "fid")])
+    assert res.exit_code == 1 and "drawing style" in res.output
+    # without FID options FRRea stays unavailable
+    res = runner.invoke(_run_app(), base + ["--out-dir", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m" / "r1.json").read_text())["FRRea"] is None
+
+
+@pytest.mark.slow
+def test_evaluate_run_reports_frrea(scored_work, tmp_path):
+    try:
+        weights = fidmod.random_inception_weights(tmp_path / "inception.pth", seed=0)
+    except Exception as exc:  # torch-fidelity not installed
+        pytest.skip(f"torch-fidelity unavailable: {exc}")
+    from reactcli.render.fid_frames import export_fid_frames
+
+    export_fid_frames(scored_work, "r1", "test", tmp_path / "fid", every=20, renderer="face2d", items=[0, 1])
+    res = CliRunner().invoke(_run_app(), ["run", "--work", str(scored_work), "--run", "r1", "--split", "test",
+                                          "--out-dir", str(tmp_path / "m"), "--fid-frames", str(tmp_path / "fid"),
+                                          "--inception-weights", str(weights)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "m" / "r1.json").read_text())
+    direct = fidmod.fid_from_frames(tmp_path / "fid" / "real", tmp_path / "fid" / "fake", weights)
+    assert data["FRRea"] == pytest.approx(direct["fid"])
+    assert data["FRRea_detail"]["n_real"] == 6 and data["FRRea_detail"]["preprocess"] == "pytorch-fid"
+    assert data["FRRea_detail"]["frames"]["renderer"] == "face2d"

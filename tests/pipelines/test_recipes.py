@@ -22,15 +22,18 @@ import torch
 import yaml
 
 from reactcli.metrics.personal import main as personal_main
+from reactcli.models.belfusion import BehaviourAEConfig, BeLFusionConfig
 from reactcli.models.perfrdiff import GAFRGConfig, PSSLConfig, PWSGConfig
 from reactcli.models.reactface import ReactFaceConfig
+from reactcli.models.transvae import TransVAEConfig
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = REPO / "reactcli" / "recipes" / "synthetic"  # the shipped recipes
 MAKEDIR = REPO / "pipelines" / "synthetic"  # the Makefile that trains them
 RECIPES = sorted(HERE.glob("*.yaml"))
 FRAMES = 100
-CONFIGS = {"reactface": ReactFaceConfig, "gafrg": GAFRGConfig, "pssl": PSSLConfig, "pwsg": PWSGConfig}
+CONFIGS = {"reactface": ReactFaceConfig, "gafrg": GAFRGConfig, "pssl": PSSLConfig, "pwsg": PWSGConfig,
+           "transvae": TransVAEConfig, "autoencoder": BehaviourAEConfig, "diffusion": BeLFusionConfig}
 
 #: Size overrides per model/stage; every other recipe value is kept as shipped.
 SHRINK = {
@@ -40,6 +43,10 @@ SHRINK = {
               "window": 10, "speaker_lag": 10},
     "pssl": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 16},
     "pwsg": {"style_dim": 16, "hidden": [16, 16], "rank": 2},
+    # the challenge baselines (tests/training/test_baseline_recipes.py trains these; not wired into `train` yet)
+    "transvae": {"feature_dim": 16, "ffn_dim": 32, "window": 10, "generate_window": 10},
+    "autoencoder": {"window": 10, "hidden_dim": 16, "z_dim": 16, "mlp_dims": [8]},
+    "diffusion": {"hidden_channels": 32, "num_layers": 2, "time_channels": 8, "k": 2},
 }
 
 
@@ -152,10 +159,11 @@ def test_history_clip_comes_with_its_speaker_side(work):
 def test_every_recipe_parses_and_is_covered():
     names = {p.name for p in RECIPES}
     assert names == {"reactface.yaml", "perfrdiff-gafrg.yaml", "perfrdiff-pssl.yaml", "perfrdiff-pwsg.yaml",
-                     "perfrdiff-pssl-emotion.yaml", "perfrdiff-pwsg-emotion.yaml", "perfrdiff-pwsg-codes.yaml"}
+                     "perfrdiff-pssl-emotion.yaml", "perfrdiff-pwsg-emotion.yaml", "perfrdiff-pwsg-codes.yaml",
+                     "transvae.yaml", "belfusion-ae.yaml", "belfusion.yaml"}
     for p in RECIPES:
         r = yaml.safe_load(p.read_text())
-        assert r["model"] in ("reactface", "perfrdiff") and isinstance(r["train"], dict)
+        assert r["model"] in ("reactface", "perfrdiff", "transvae", "belfusion") and isinstance(r["train"], dict)
         key = r.get("stage") or r["model"]
         allowed = {f.name for f in fields(CONFIGS[key])}
         assert set(SHRINK[key]) <= allowed and set(r["model_config"]) <= allowed, p.name

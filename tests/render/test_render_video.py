@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -197,7 +198,10 @@ def test_errors_name_the_problem(real_work: Path, tmp_path: Path) -> None:
 def test_fid_frames_every_nth_frame(real_work: Path, tmp_path: Path) -> None:
     s = export_fid_frames(real_work, "r1", "test", tmp_path / "fid", every=20, renderer="face2d", items=[0, 1])
     idx = [0, 20, 40]
-    assert (s.real, s.fake, s.real_from_video) == (2 * len(idx), 2 * K * len(idx), 2)
+    # face2d is a cartoon: the real listener is drawn with it too, never taken from the video
+    assert (s.real, s.fake, s.real_from_video) == (2 * len(idx), 2 * K * len(idx), 0)
+    meta = json.loads((tmp_path / "fid" / "frames.json").read_text())
+    assert (meta["renderer"], meta["photoreal"], meta["real"], meta["real_drawn"]) == ("face2d", False, "render", 2)
     real = sorted(os.listdir(s.real_dir))
     fake = sorted(os.listdir(s.fake_dir))
     assert real == [f"test_{i:05d}_f{t:04d}.png" for i in (0, 1) for t in idx]
@@ -210,25 +214,120 @@ def test_fid_frames_every_nth_frame(real_work: Path, tmp_path: Path) -> None:
     img = np.asarray(Image.open(s.fake_dir / "test_00001_s02_f0040.png"))
     # PNG is lossless and face2d draws each frame on its own: exactly the frame of a full render
     assert np.array_equal(img, render_sequence(emo, tdm, 128)[40])
-    clips = {c.id: c for c in read_manifest(real_work / "manifests" / "clips.jsonl", ClipRecord)}
-    lis = _decode(Path(clips[rec.listener].video))
-    got = np.asarray(Image.open(s.real_dir / "test_00001_f0020.png")).astype(int)
-    assert got.shape == (128, 128, 3)
-    import cv2
-
-    assert np.abs(got - cv2.resize(lis[20], (128, 128)).astype(int)).mean() < 8
+    got = np.asarray(Image.open(s.real_dir / "test_00001_f0020.png"))
+    want = render_sequence(st.read(rec.listener, "emotion")[:T], st.read(rec.listener, "tdmm")[:T], 128)[20]
+    assert np.array_equal(got, want)
     # resume: nothing rewritten
     before = {f: (s.fake_dir / f).stat().st_mtime_ns for f in fake}
     export_fid_frames(real_work, "r1", "test", tmp_path / "fid", every=20, renderer="face2d", items=[0, 1])
     assert before == {f: (s.fake_dir / f).stat().st_mtime_ns for f in fake}
 
 
-def test_fid_frames_real_source_modes(placeholder_work: Path, tmp_path: Path, caplog) -> None:
+def test_fid_frames_cartoon_against_video_is_a_named_error(real_work: Path, tmp_path: Path) -> None:
+    for name in ("face2d", "faceverse"):
+        with pytest.raises((ConfigError, MissingAssetError), match="drawing style|--faceverse-model"):
+            export_fid_frames(real_work, "r1", "test", tmp_path / name, every=20, renderer=name, real="video")
+    assert not (tmp_path / "face2d").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_pirender(tmp_path_factory) -> Path:
+    from reactcli.render.pirender import PIRenderConfig, build_pirender, save_pirender
+
+    cfg = PIRenderConfig(coeff_nc=8, descriptor_nc=8, adain_hidden=8, warp_base_nc=4, warp_max_nc=8,
+                         warp_encoder_layers=3, warp_decoder_layers=2, edit_base_nc=4, edit_max_nc=8, edit_layers=2,
+                         edit_res_blocks=1, image_size=32, source_resize=40)
+    return save_pirender(tmp_path_factory.mktemp("pir") / "pirender.pth", build_pirender(cfg, seed=0))
+
+
+def test_fid_frames_pirender_against_real_video(real_work: Path, tmp_path: Path, tiny_pirender: Path) -> None:
+    from PIL import Image
+
+    from reactcli.render.pirender import center_crop
+    from reactcli.render.renderers import RendererConfig, make_renderer
+
+    mean = np.linspace(-0.2, 0.2, 58).astype(np.float32)
+    np.save(tmp_path / "mean_face.npy", mean)
+    rcfg = RendererConfig("pirender", size=32, pirender_checkpoint=tiny_pirender, mean_face=tmp_path / "mean_face.npy")
+    s = export_fid_frames(real_work, "r1", "test", tmp_path / "fid", every=20, renderer=rcfg, real="video", items=[1])
+    assert (s.real, s.fake, s.real_from_video) == (3, 3 * K, 1)
+    meta = json.loads((tmp_path / "fid" / "frames.json").read_text())
+    assert meta["photoreal"] and meta["mean_face"] == str(tmp_path / "mean_face.npy")
+    rec = next(r for r in read_manifest(real_work / "manifests" / "generated-r1-test.jsonl") if r.index == 1)
+    clips = {c.id: c for c in read_manifest(real_work / "manifests" / "clips.jsonl", ClipRecord)}
+    lis = _decode(Path(clips[rec.listener].video))
+    # real frames: the video's frame, framed as PIRender's source (resize 40, centre crop 32)
+    got = np.asarray(Image.open(s.real_dir / "test_00001_f0020.png"))
+    assert np.array_equal(got, center_crop(lis[20], make_renderer(rcfg).config))
+    # generated frames: the run's offsets + mean face, re-animating the listener's first video frame
+    tdm = FeatureStore(real_work).read(rec.clip, "tdmm")[2]
+    plain = make_renderer(RendererConfig("pirender", size=32, pirender_checkpoint=tiny_pirender))
+    want = plain.render_frames(None, tdm + mean, [40], source=lis[0])[0]
+    img = np.asarray(Image.open(s.fake_dir / "test_00001_s02_f0040.png")).astype(int)
+    assert np.abs(img - want.astype(int)).max() <= 1
+
+
+def test_cli_render_pirender_and_bad_checkpoints(real_work: Path, tmp_path: Path, tiny_pirender: Path) -> None:
+    import torch
+    import typer
+    from typer.testing import CliRunner
+
+    from reactcli.cli.render import command
+
+    app = typer.Typer()
+    app.command("render")(command)
+    app.command("noop")(lambda: None)
+    np.save(tmp_path / "mean_face.npy", np.zeros(58, np.float32))
+    base = ["render", "--work", str(real_work), "--run", "r1", "--split", "test", "--items", "0", "--size", "64",
+            "--frames", "4", "--renderer", "pirender", "--no-audio", "--mean-face", str(tmp_path / "mean_face.npy")]
+    runner = CliRunner()
+    r = runner.invoke(app, base + ["--pirender-checkpoint", str(tiny_pirender), "--fid-frames", str(tmp_path / "fid"),
+                                   "--every", "2"])
+    assert r.exit_code == 0, r.output
+    assert sum(1 for _ in av.open(str(video_path(real_work, "r1", "test", 0))).decode(video=0)) == 4
+    from PIL import Image
+
+    # FID frames at the challenge's 224 px (PIRender's default --fid-size), real ones from the video
+    assert Image.open(tmp_path / "fid" / "fake" / "test_00000_s00_f0002.png").size == (224, 224)
+    assert Image.open(tmp_path / "fid" / "real" / "test_00000_f0002.png").size == (224, 224)
+    meta = json.loads((tmp_path / "fid" / "frames.json").read_text())
+    assert meta["photoreal"] and meta["real_from_video"] == 1 and meta["size"] == 224
+    # a released-layout file with a missing tensor, an extra one, a wrong shape, or no checkpoint at all
+    ck = torch.load(tiny_pirender, weights_only=True)
+    sd = ck["state_dict"]
+    bad = {
+        "missing": {**ck, "state_dict": {k: v for k, v in sd.items() if k != "mapping_net.pre.bias"}},
+        "extra": {**ck, "state_dict": {**sd, "mapping_net.post.weight": torch.zeros(2)}},
+        "shape": {**ck, "state_dict": {**sd, "mapping_net.pre.bias": torch.zeros(3)}},
+    }
+    expect = {"missing": "1 missing (mapping_net.pre.bias)", "extra": "1 unexpected (mapping_net.post.weight)",
+              "shape": "mapping_net.pre.bias (3,) != (8,)", "junk": "not a PIRender checkpoint"}
+    for name, obj in bad.items():
+        torch.save(obj, tmp_path / f"{name}.pth")
+    (tmp_path / "junk.pth").write_bytes(b"\x00" * 64)
+    def snapshot() -> dict:
+        return {p: p.stat().st_mtime_ns for p in (real_work / "videos").rglob("*")}
+
+    before = snapshot()
+    for name, text in expect.items():
+        args = base + ["--items", "1", "--pirender-checkpoint", str(tmp_path / f"{name}.pth"),
+                       "--fid-frames", str(tmp_path / f"fid-{name}")]
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1 and text in r.output, (name, r.output)
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+        assert snapshot() == before and not (tmp_path / f"fid-{name}").exists()
+
+
+def test_fid_frames_real_source_modes(placeholder_work: Path, tmp_path: Path, caplog, tiny_pirender: Path) -> None:
+    from reactcli.render.renderers import RendererConfig
+
+    rcfg = RendererConfig("pirender", size=32, pirender_checkpoint=tiny_pirender)
     with pytest.raises(InputError, match="cannot be decoded"):
-        export_fid_frames(placeholder_work, "r1", "test", tmp_path / "a", every=25, real="video", items=[0])
+        export_fid_frames(placeholder_work, "r1", "test", tmp_path / "a", every=25, renderer=rcfg, real="video",
+                          items=[0])
     with caplog.at_level(logging.WARNING):
         s = export_fid_frames(placeholder_work, "r1", "test", tmp_path / "b", every=25, real="auto", items=[0])
-    assert s.real_from_video == 0 and "drawing its features" in caplog.text
+    assert s.real_from_video == 0
     rec = next(r for r in read_manifest(placeholder_work / "manifests" / "generated-r1-test.jsonl") if r.index == 0)
     st = FeatureStore(placeholder_work)
     from PIL import Image

@@ -19,6 +19,8 @@ from reactcli.render.pirender import (
     build_pirender,
     coefficient_windows,
     save_pirender,
+    source_tensor,
+    to_uint8,
 )
 from reactcli.render.renderers import RENDERERS, check_features, make_renderer, neutral_emotion
 
@@ -162,10 +164,11 @@ def test_faceverse_model_errors(tmp_path, fv_model) -> None:
         make_renderer("faceverse", faceverse_model=fv_model, size=32).render(np.zeros((2, 25)))
 
 
-# ---- PIRender stand-in -----------------------------------------------------------------------
+# ---- PIRender at tiny widths (the released layout is tested in test_pirender_released.py) -----
 
-TINY = PIRenderConfig(descriptor_nc=8, warp_base_nc=4, warp_layers=2, edit_base_nc=4, edit_layers=2,
-                      edit_res_blocks=1, max_nc=8, image_size=32, window=27)
+TINY = PIRenderConfig(coeff_nc=8, descriptor_nc=8, adain_hidden=8, warp_base_nc=4, warp_max_nc=8,
+                      warp_encoder_layers=3, warp_decoder_layers=2, edit_base_nc=4, edit_max_nc=8, edit_layers=2,
+                      edit_res_blocks=1, image_size=32, source_resize=40)
 
 
 @pytest.fixture(scope="module")
@@ -180,21 +183,24 @@ def test_coefficient_windows_are_centred_with_edge_repeat() -> None:
     assert w[0, 0].tolist() == [0, 0, 0, 1, 2]
     assert w[1, 1].tolist() == [3, 4, 5, 6, 7]
     assert w[2, 0].tolist() == [7, 8, 9, 9, 9]
+    # the challenge's radius 13 by default, every frame when no frames are given
+    assert coefficient_windows(x).shape == (10, 2, 27)
 
 
 def test_pirender_loads_weights_and_matches_the_network(pir_ckpt) -> None:
     r = make_renderer("pirender", pirender_checkpoint=pir_ckpt, size=32, batch_size=4)
+    assert r.config == TINY and r.photoreal
     rng = np.random.default_rng(1)
     tdm = rng.standard_normal((6, 58)).astype(np.float32)
-    src = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    src = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
     f = r.render(None, tdm, source=src)
     assert f.shape == (6, 32, 32, 3) and f.dtype == np.uint8
     # independent reference: the saved network, run directly on frame 3
     net = build_pirender(TINY, seed=0).eval()
     with torch.no_grad():
-        x = torch.from_numpy(src).permute(2, 0, 1)[None].float() / 127.5 - 1
+        x = source_tensor(src, TINY)
         w = torch.from_numpy(coefficient_windows(tdm, np.array([3]), TINY.window))
-        ref = ((net(x, w)["fake_image"][0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
+        ref = to_uint8(net(x, w)["fake_image"])[0]
     assert np.abs(f[3].astype(int) - ref.astype(int)).max() <= 1
     # chunking and frame subsets give the same frames; the source picture matters
     assert np.array_equal(np.concatenate(list(r.iter_render(None, tdm, source=src, chunk=4))), f)
@@ -204,16 +210,70 @@ def test_pirender_loads_weights_and_matches_the_network(pir_ckpt) -> None:
     assert np.array_equal(r.render(None, tdm[:2]), r.render(None, tdm[:2]))
 
 
+def test_pirender_mean_face_turns_offsets_into_coefficients(pir_ckpt, tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    mean = (np.round(8 * rng.standard_normal(58)) / 8).astype(np.float32)  # exact in float32: offsets + mean == tdm
+    np.save(tmp_path / "mean_face.npy", mean)
+    tdm = (np.round(8 * rng.standard_normal((4, 58))) / 8).astype(np.float32)
+    src = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    plain = make_renderer("pirender", pirender_checkpoint=pir_ckpt, size=32)
+    offs = make_renderer("pirender", pirender_checkpoint=pir_ckpt, size=32, mean_face=tmp_path / "mean_face.npy")
+    assert np.array_equal(offs.render(None, tdm - mean, source=src), plain.render(None, tdm, source=src))
+    assert not np.array_equal(offs.render(None, tdm, source=src), plain.render(None, tdm, source=src))
+
+
 def test_pirender_checkpoint_errors(tmp_path, pir_ckpt) -> None:
     with pytest.raises(MissingAssetError, match="PIRender checkpoint.*--pirender-checkpoint"):
         make_renderer("pirender", pirender_checkpoint=tmp_path / "none.pt")
     ck = torch.load(pir_ckpt, weights_only=True)
-    ck["net_G_ema"] = {("x." + k): v for k, v in ck["net_G_ema"].items()}
+    ck["state_dict"] = {("x." + k): v for k, v in ck["state_dict"].items()}
     torch.save(ck, tmp_path / "renamed.pt")
-    with pytest.raises(InputError, match="does not match"):
+    with pytest.raises(InputError, match="does not match the challenge's FaceGenerator"):
         make_renderer("pirender", pirender_checkpoint=tmp_path / "renamed.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="not a PIRender checkpoint"):
         make_renderer("pirender", pirender_checkpoint=tmp_path / "junk.pt")
+    ck = torch.load(pir_ckpt, weights_only=True)
+    ck["config"]["bogus"] = 1
+    torch.save(ck, tmp_path / "cfg.pt")
+    with pytest.raises(InputError, match="unknown PIRender config fields"):
+        make_renderer("pirender", pirender_checkpoint=tmp_path / "cfg.pt")
     with pytest.raises(ConfigError, match="window"):
         build_pirender(PIRenderConfig(window=13))
+    with pytest.raises(ConfigError, match="at least 64"):
+        build_pirender(PIRenderConfig(image_size=32))
+
+
+def test_registry_resolves_lazily_without_an_import_cycle() -> None:
+    """Renderers import the base module only; the registry imports a renderer when it is built."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import reactcli.render.pirender, reactcli.render.faceverse\n"
+        "assert 'reactcli.render.renderers' not in sys.modules, 'a renderer imported the registry'\n"
+        "del sys.modules['reactcli.render.pirender'], sys.modules['reactcli.render.faceverse']\n"
+        "from reactcli.render.renderers import RENDERERS, make_renderer, resolve_renderer\n"
+        "assert 'reactcli.render.pirender' not in sys.modules and 'reactcli.render.faceverse' not in sys.modules\n"
+        "assert RENDERERS['pirender'] == 'reactcli.render.pirender:PIRenderRenderer'\n"
+        "from reactcli.render.pirender import PIRenderRenderer\n"
+        "assert resolve_renderer('pirender') is PIRenderRenderer\n"
+        "import numpy as np\n"
+        "assert make_renderer('face2d', size=32).render(np.zeros((1, 25))).shape == (1, 32, 32, 3)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_register_renderer_forms() -> None:
+    from reactcli.render.renderers import Face2DRenderer, register_renderer, resolve_renderer
+
+    try:
+        register_renderer("alias2d", "reactcli.render.renderers:Face2DRenderer")
+        assert resolve_renderer("alias2d") is Face2DRenderer
+        register_renderer("fn2d")(lambda cfg: Face2DRenderer(cfg))
+        assert isinstance(make_renderer("fn2d", size=32), Face2DRenderer)
+    finally:
+        RENDERERS.pop("alias2d", None)
+        RENDERERS.pop("fn2d", None)

@@ -7,7 +7,9 @@ Three parts, trained in two stages (see ``reactcli.training.perfrdiff_losses``):
 * :mod:`.pwsg` - PWSG, the hypernetwork that shifts chosen GAFRG weights per listener
   (low-rank, functional, per sample), and the loaders of the three parts' checkpoints;
 * :mod:`.diffusion` - the DDIM schedule (diffusers), guidance and the batched sampler
-  :func:`generate` (K samples x all windows x cond/uncond in one batch).
+  :func:`generate` (K samples x all windows x cond/uncond in one batch);
+* :mod:`.released` - the authors' released checkpoints (xk0720/PerFRDiff ``checkpoints/``) read
+  strictly and converted into a reactcli run (``reactcli import perfrdiff``).
 """
 
 from .diffusion import DiffusionConfig, as_generator, generate, guided, make_scheduler

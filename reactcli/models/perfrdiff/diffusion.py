@@ -42,12 +42,12 @@ from typing import Any, Literal
 import torch
 from diffusers import DDIMScheduler
 
-from reactcli.config import NonNegativeFloat, PositiveInt, Probability, from_mapping
+from reactcli.config import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
 from .gafrg import GAFRG, window_starts
 
-__all__ = ["DiffusionConfig", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM", "PRECISIONS",
+__all__ = ["DiffusionConfig", "ClampedDDIMScheduler", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM", "PRECISIONS",
            "precision_dtype"]
 
 EMOTION_DIM = 25
@@ -84,8 +84,26 @@ class DiffusionConfig:
     its null (zeros), which trains the unconditional model used by guidance."""
     timestep_spacing: Literal["leading", "trailing", "linspace"] = "leading"
     """How the DDIM steps are spread over the training steps (diffusers option)."""
+    clip_sample: bool = False
+    """Clamp the predicted x0 to [-clip_sample_range, clip_sample_range] at every DDIM step and
+    take the step's noise from the clamped x0 (the authors' sampler, ``clip_denoised=True``;
+    diffusers' own ``clip_sample`` keeps the noise of the unclamped x0). ``sample`` prediction only."""
+    clip_sample_range: PositiveFloat = 1.0
+    """Bound of ``clip_sample``."""
+    set_alpha_to_one: bool = True
+    """The last DDIM step goes to alpha_bar = 1, i.e. returns the predicted x0 (diffusers option).
+    False: to alpha_bar of step 0 (the authors' sampler, whose step t = 0 then leaves the sample
+    as it is)."""
+    clamp_emotion: bool = True
+    """``reactcli generate`` clips an emotion output to its valid ranges after sampling (AUs and
+    expression probabilities in [0, 1], valence/arousal in [-1, 1]). False for the authors'
+    released model, which clamps x0 to [-1, 1] at each step (``clip_sample``) and nothing after."""
 
     def __post_init__(self) -> None:
+        if self.clip_sample and self.prediction_type != "sample":
+            raise ConfigError(f"clip_sample needs prediction_type sample (x0), got {self.prediction_type!r}")
+        if self.clip_sample_range <= 0:
+            raise ConfigError(f"clip_sample_range must be > 0, got {self.clip_sample_range}")
         if self.prediction_type not in ("sample", "epsilon", "v_prediction"):
             raise ConfigError(f"prediction_type must be sample, epsilon or v_prediction, got {self.prediction_type!r}")
         if not 0.0 <= self.cond_drop_prob <= 1.0:
@@ -106,20 +124,37 @@ class DiffusionConfig:
         return from_mapping(cls, data, "DiffusionConfig")
 
 
-def make_scheduler(config: DiffusionConfig | None = None) -> DDIMScheduler:
-    """A fresh diffusers DDIM scheduler for ``config`` (clip_sample off: 3DMM values exceed [-1, 1]).
+class ClampedDDIMScheduler(DDIMScheduler):
+    """DDIM that clamps the model's x0 prediction before the step (``DiffusionConfig.clip_sample``).
 
-    ``set_alpha_to_one=True`` makes the last DDIM step return the predicted x0 itself.
+    Clamping the model output itself, rather than setting diffusers' ``clip_sample``, makes the
+    step derive its noise from the clamped x0, as the authors' sampler does."""
+
+    x0_range: float = 1.0
+
+    def step(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor, *args: Any, **kwargs: Any):
+        return super().step(model_output.clamp(-self.x0_range, self.x0_range), timestep, sample, *args, **kwargs)
+
+
+def make_scheduler(config: DiffusionConfig | None = None) -> DDIMScheduler:
+    """A fresh diffusers DDIM scheduler for ``config`` (no clamping by default: 3DMM values exceed
+    [-1, 1]; see ``clip_sample``).
+
+    ``set_alpha_to_one=True`` (default) makes the last DDIM step return the predicted x0 itself.
     """
     cfg = config or DiffusionConfig()
-    return DDIMScheduler(
+    cls = ClampedDDIMScheduler if cfg.clip_sample else DDIMScheduler
+    scheduler = cls(
         num_train_timesteps=cfg.num_train_timesteps,
         beta_schedule=cfg.beta_schedule,
         prediction_type=cfg.prediction_type,
         clip_sample=False,
-        set_alpha_to_one=True,
+        set_alpha_to_one=cfg.set_alpha_to_one,
         timestep_spacing=cfg.timestep_spacing,
     )
+    if cfg.clip_sample:
+        scheduler.x0_range = cfg.clip_sample_range
+    return scheduler
 
 
 def as_generator(generator: torch.Generator | int | None) -> torch.Generator:
@@ -240,7 +275,7 @@ def generate(
             mem = mem.reshape(b, 1, nw, *mem.shape[1:])
             if c == 2:
                 # one null memory per window (it keeps the window's clip position, if the model has one)
-                null = gafrg.encode_speaker(*(torch.zeros(nw, *x.shape[1:], device=dev) for x in win), starts=starts)
+                null = gafrg.null_memory(nw, starts=starts, device=dev)
                 mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
             kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]).to(dtype), shifts)

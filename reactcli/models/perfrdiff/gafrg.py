@@ -33,6 +33,13 @@ about P (see :class:`GAFRGConfig`).
 
 All linear layers are :class:`EditableLinear`, which accept an optional per-sample weight shift
 (PWSG, see ``pwsg.py``) applied functionally: the stored weights are never modified.
+
+The authors' released decoder differs in four places, each a config option whose default keeps
+reactcli's design (``released.py`` sets them when it imports their checkpoints): post-norm layers
+(``norm_first``), a diffusers-style time embedding (``time_embedding``), one position table over a
+memory ordered [time, audio, 3DMM, emotion token] with zero tokens as the null condition and
+scaled audio (``memory_layout: concat``, ``audio_scale``), and the emotion GRU's state used as the
+token as it is (``emotion_proj: identity``, their latent embedder's encoder).
 """
 
 from __future__ import annotations
@@ -43,9 +50,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 
-from reactcli.config import NonNegativeInt, PositiveInt, Probability, from_mapping
+from reactcli.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
 __all__ = [
@@ -58,7 +66,12 @@ __all__ = [
     "window_starts",
     "speaker_window_frames",
     "gather_speaker_windows",
+    "FUSED_CROSS",
 ]
+
+FUSED_CROSS = "cross_qkv"
+"""Edit-target suffix for a layer's cross-attention q, k and v projections taken as one (3 d, d)
+matrix (see :meth:`GAFRG.edit_targets`)."""
 
 
 @dataclass
@@ -119,7 +132,48 @@ class GAFRGConfig:
     at the last training step (``leading`` spacing at 2 steps starts at t = 500 on pure noise and
     the samples collapse, FRDiv 0.02)."""
 
+    norm_first: bool = True
+    """Decoder layers normalise before each block (pre-norm, reactcli's choice: stable at small
+    batches without warm-up). False: after each residual sum (post-norm, the DETR-style layers of
+    the authors' released ``TransformerDenoiser``, ``normalize_before: False``)."""
+    time_embedding: str = "mlp"
+    """How the diffusion step becomes the time token: ``mlp`` (a ``d_model``-wide sinusoid, then
+    Linear-GELU-Linear) or ``diffusers`` (a ``time_channels``-wide sinusoid as diffusers'
+    ``Timesteps``, then Linear-SiLU-Linear as its ``TimestepEmbedding``: the authors' released
+    decoder, ``time_encoded_dim`` 64)."""
+    time_channels: PositiveInt = 64
+    """``time_embedding: diffusers`` only: width of the sinusoid (the authors' ``time_encoded_dim``)."""
+    time_flip_sin_to_cos: bool = True
+    """``time_embedding: diffusers`` only: cosines first (the authors' ``flip_sin_to_cos``)."""
+    time_freq_shift: NonNegativeFloat = 0.0
+    """``time_embedding: diffusers`` only: diffusers' ``downscale_freq_shift`` (the authors' ``freq_shift``)."""
+    memory_layout: str = "typed"
+    """How the cross-attention memory is laid out. ``typed`` (reactcli): [time, emotion summary,
+    audio, 3DMM], each stream with its own learned positions and a learned type embedding, then a
+    LayerNorm; a dropped condition is zeros in its raw feature space. ``concat`` (the authors'
+    ``concat: concat_first`` token concatenation): [time, audio, 3DMM, emotion summary] plus one
+    learned position table over the whole memory, no type embedding, no norm; a dropped condition
+    is a zero token (the authors zero the projected features), so guidance's null memory is the
+    position table alone."""
+    audio_scale: PositiveFloat = 1.0
+    """Factor on the audio tokens after their projection (the authors' ``s_audio_scale``, which
+    their code sets to ``latent_dim ** -0.5`` when the config omits it, as the released one does)."""
+    emotion_proj: str = "linear"
+    """What turns the emotion GRU's last hidden state into the summary token: ``linear`` (a
+    Linear to ``d_model``), ``identity`` (the state is the token: the authors' latent embedder,
+    whose hidden size equals the decoder width, ``speaker_latent_proj`` = Identity) or
+    ``relu_linear`` (ReLU then Linear: the authors' ``speaker_latent_proj`` when the sizes differ)."""
+
     def __post_init__(self) -> None:
+        for name, allowed in (("time_embedding", ("mlp", "diffusers")), ("memory_layout", ("typed", "concat")),
+                              ("emotion_proj", ("linear", "identity", "relu_linear"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"GAFRG {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.emotion_proj == "identity" and self.emotion_hidden != self.d_model:
+            raise ConfigError(f"GAFRG emotion_proj: identity needs emotion_hidden == d_model, got "
+                              f"{self.emotion_hidden} and {self.d_model}")
+        if self.time_channels < 2:
+            raise ConfigError(f"GAFRG time_channels must be >= 2, got {self.time_channels}")
         if self.d_model % self.num_heads:
             raise ConfigError(f"GAFRG d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
         if self.audio_tokens_per_frame < 1 or self.audio_dim % self.audio_tokens_per_frame:
@@ -263,10 +317,12 @@ class CrossKV:
 
 
 class _DecoderLayer(nn.Module):
-    """Pre-norm transformer decoder layer (self-attn, cross-attn, GELU FFN) with editable linears.
+    """Transformer decoder layer (self-attn, cross-attn, GELU FFN) with editable linears.
 
-    Pre-norm rather than PyTorch's default post-norm: it trains stably at the small batches the
-    paper uses (4 speakers) without warm-up; the paper does not fix the choice.
+    Pre-norm by default rather than PyTorch's default post-norm: it trains stably at the small
+    batches the paper uses (4 speakers) without warm-up; the paper does not fix the choice. The
+    authors' released decoder is post-norm (``norm_first=False``): ``norm1..3`` then follow the
+    three residual sums instead of preceding the three blocks.
     """
 
     def __init__(self, cfg: GAFRGConfig, prefix: str):
@@ -275,6 +331,7 @@ class _DecoderLayer(nn.Module):
         self.prefix = prefix
         self.heads = cfg.num_heads
         self.dropout = cfg.dropout
+        self.norm_first = cfg.norm_first
         self.norm1 = nn.LayerNorm(d)
         self.norm2 = nn.LayerNorm(d)
         self.norm3 = nn.LayerNorm(d)
@@ -311,14 +368,16 @@ class _DecoderLayer(nn.Module):
         shifts: Shifts | None,
     ) -> torch.Tensor:
         p = self.dropout if self.training else 0.0
+        pre = self.norm_first
         # self-attention over the window (no mask: the window is denoised jointly)
-        h = self.norm1(x)
+        h = self.norm1(x) if pre else x
         q, k, v = self.self_qkv(h, self._s(shifts, "self_qkv")).chunk(3, dim=-1)
         a = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v), dropout_p=p)
         x = x + self.drop(self.self_out(self._merge(a), self._s(shifts, "self_out")))
+        x = x if pre else self.norm1(x)
         # cross-attention: rows come in groups of `group` that share one memory, stacked as one
         # longer query sequence (exactly equivalent: queries do not interact in attention)
-        h = self.norm2(x)
+        h = self.norm2(x) if pre else x
         q = self.cross_q(h, self._s(shifts, "cross_q"))
         n, length, d = q.shape
         qg = q.reshape(n // group, group * length, d)
@@ -326,10 +385,12 @@ class _DecoderLayer(nn.Module):
         a = F.scaled_dot_product_attention(self._heads(qg), k, v, dropout_p=p)
         a = self._merge(a).reshape(n, length, d)
         x = x + self.drop(self.cross_out(a, self._s(shifts, "cross_out")))
+        x = x if pre else self.norm2(x)
         # feed-forward
-        h = self.norm3(x)
+        h = self.norm3(x) if pre else x
         h = self.drop(F.gelu(self.ffn1(h, self._s(shifts, "ffn1"))))
-        return x + self.drop(self.ffn2(h, self._s(shifts, "ffn2")))
+        x = x + self.drop(self.ffn2(h, self._s(shifts, "ffn2")))
+        return x if pre else self.norm3(x)
 
 
 class GAFRG(nn.Module):
@@ -347,16 +408,28 @@ class GAFRG(nn.Module):
         self.in_proj = nn.Linear(patch, d)
         self.pos = nn.Parameter(torch.randn(w // cfg.frames_per_token, d) * 0.02)
         # condition encoders
-        self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        if cfg.time_embedding == "mlp":
+            self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        else:
+            self.time_mlp = nn.Sequential(nn.Linear(cfg.time_channels, d), nn.SiLU(), nn.Linear(d, d))
         self.audio_proj = nn.Linear(cfg.audio_dim // cfg.audio_tokens_per_frame, d)
         self.tdmm_proj = nn.Linear(cfg.tdmm_dim, d)
         self.emotion_rnn = nn.GRU(cfg.emotion_dim, cfg.emotion_hidden, batch_first=True)
-        self.emotion_proj = nn.Linear(cfg.emotion_hidden, d)
-        self.audio_pos = nn.Parameter(torch.randn(n_audio, d) * 0.02)
-        self.tdmm_pos = nn.Parameter(torch.randn(w, d) * 0.02)
-        # type embeddings: 0 time, 1 emotion summary, 2 audio, 3 3DMM
-        self.type_emb = nn.Parameter(torch.randn(4, d) * 0.02)
-        self.mem_norm = nn.LayerNorm(d)
+        if cfg.emotion_proj == "linear":
+            self.emotion_proj = nn.Linear(cfg.emotion_hidden, d)
+        elif cfg.emotion_proj == "relu_linear":
+            self.emotion_proj = nn.Sequential(nn.ReLU(), nn.Linear(cfg.emotion_hidden, d))
+        else:
+            self.emotion_proj = nn.Identity()
+        if cfg.memory_layout == "typed":
+            self.audio_pos = nn.Parameter(torch.randn(n_audio, d) * 0.02)
+            self.tdmm_pos = nn.Parameter(torch.randn(w, d) * 0.02)
+            # type embeddings: 0 time, 1 emotion summary, 2 audio, 3 3DMM
+            self.type_emb = nn.Parameter(torch.randn(4, d) * 0.02)
+            self.mem_norm = nn.LayerNorm(d)
+        else:
+            # one position table over [time, audio, 3DMM, emotion summary (, clip position)]
+            self.mem_pos = nn.Parameter(torch.randn(1 + self.memory_length, d) * 0.02)
         self.layers = nn.ModuleList(_DecoderLayer(cfg, f"layers.{i}") for i in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(d)
         self.output = EditableLinear(d, patch)
@@ -370,6 +443,16 @@ class GAFRG(nn.Module):
     def editable_layers(self) -> dict[str, tuple[int, int]]:
         """Names of the linears PWSG may shift and their weight shapes (out, in)."""
         return {name: tuple(m.weight.shape) for name, m in self.named_modules() if isinstance(m, EditableLinear)}
+
+    def edit_targets(self) -> dict[str, tuple[int, int]]:
+        """:meth:`editable_layers` plus each layer's fused cross-attention projection
+        ``layers.<i>.cross_qkv`` ((3 d, d): the rows of ``cross_q`` then those of ``cross_kv``, the
+        layout of ``nn.MultiheadAttention.in_proj_weight``, which the authors' PWSG edits whole)."""
+        targets = self.editable_layers()
+        for i in range(self.config.num_layers):
+            (q_out, d), (kv_out, _) = targets[f"layers.{i}.cross_q"], targets[f"layers.{i}.cross_kv"]
+            targets[f"layers.{i}.{FUSED_CROSS}"] = (q_out + kv_out, d)
+        return targets
 
     # ------------------------------------------------------------------ condition
     @property
@@ -400,30 +483,57 @@ class GAFRG(nn.Module):
         frames = speaker_window_frames(starts.reshape(-1), cfg.window, cfg.speaker_lag).view(*starts.shape, cfg.window)
         return [gather_speaker_windows(x, frames).reshape(-1, cfg.window, x.shape[-1]) for x in (audio, emotion, tdmm)]
 
-    def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor, tdmm: torch.Tensor,
-                       starts: torch.Tensor | None = None) -> torch.Tensor:
-        """Speaker windows -> memory tokens (M, 1 + w*tpf + w [+ 1], d).
+    def encode_speaker(self, audio: torch.Tensor, emotion: torch.Tensor | None, tdmm: torch.Tensor,
+                       starts: torch.Tensor | None = None, keep: torch.Tensor | None = None,
+                       summary: torch.Tensor | None = None) -> torch.Tensor:
+        """Speaker windows -> memory tokens (M, w*tpf + w + 1 [+ 1], d).
 
-        audio (M, w, A), emotion (M, w, 25), tdmm (M, w, 58). A dropped (null) condition is all
-        zeros in its raw feature space, both in training and for guidance. ``starts`` (M,): the
-        clip frame at which each reaction window starts; required with ``clip_position``
-        (appended as the last memory token), ignored without it.
+        audio (M, w, A), emotion (M, w, 25), tdmm (M, w, 58). ``keep`` (M, 3), 1 or 0 per window
+        for audio, emotion and 3DMM: 0 drops that condition (classifier-free guidance, in training
+        and for the null memory, :meth:`null_memory`). With the ``typed`` layout a dropped condition
+        is all zeros in its raw feature space; with ``concat`` its tokens are zeros (the authors'
+        null condition). ``starts`` (M,): the clip frame at which each reaction window starts;
+        required with ``clip_position`` (appended as the last memory token), ignored without it.
+        ``summary`` (M, 1, emotion_hidden): a ready emotion summary (what the GRU would return,
+        e.g. the authors' latent embedding of the window) used instead of running the GRU over
+        ``emotion``, which may then be None.
         """
         cfg = self.config
         m, w, _ = audio.shape
+        typed = cfg.memory_layout == "typed"
+        if (emotion is None) == (summary is None):
+            raise ConfigError("encode_speaker needs the emotion window or a ready summary, not both")
+        if keep is not None and typed:
+            if emotion is None:  # the typed null is the GRU of a zero window, not a zero summary
+                raise ConfigError("the typed memory layout drops the emotion window, not a ready summary")
+            audio, emotion, tdmm = (x * keep[:, i, None, None] for i, x in enumerate((audio, emotion, tdmm)))
         tpf = cfg.audio_tokens_per_frame
-        a = self.audio_proj(audio.reshape(m, w * tpf, cfg.audio_dim // tpf)) + self.audio_pos + self.type_emb[2]
-        f = self.tdmm_proj(tdmm) + self.tdmm_pos + self.type_emb[3]
-        _, h = self.emotion_rnn(emotion)
-        e = self.emotion_proj(h[-1])[:, None, :] + self.type_emb[1]
-        tokens = [e, a, f]
+        a = self.audio_proj(audio.reshape(m, w * tpf, cfg.audio_dim // tpf)) * cfg.audio_scale
+        f = self.tdmm_proj(tdmm)
+        if summary is None:
+            summary = self.emotion_rnn(emotion)[1][-1][:, None, :]
+        e = self.emotion_proj(summary)
+        if keep is not None and not typed:
+            a, e, f = (x * keep[:, i, None, None].to(x.dtype) for i, x in enumerate((a, e, f)))
+        tokens = [e + self.type_emb[1], a + self.audio_pos + self.type_emb[2],
+                  f + self.tdmm_pos + self.type_emb[3]] if typed else [a, f, e]
         if cfg.clip_position:
             if starts is None or starts.numel() != m:
                 raise ConfigError(f"GAFRG built with clip_position needs the {m} window start frames, got "
                                   f"{None if starts is None else tuple(starts.shape)}")
             pos = sinusoidal_embedding(starts.reshape(m).to(audio.device), cfg.d_model)
             tokens.append((self.clip_pos_mlp(pos) + self.clip_pos_type)[:, None, :])
-        return self.mem_norm(torch.cat(tokens, dim=1))
+        memory = torch.cat(tokens, dim=1)
+        return self.mem_norm(memory) if typed else memory + self.mem_pos[1:]
+
+    def null_memory(self, n: int, starts: torch.Tensor | None = None,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+        """The memory of ``n`` windows with every speaker condition dropped (guidance's
+        unconditional branch); ``starts`` (n,) as in :meth:`encode_speaker`."""
+        cfg = self.config
+        dev = device if device is not None else self.pos.device
+        zeros = [torch.zeros(n, cfg.window, dim, device=dev) for dim in (cfg.audio_dim, cfg.emotion_dim, cfg.tdmm_dim)]
+        return self.encode_speaker(*zeros, starts=starts, keep=torch.zeros(n, 3, device=dev))
 
     def static_kv(self, memory: torch.Tensor, shifts: Shifts | None = None) -> list[CrossKV]:
         """Per-layer cross-attention keys/values of the speaker memory (computed once per generation)."""
@@ -431,8 +541,17 @@ class GAFRG(nn.Module):
 
     def time_token(self, timesteps: torch.Tensor) -> torch.Tensor:
         """Diffusion-step token (M, 1, d) from integer timesteps (M,)."""
-        emb = self.time_mlp(sinusoidal_embedding(timesteps, self.config.d_model).to(self.pos.dtype))
-        return self.mem_norm(emb + self.type_emb[0])[:, None, :]
+        cfg = self.config
+        if cfg.time_embedding == "mlp":
+            code = sinusoidal_embedding(timesteps, cfg.d_model)
+        else:
+            code = get_timestep_embedding(timesteps.reshape(-1), cfg.time_channels,
+                                          flip_sin_to_cos=cfg.time_flip_sin_to_cos,
+                                          downscale_freq_shift=cfg.time_freq_shift)
+        emb = self.time_mlp(code.to(self.pos.dtype))
+        if cfg.memory_layout == "typed":
+            return self.mem_norm(emb + self.type_emb[0])[:, None, :]
+        return (emb + self.mem_pos[0])[:, None, :]
 
     # ------------------------------------------------------------------ denoising
     def forward(
@@ -475,11 +594,14 @@ class GAFRG(nn.Module):
         tdmm: torch.Tensor,
         shifts: Shifts | None = None,
         starts: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """One-row-one-memory convenience (training): encode the speaker windows and denoise.
 
-        ``starts`` (N,): clip start frame of each window (used with ``clip_position``)."""
-        return self(x_t, timesteps, self.static_kv(self.encode_speaker(audio, emotion, tdmm, starts), shifts), 1, shifts)
+        ``starts`` (N,): clip start frame of each window (used with ``clip_position``); ``keep``
+        (N, 3): which conditions each row keeps (see :meth:`encode_speaker`)."""
+        memory = self.encode_speaker(audio, emotion, tdmm, starts, keep)
+        return self(x_t, timesteps, self.static_kv(memory, shifts), 1, shifts)
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> list[int]:

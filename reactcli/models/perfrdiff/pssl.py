@@ -25,7 +25,7 @@ from reactcli.errors import ConfigError, InputError
 
 from .gafrg import sinusoidal_embedding
 
-__all__ = ["PSSLConfig", "PSSLEncoder", "supcon_loss"]
+__all__ = ["PSSLConfig", "PSSLEncoder", "interleaved_positions", "supcon_loss"]
 
 
 @dataclass
@@ -61,7 +61,28 @@ class PSSLConfig:
     easily that the contrastive loss needs nothing else; what is left is how they move, and, when
     dyadic, how they answer the speaker."""
 
+    norm_first: bool = True
+    """Encoder layers normalise before each block (pre-norm). False: after (post-norm, PyTorch's
+    default, which the authors' released PSSL uses)."""
+    activation: str = "gelu"
+    """Feed-forward activation of the encoder layers: ``gelu`` or ``relu`` (the authors')."""
+    final_norm: bool = True
+    """LayerNorm on the CLS output before the projection (the authors' encoder has none)."""
+    proj_head: str = "linear"
+    """Projection to the style vector: ``linear`` or ``mlp`` (Linear-ReLU-Linear, d -> d ->
+    style_dim: the authors' ``proj_head: mlp``)."""
+    positions: str = "concat"
+    """Sinusoidal position code layout: ``concat`` (all sines, then all cosines) or
+    ``interleave`` (sine and cosine of each frequency side by side: the authors'
+    ``PositionalEncoding``; the same frequencies)."""
+
     def __post_init__(self) -> None:
+        for name, allowed in (("activation", ("gelu", "relu")), ("proj_head", ("linear", "mlp")),
+                              ("positions", ("concat", "interleave"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"PSSL {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.positions == "interleave" and self.d_model % 2:
+            raise ConfigError(f"PSSL positions: interleave needs an even d_model, got {self.d_model}")
         widths = {"tdmm": 58, "emotion": 25}
         if self.history_feature not in widths:
             raise ConfigError(f"PSSL history_feature must be tdmm or emotion, got {self.history_feature!r}")
@@ -104,25 +125,36 @@ class PSSLEncoder(nn.Module):
         self.in_proj = nn.Linear(cfg.input_dim, cfg.d_model)
         self.cls = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+                                           activation=cfg.activation, batch_first=True, norm_first=cfg.norm_first)
         self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.d_model)
-        self.proj = nn.Linear(cfg.d_model, cfg.style_dim)
+        self.norm = nn.LayerNorm(cfg.d_model) if cfg.final_norm else nn.Identity()
+        if cfg.proj_head == "linear":
+            self.proj = nn.Linear(cfg.d_model, cfg.style_dim)
+        else:
+            self.proj = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.ReLU(), nn.Linear(cfg.d_model, cfg.style_dim))
 
     def forward(self, history: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """history (B, Th, 58) [+ valid (B, Th) bool for padded clips] -> style (B, style_dim), unit norm."""
+        return F.normalize(self.proj(self.cls_feature(history, valid)), dim=-1)
+
+    def cls_feature(self, history: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's CLS output (B, d_model) that the projection turns into the style (after the
+        final LayerNorm when the config has one)."""
         if history.dim() != 3 or history.shape[-1] != self.config.input_dim:
             raise InputError(f"listener history must be (B, Th, {self.config.input_dim}), got {tuple(history.shape)}")
         b, th, _ = history.shape
         if self.config.standardise:
             history = _standardise(history, valid)
-        pos = sinusoidal_embedding(torch.arange(th + 1, device=history.device), self.config.d_model)
+        if self.config.positions == "interleave":
+            pos = interleaved_positions(th + 1, self.config.d_model, history.device)
+        else:
+            pos = sinusoidal_embedding(torch.arange(th + 1, device=history.device), self.config.d_model)
         x = torch.cat([self.cls.expand(b, -1, -1), self.in_proj(history)], dim=1) + pos
         pad = None
         if valid is not None:
             pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool, device=history.device), ~valid.bool()], dim=1)
         h = self.encoder(x, src_key_padding_mask=pad)
-        return F.normalize(self.proj(self.norm(h[:, 0])), dim=-1)
+        return self.norm(h[:, 0])
 
     def encode(self, batch: dict[str, torch.Tensor], view: str = "history") -> torch.Tensor:
         """Style vectors of a batch dict: reads :meth:`PSSLConfig.input_keys` (on this encoder's device)."""
@@ -135,6 +167,15 @@ class PSSLEncoder(nn.Module):
         if len({tuple(p.shape[:2]) for p in parts}) > 1:
             raise InputError(f"PSSL inputs {keys} disagree on (batch, frames): {[tuple(p.shape) for p in parts]}")
         return self(torch.cat(parts, dim=-1))
+
+
+def interleaved_positions(n: int, dim: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Sinusoidal codes of positions 0..n-1 (n, dim) with sin and cos of frequency i at columns 2i
+    and 2i+1, computed as ``pos / 10000 ** (2i / dim)`` (the transformer paper's form, the
+    arithmetic of the authors' ``PositionalEncoding``, so an imported PSSL sees the same codes)."""
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    div = 10000 ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+    return torch.stack([torch.sin(pos / div), torch.cos(pos / div)], dim=-1).flatten(1)
 
 
 def _standardise(x: torch.Tensor, valid: torch.Tensor | None, eps: float = 1e-3) -> torch.Tensor:

@@ -33,7 +33,7 @@ from reactcli.models.checkpoint import save_model
 from reactcli.models.registry import load_model
 
 from .diffusion import DiffusionConfig
-from .gafrg import GAFRG, GAFRGConfig, WeightShift
+from .gafrg import FUSED_CROSS, GAFRG, GAFRGConfig, WeightShift
 from .pssl import PSSLEncoder
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_EDIT_LAYERS = ("layers.-2.ffn2", "layers.-1.ffn1", "layers.-1.ffn2", "output")
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
 @dataclass
@@ -63,9 +64,12 @@ class PWSGConfig:
     hidden: tuple[PositiveInt, PositiveInt] = (1024, 1024)
     """Widths of the two shared fully-connected layers (512 -> 1024 -> 1024 in the paper)."""
     layers: tuple[str, ...] = DEFAULT_EDIT_LAYERS
-    """GAFRG linears to edit (names from ``GAFRG.editable_layers()``; ``layers.-1`` = last decoder
-    layer). The default (two FFN linears of the last layer, one of the layer before, the output
-    head) gives exactly the 1.627 B full-rank parameters the supplementary reports at paper size."""
+    """GAFRG linears to edit (names from ``GAFRG.edit_targets()``; ``layers.-1`` = last decoder
+    layer; ``layers.<i>.cross_qkv`` = the layer's cross-attention q, k and v projections as one
+    matrix, as the authors' editor shifts them). The default (two FFN linears of the last layer,
+    one of the layer before, the output head) gives exactly the 1.627 B full-rank parameters the
+    supplementary reports at paper size (the authors' released choice, the cross-attention of
+    layers 4 and 6 and the output head, gives the same count)."""
     rank: PositiveInt | None = 8
     """Rank r of dW = B @ A; ``None`` = full-rank dW (the authors' version, huge)."""
     edit_bias: bool = False
@@ -79,7 +83,12 @@ class PWSGConfig:
     history clip (:func:`reactcli.training.perfrdiff_losses.code_scores`). 0 = style from PSSL.
     The trainer sets it to the number of identities of the training split."""
 
+    activation: str = "gelu"
+    """Activation after each shared layer: ``gelu`` or ``relu`` (the authors' ``ModifierNetwork``)."""
+
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"PWSG activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         self.hidden = tuple(self.hidden)  # type: ignore[assignment]
         self.layers = tuple(self.layers)
         if len(self.hidden) != 2:
@@ -153,8 +162,13 @@ class PWSG(nn.Module):
             raise ConfigError(f"PWSG layers {missing} are not editable GAFRG layers "
                               f"(known: {sorted(layer_shapes)[:6]}...)")
         self.layer_shapes = {n: tuple(layer_shapes[n]) for n in config.layers}
+        edited = [part for n in config.layers for part in _parts(n, self.layer_shapes[n])]
+        twice = sorted({name for name, _ in edited if sum(1 for other, _ in edited if other == name) > 1})
+        if twice:
+            raise ConfigError(f"PWSG edits {twice} twice (a fused cross_qkv and its own projection)")
         h1, h2 = config.hidden
-        self.trunk = nn.Sequential(nn.Linear(config.style_dim, h1), nn.GELU(), nn.Linear(h1, h2), nn.GELU())
+        act = ACTIVATIONS[config.activation]
+        self.trunk = nn.Sequential(nn.Linear(config.style_dim, h1), act(), nn.Linear(h1, h2), act())
         self.branches = nn.ModuleDict()
         for name, shape in self.layer_shapes.items():
             branch = nn.Linear(h2, _branch_width(shape, config.rank, config.edit_bias))
@@ -172,7 +186,7 @@ class PWSG(nn.Module):
         """Build an editor for ``gafrg``'s layers (relative names resolved)."""
         cfg = config or PWSGConfig()
         cfg = replace(cfg, layers=tuple(resolve_layer_names(cfg.layers, gafrg.config)))
-        return cls(cfg, gafrg.editable_layers(), code_identities)
+        return cls(cfg, gafrg.edit_targets(), code_identities)
 
     def forward(self, style: torch.Tensor) -> dict[str, WeightShift]:
         if style.dim() != 2 or style.shape[1] != self.config.style_dim:
@@ -187,11 +201,33 @@ class PWSG(nn.Module):
             if self.config.edit_bias:
                 o, db = o[:, :-out_f], o[:, -out_f:]
             if r is None:
-                shifts[name] = WeightShift(full=o.view(g, out_f, in_f), bias=db)
+                shift = WeightShift(full=o.view(g, out_f, in_f), bias=db)
             else:
                 a, b = o.split([r * in_f, r * out_f], dim=1)
-                shifts[name] = WeightShift(a=a.view(g, r, in_f), b=b.view(g, out_f, r), bias=db)
+                shift = WeightShift(a=a.view(g, r, in_f), b=b.view(g, out_f, r), bias=db)
+            shifts.update(_split_rows(shift, _parts(name, (out_f, in_f))))
         return shifts
+
+
+def _parts(name: str, shape: tuple[int, int]) -> list[tuple[str, int]]:
+    """The GAFRG linears an edit target covers, with their rows: itself, or for a fused
+    ``layers.<i>.cross_qkv`` (3 d rows) its ``cross_q`` (d) and ``cross_kv`` (2 d) projections."""
+    if not name.endswith("." + FUSED_CROSS):
+        return [(name, shape[0])]
+    prefix = name[: -len(FUSED_CROSS)]
+    d = shape[0] // 3
+    return [(prefix + "cross_q", d), (prefix + "cross_kv", shape[0] - d)]
+
+
+def _split_rows(shift: WeightShift, parts: list[tuple[str, int]]) -> dict[str, WeightShift]:
+    """One shift per covered linear: the rows of dW (of B for a low-rank shift, A is shared) and db."""
+    if len(parts) == 1:
+        return {parts[0][0]: shift}
+    sizes = [rows for _, rows in parts]
+    cut = lambda t, dim: [None] * len(parts) if t is None else t.split(sizes, dim=dim)  # noqa: E731
+    fulls, bs, biases = cut(shift.full, 1), cut(shift.b, 1), cut(shift.bias, 1)
+    return {name: WeightShift(a=shift.a, b=b, full=full, bias=bias)
+            for (name, _), full, b, bias in zip(parts, fulls, bs, biases)}
 
 
 # ---------------------------------------------------------------------------- checkpoints

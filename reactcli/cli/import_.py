@@ -1,0 +1,44 @@
+"""``reactcli import``: bring artefacts made elsewhere into a work directory.
+
+``reactcli import perfrdiff --from DIR --work W --run NAME`` converts PerFRDiff's released
+``checkpoints/`` folder into ``W/runs/NAME/`` (see :mod:`reactcli.models.perfrdiff.released`),
+which ``reactcli generate`` then reads like a trained run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reactcli.cli.common import handle_errors, out
+
+app = typer.Typer(name="import", help="Import artefacts made elsewhere (released checkpoints).", no_args_is_help=True)
+
+
+@app.command("perfrdiff")
+@handle_errors
+def perfrdiff(
+    source: Path = typer.Option(..., "--from", help="The released PerFRDiff checkpoints/ folder (person_specific/, embedder_latent/, diffusion_model/, rewrite_weight/)."),
+    work: Path = typer.Option(..., "--work", help="Work directory; the run goes to WORK/runs/RUN/."),
+    run: str = typer.Option("perfrdiff-released", "--run", help="Run name."),
+    decoder_heads: int = typer.Option(4, "--decoder-heads", help="Attention heads of the decoder (not stored in the checkpoint; released config: 4)."),
+    pssl_heads: int = typer.Option(4, "--pssl-heads", help="Attention heads of the PSSL encoder (released config: 4)."),
+    window: int = typer.Option(50, "--window", help="Frames per window (released config: 50)."),
+    audio_scale: Optional[float] = typer.Option(None, "--audio-scale", help="Factor on the audio tokens (default: the authors' latent_dim ** -0.5)."),
+    edit_layer: Optional[list[str]] = typer.Option(None, "--edit-layer", help="A layer the editor shifts, as in the authors' modified_layers (repeatable; default: the released list, layers 4 and 6 multihead_attn and to_emotion_feat)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing WORK/runs/RUN."),
+) -> None:
+    """Convert PerFRDiff's released checkpoints into a reactcli run (strict: every tensor checked)."""
+    from reactcli.models.perfrdiff.released import (
+        RELEASED_EDIT_LAYERS,
+        ReleasedSettings,
+        import_released,
+    )
+
+    settings = ReleasedSettings(decoder_heads=decoder_heads, pssl_heads=pssl_heads, window=window,
+                                audio_scale=audio_scale, edit_layers=tuple(edit_layer or RELEASED_EDIT_LAYERS))
+    run_dir = import_released(source, work, run, settings, overwrite=overwrite)
+    for name in sorted(p.name for p in run_dir.iterdir()):
+        out.print(f"{run_dir / name}", highlight=False)
