@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -20,15 +20,15 @@ def command(
     stride: float = typer.Option(30.0, "--stride", help="Seconds between window starts (30: consecutive, non-overlapping)."),
     frames: int = typer.Option(751, "--frames", help="Video frames per clip (challenge: 751 = 30 s at 25 fps + boundary frame)."),
     fps: float = typer.Option(25.0, "--fps", help="Clip frame rate; other input rates are converted (nearest frame)."),
-    sample_rate: int = typer.Option(16000, "--sample-rate", help="WAV sample rate in Hz (official release: 44100)."),
-    remainder: str = typer.Option("drop", "--remainder", help="drop: drop a partial final window; keep: keep it if at least --min-remainder s long."),
+    sample_rate: int = typer.Option(44100, "--sample-rate", help="WAV sample rate in Hz (44100: the official release's, which its MFCC features use)."),
+    remainder: Literal["drop", "keep"] = typer.Option("drop", "--remainder", help="drop: drop a partial final window; keep: keep it if at least --min-remainder s long."),
     min_remainder: float = typer.Option(0.3, "--min-remainder", help="Shortest partial final window kept with --remainder keep (seconds)."),
-    mode: str = typer.Option("reencode", "--mode", help="reencode: frame-exact H.264 (default); copy: stream copy (fast, cuts at keyframes)."),
+    mode: Literal["reencode", "copy"] = typer.Option("reencode", "--mode", help="reencode: frame-exact H.264 (default); copy: stream copy (fast, cuts at keyframes)."),
     crf: int = typer.Option(18, "--crf", help="libx264 constant rate factor for reencode (lower = better quality)."),
     preset: str = typer.Option("veryfast", "--preset", help="libx264 preset for reencode (speed/size only)."),
     sidecar_fps: Optional[float] = typer.Option(None, "--sidecar-fps", help="Rows per second of the session emotion/3DMM files (default: the video's frame rate)."),
     mirror_splits: str = typer.Option("val,test", "--mirror-splits", help="Comma-separated splits whose items are repeated with roles swapped."),
-    on_error: str = typer.Option("fail", "--on-error", help="fail: a bad session stops the stage; skip: report it by name and go on."),
+    on_error: Literal["fail", "skip"] = typer.Option("fail", "--on-error", help="fail: a bad session stops the stage; skip: report it by name and go on."),
     exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Cut every session into 30 s clips (video, WAV, emotion/3DMM slices) + clips/pairs manifests; resumable."""

@@ -99,8 +99,10 @@ class ClipStageConfig:
     """Video frames per clip (751 = 30 s at 25 fps plus the shared boundary frame)."""
     fps: float = 25.0
     """Clip frame rate; other input rates are converted (nearest frame)."""
-    sample_rate: int = 16000
-    """WAV sample rate in Hz (the official release used 44100; MFCC works at either)."""
+    sample_rate: int = 44100
+    """WAV sample rate in Hz. 44100 is the official release's rate, so the default clips give the
+    challenge's 78-d MFCC (which depends on the rate: the features of a 16 kHz WAV differ).
+    wav2vec2 resamples to 16 kHz itself, whatever the clips' rate."""
     remainder: str = "drop"
     """``drop``: every partial final window is dropped; ``keep``: keep one of at least
     ``min_remainder_s`` seconds, with the frames it has."""

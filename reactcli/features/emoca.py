@@ -7,13 +7,15 @@ expression coefficients, ``[50:56]`` EMOCA's pose vector (``[50:53]`` global hea
 
 EMOCA, its ``gdl`` package and FLAME are not on PyPI (FLAME needs registration), so this is an
 adapter: give ``--emoca-path`` a TorchScript wrapper of your EMOCA encoder (``(N,3,224,224)``
-RGB crops in [0,1] -> ``(N,56)``), or ``factory="your.module:build"`` to build it from your
-installation. See :class:`reactcli.features.registry.FaceModelConfig`.
+RGB crops in [0,1] -> ``(N,56)``), or ``--emoca-factory your.module:build`` (or
+``path/to/file.py:build``) to build it from your installation. See :mod:`reactcli.features.facemodel`
+and ``examples/adapters/emoca.py``.
 """
 
 from __future__ import annotations
 
-from reactcli.features.registry import FaceModelExtractor, register_extractor
+from reactcli.features.facemodel import FaceModelExtractor
+from reactcli.features.registry import register_extractor
 
 EXPRESSION = slice(0, 50)
 POSE = slice(50, 56)
@@ -25,5 +27,6 @@ class EmocaExtractor(FaceModelExtractor):
 
     asset = "EMOCA model"
     option = "--emoca-path"
+    factory_option = "--emoca-factory"
     feature = "emoca"
     dim = 56

@@ -7,12 +7,14 @@ extractor returns the raw coefficients, subtracting the mean is the model stage'
 
 The FaceVerse fitting code and model file are the user's: give ``--faceverse-path`` a
 TorchScript wrapper mapping ``(N,3,224,224)`` RGB crops in [0,1] to ``(N,58)``, or a
-``factory``. See :class:`reactcli.features.registry.FaceModelConfig`.
+``factory`` (``--faceverse-factory``). See :mod:`reactcli.features.facemodel` and
+``examples/adapters/faceverse.py``.
 """
 
 from __future__ import annotations
 
-from reactcli.features.registry import FaceModelExtractor, register_extractor
+from reactcli.features.facemodel import FaceModelExtractor
+from reactcli.features.registry import register_extractor
 
 EXPRESSION = slice(0, 52)
 ROTATION = slice(52, 55)
@@ -25,5 +27,6 @@ class FaceVerseExtractor(FaceModelExtractor):
 
     asset = "FaceVerse model"
     option = "--faceverse-path"
+    factory_option = "--faceverse-factory"
     feature = "tdmm"
     dim = 58

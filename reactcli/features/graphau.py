@@ -6,7 +6,8 @@ in [-1, 1]; ``[17:25]`` probabilities of Neutral, Happy, Sad, Surprise, Fear, Di
 Contempt. In the challenge the AUs came from GraphAU and the rest from an emotion network
 (EmoNet); the adapter takes one wrapper that returns all 25 in this order (combine your two
 models inside it). Give ``--graphau-path`` a TorchScript file mapping ``(N,3,224,224)`` RGB
-crops in [0,1] to ``(N,25)``, or a ``factory``.
+crops in [0,1] to ``(N,25)``, or a ``factory`` (``--graphau-factory``). See
+:mod:`reactcli.features.facemodel` and ``examples/adapters/graphau.py``.
 
 ``binarize_aus`` thresholds the AU part at 0.5 (GraphAU outputs probabilities; the challenge
 files hold 0/1 occurrences).
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reactcli.features.registry import ClipInputs, FaceModelConfig, FaceModelExtractor, register_extractor
+from reactcli.features.facemodel import FaceModelConfig, FaceModelExtractor
+from reactcli.features.registry import ClipInputs, register_extractor
 
 AU_NAMES = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU9", "AU10", "AU12", "AU14", "AU15", "AU17",
             "AU23", "AU24", "AU25", "AU26")
@@ -43,6 +45,7 @@ class GraphAUExtractor(FaceModelExtractor):
     Config = GraphAUConfig
     asset = "GraphAU/emotion model"
     option = "--graphau-path"
+    factory_option = "--graphau-factory"
     feature = "emotion"
     dim = 25
 

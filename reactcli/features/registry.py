@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 import numpy as np
 
-from reactcli.errors import ConfigError, InputError, MissingAssetError
+from reactcli.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,15 @@ def _load_builtins() -> None:
 _BUILTIN_MODULES = ("mfcc", "wav2vec2", "landmarks", "emoca", "faceverse", "graphau", "precomputed")
 
 
+def config_fields(name: str) -> set[str]:
+    """The option names of extractor ``name`` (its config dataclass's fields)."""
+    _load_builtins()
+    try:
+        return {f.name for f in dataclasses.fields(_REGISTRY[name].Config)}
+    except KeyError:
+        raise ConfigError(f"unknown extractor {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
 def available_extractors() -> list[str]:
     """Registered extractor names."""
     _load_builtins()
@@ -152,16 +161,23 @@ def get_extractor(name: str, **config: Any) -> Extractor:
 _INSTANCES: dict[tuple[str, str], Extractor] = {}
 
 
+def cached_extractor(name: str, config: Mapping[str, Any]) -> Extractor:
+    """This process's instance of extractor ``name`` with ``config`` (built, i.e. its model loaded
+    on its device, on first use)."""
+    key = (name, json.dumps(dict(config), sort_keys=True, default=str))
+    ext = _INSTANCES.get(key)
+    if ext is None:
+        ext = _INSTANCES[key] = get_extractor(name, **config)
+    return ext
+
+
 def extract_clip(name: str, config: Mapping[str, Any], inputs: ClipInputs) -> dict[str, np.ndarray]:
     """Run extractor ``name`` with ``config`` on one clip, reusing one instance per process.
 
     This is the function to send to an executor: it is a plain function of (clip, config), and
     a worker process loads each model once however many clips it handles.
     """
-    key = (name, json.dumps(dict(config), sort_keys=True, default=str))
-    ext = _INSTANCES.get(key)
-    if ext is None:
-        ext = _INSTANCES[key] = get_extractor(name, **config)
+    ext = cached_extractor(name, config)
     out = ext.extract(inputs)
     check_outputs(ext, inputs, out)
     return out
@@ -291,128 +307,3 @@ def read_video_frames(
     if not frames:
         raise InputError(f"{label}: video has no decodable frames")
     return fit_length(np.stack(frames), num_frames, max_pad_frames, label, mode="edge")
-
-
-# --------------------------------------------------------------------------------------------
-# Face-model adapters (EMOCA, FaceVerse, GraphAU): the shared interface
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FaceModelConfig:
-    """Options shared by the face-model adapters (``emoca``, ``faceverse``, ``graphau``).
-
-    The user's model is reached through one small interface: a callable that maps a float32
-    tensor ``(N, 3, S, S)`` of RGB face crops with values in [0, 1] to ``(N, D)`` coefficients
-    in the documented order. Any normalisation, face alignment or parameter packing is the
-    callable's job. Two ways to supply it:
-
-    * ``path`` = a TorchScript file (``torch.jit.save`` of a wrapper module), loaded with
-      ``torch.jit.load`` (no Python code of the user's install needed at run time), or
-    * ``factory`` = ``"package.module:function"`` importable in this environment (the user's
-      installation, e.g. EMOCA's ``gdl``); it is called as ``function(path)`` and must return
-      the callable (``path`` then points at its weights file or directory).
-    """
-
-    path: str | None = None
-    """TorchScript file, or the weights given to ``factory``; required."""
-    factory: str | None = None
-    """Optional ``"module:function"`` building the model from ``path``."""
-    input_size: int = 224
-    """Side S of the square crops fed to the model."""
-    crop: str = "center"
-    """``center``: resize to ``round(S*256/224)`` then centre-crop S (the challenge's
-    Resize(256)/CenterCrop(224) on 256 px crops); ``resize``: resize the frame to S directly."""
-    batch_size: int = 32
-    """Frames per forward pass."""
-    fps: float = 25.0
-    """Video frame rate (rows per second)."""
-    max_pad_frames: int = 1
-    """Missing final frames that may be filled by repeating the last one."""
-
-
-class FaceModelExtractor(Extractor):
-    """Base of the face-model adapters: decode, crop, batch, call the model, check ``(N, D)``.
-
-    Subclasses set ``name``, ``asset`` (asset name for messages), ``option`` (the CLI flag),
-    ``feature`` and ``dim``.
-    """
-
-    requires = ("video",)
-    Config = FaceModelConfig
-    cfg: FaceModelConfig
-    asset: ClassVar[str] = ""
-    option: ClassVar[str] = ""
-    feature: ClassVar[str] = ""
-    dim: ClassVar[int] = 0
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        if self.cfg.crop not in ("center", "resize"):
-            raise ConfigError(f"{self.name}: crop must be 'center' or 'resize', got {self.cfg.crop!r}")
-        self.model = self._load()
-
-    def _load(self) -> Callable[[Any], Any]:
-        import torch
-
-        p = self.cfg.path
-        if self.cfg.factory:
-            import importlib
-
-            mod, _, fn = self.cfg.factory.partition(":")
-            try:
-                build = getattr(importlib.import_module(mod), fn)
-            except (ImportError, AttributeError) as exc:
-                raise MissingAssetError(f"{self.asset} code ({self.cfg.factory}: {exc})", self.option) from exc
-            if p is not None and not Path(p).exists():
-                raise MissingAssetError(self.asset, self.option, p)
-            model = build(p)
-        else:
-            if p is None or not Path(p).is_file():
-                raise MissingAssetError(self.asset, self.option, p)
-            try:
-                model = torch.jit.load(str(p), map_location="cpu")
-            except (RuntimeError, ValueError) as exc:
-                raise MissingAssetError(f"{self.asset} (not a TorchScript file: {exc})", self.option, p) from exc
-        if hasattr(model, "eval"):
-            model.eval()
-        return model
-
-    @property
-    def dims(self) -> dict[str, int]:
-        return {self.feature: self.dim}
-
-    def crops(self, frames: np.ndarray) -> np.ndarray:
-        """``(N, H, W, 3)`` uint8 -> ``(N, 3, S, S)`` float32 in [0, 1] (bilinear, OpenCV)."""
-        import cv2
-
-        s = self.cfg.input_size
-        big = int(round(s * 256 / 224)) if self.cfg.crop == "center" else s
-        out = np.empty((len(frames), 3, s, s), np.float32)
-        o = (big - s) // 2
-        for i, f in enumerate(frames):
-            r = cv2.resize(f, (big, big), interpolation=cv2.INTER_LINEAR)[o:o + s, o:o + s]
-            out[i] = r.transpose(2, 0, 1) / 255.0
-        return out
-
-    def extract(self, inputs: ClipInputs) -> dict[str, np.ndarray]:
-        import torch
-
-        path = inputs.need("video")
-        frames = read_video_frames(path, inputs.num_frames, max_pad_frames=self.cfg.max_pad_frames,
-                                   what=f"{inputs.clip_id}: {path}")
-        x = self.crops(frames)
-        outs = []
-        with torch.inference_mode():
-            for b in range(0, len(x), self.cfg.batch_size):
-                y = self.model(torch.from_numpy(x[b:b + self.cfg.batch_size]))
-                outs.append(np.asarray(y.detach().cpu().float().numpy() if hasattr(y, "detach") else y, np.float32))
-        y = np.concatenate(outs)
-        if y.shape != (inputs.num_frames, self.dim):
-            raise ConfigError(
-                f"{self.asset} at {self.cfg.path} returned {y.shape} for {inputs.num_frames} frames, "
-                f"expected ({inputs.num_frames}, {self.dim}); check the model wrapper"
-            )
-        if not np.isfinite(y).all():
-            raise InputError(f"{inputs.clip_id}: {self.asset} produced NaN/inf")
-        return {self.feature: y}

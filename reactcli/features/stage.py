@@ -19,10 +19,18 @@ from typing import Any, Callable
 
 from reactcli.errors import ConfigError, InputError
 from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path
-from reactcli.features.registry import ClipInputs, available_extractors, extract_clip, get_extractor
+from reactcli.features.device import check_device_name
+from reactcli.features.registry import (
+    ClipInputs,
+    available_extractors,
+    cached_extractor,
+    config_fields,
+    extract_clip,
+    get_extractor,
+)
 from reactcli.io import write_json
-from reactcli.progress import ProgressFn, worker_progress
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
+from reactcli.progress import ProgressFn, worker_progress
 from reactcli.storage import FeatureStore, ShardWriter
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,10 @@ class ExtractConfig:
     """Per-extractor options, e.g. ``{"wav2vec2": {"path": "/models/w2v"}}``."""
     on_error: str = "fail"
     """``fail``: a bad clip fails the stage; ``skip``: report it and go on."""
+    device: str = "cpu"
+    """Torch device of the extractors that run a network (wav2vec2, the face-model adapters, FAN
+    landmarks): ``cpu``, ``cuda``, ``cuda:N`` or ``auto``. Resolved inside each shard's process,
+    so a Slurm task uses the GPU it was given; a per-extractor ``device`` option wins."""
 
 
 def plan_extractors(cfg: ExtractConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -53,7 +65,10 @@ def plan_extractors(cfg: ExtractConfig) -> list[tuple[str, dict[str, Any]]]:
             continue
         if f not in known:
             raise ConfigError(f"--features: unknown feature {f!r}; available: {sorted(known | set(SIDECAR_FEATURES))}")
-        plan.append((f, dict(cfg.options.get(f, {}))))
+        opts = dict(cfg.options.get(f, {}))
+        if "device" in config_fields(f):
+            opts.setdefault("device", cfg.device)
+        plan.append((f, opts))
     if kinds:
         plan.append(("precomputed", {**cfg.options.get("precomputed", {}), "kinds": kinds}))
     if not plan:
@@ -91,7 +106,8 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     clips = read_manifest(work_p / "manifests" / "clips.jsonl", ClipRecord)
     mine = shard_records(clips, index, count)
     plan = plan_extractors(cfg)
-    dims = {name: list(get_extractor(name, **opts).dims) for name, opts in plan}
+    # built once per process, on the device resolved here (a Slurm task's GPU), reused per clip
+    dims = {name: list(cached_extractor(name, opts).dims) for name, opts in plan}
     store = FeatureStore(work_p)
     done = errors = 0
     skipped: list[str] = []
@@ -127,9 +143,16 @@ def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfi
     """Extract features for every clip of ``work``; returns a summary (also in reports/)."""
     exec_cfg = exec_cfg or ExecConfig()
     work = Path(work)
-    plan_extractors(cfg)  # validate before spawning anything
-    for name, opts in plan_extractors(cfg):
-        get_extractor(name, **opts)  # missing assets fail here with one line, not in every worker
+    check_device_name(cfg.device)
+    plan = plan_extractors(cfg)  # validate before spawning anything
+    on_cluster = exec_cfg.executor == "slurm"
+    for name, opts in plan:
+        # missing assets fail here with one line, not in every worker; on a cluster the driver
+        # may see no GPU, so it checks on the CPU and the tasks resolve their own device
+        get_extractor(name, **({**opts, "device": "cpu"} if on_cluster and "device" in opts else opts))
+    if on_cluster and exec_cfg.slurm_gpus > 0 and all(o.get("device", "cpu") == "cpu" for _, o in plan):
+        log.warning("--slurm-gpus %d reserves GPUs but every extractor runs on the CPU; "
+                    "pass --device cuda (or auto) to use them", exec_cfg.slurm_gpus)
     if not (work / "manifests" / "clips.jsonl").is_file():
         raise InputError(f"{work}/manifests/clips.jsonl: no clips (run `reactcli prepare` and `reactcli clip` first)")
     stage = stage_name(cfg)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.errors import ConfigError, MissingAssetError
+from reactcli.features.device import resolve_device
 from reactcli.features.registry import ClipInputs, Extractor, fit_length, read_audio, register_extractor
 
 SAMPLE_RATE = 16000
@@ -43,6 +44,8 @@ class Wav2Vec2Config:
     """Most audio (seconds) that may be missing at the end and padded with silence."""
     num_threads: int | None = None
     """torch intra-op threads for this worker (None: leave torch's setting)."""
+    device: str = "cpu"
+    """Torch device of the model: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (resolved in the worker)."""
 
 
 @register_extractor("wav2vec2")
@@ -69,7 +72,8 @@ class Wav2Vec2Extractor(Extractor):
             self.model = Wav2Vec2Model.from_pretrained(str(p), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise MissingAssetError("wav2vec2 checkpoint (weights unreadable: " f"{exc})", "--wav2vec2-path", p) from exc
-        self.model.eval()
+        self.device = resolve_device(self.cfg.device)
+        self.model.to(self.device).eval()
         self.hidden = int(self.model.config.hidden_size)
 
     @property
@@ -86,12 +90,12 @@ class Wav2Vec2Extractor(Extractor):
         if c.normalize:
             x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(x)[None], output_hidden_states=c.layer != -1)
+            out = self.model(torch.from_numpy(x)[None].to(self.device), output_hidden_states=c.layer != -1)
             h = out.last_hidden_state if c.layer == -1 else out.hidden_states[c.layer]
             want = c.tokens_per_frame * num_frames
             h = torch.nn.functional.interpolate(h.transpose(1, 2), size=want, mode="linear", align_corners=True)
             h = h.transpose(1, 2)[0]  # (want, hidden)
-        return h.reshape(num_frames, -1).numpy().astype(np.float32)
+        return h.reshape(num_frames, -1).float().cpu().numpy().astype(np.float32)
 
     def extract(self, inputs: ClipInputs) -> dict[str, np.ndarray]:
         path = inputs.need("audio")

@@ -31,38 +31,25 @@ from __future__ import annotations
 import logging
 import math
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import ffmpeg
 import numpy as np
 
 from reactcli.errors import ConfigError, InputError
+from reactcli.media.encode import ffmpeg_exe, run_ffmpeg
 from reactcli.media.probe import MediaInfo, probe
+
+__all__ = ["ClipConfig", "ClipResult", "ClipSpan", "cut_clip", "ffmpeg_exe", "plan_clips", "slice_frames",
+           "source_frame_indices", "video_cut_graph", "audio_cut_graph"]
 
 log = logging.getLogger(__name__)
 
 #: Time tolerance (s) when comparing a window with a media duration (container rounding).
 _EPS = 1e-3
-
-
-def ffmpeg_exe() -> str:
-    """The ffmpeg binary: ``reactcli.media.encode.ffmpeg_exe`` when that module exists (it
-    honours ``REACTCLI_FFMPEG``), else ``REACTCLI_FFMPEG`` or imageio-ffmpeg's static binary."""
-    try:
-        from reactcli.media.encode import ffmpeg_exe as _exe  # type: ignore[attr-defined]
-
-        return _exe()
-    except ImportError:
-        pass
-    env = os.environ.get("REACTCLI_FFMPEG")
-    if env:
-        return env
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,8 +188,8 @@ class ClipConfig:
     """Output video frame rate; other input rates are converted with ffmpeg's fps filter."""
     num_frames: int = 751
     """Exact number of video frames to write (751 = 30 s at 25 fps plus the boundary frame)."""
-    sample_rate: int = 16000
-    """WAV sample rate in Hz (16000 for MFCC/wav2vec2; 44100 matches the official release)."""
+    sample_rate: int = 44100
+    """WAV sample rate in Hz (44100: the official release's rate, which its MFCC features use)."""
     audio_channels: int = 1
     """WAV channels (mono by default; multichannel input is downmixed)."""
     mode: Literal["reencode", "copy"] = "reencode"
@@ -248,17 +235,6 @@ def _tmp_path(final: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
     os.close(fd)
     return Path(name)
-
-
-def _run_ffmpeg(args: list[str], what: str, timeout: float | None) -> None:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise InputError(f"{what}: ffmpeg timed out after {timeout} s") from exc
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-8:]
-        raise InputError(f"{what}: ffmpeg failed (exit {proc.returncode}): " + " | ".join(tail))
 
 
 def _fmt(t: float) -> str:
@@ -356,21 +332,42 @@ def cut_clip(
     return ClipResult(video=vres, audio=ares, num_frames=nframes, num_samples=nsamples)
 
 
+def video_cut_graph(src: Path, start: float, dur: float, out: Path, cfg: ClipConfig) -> ffmpeg.nodes.OutputStream:
+    """The ffmpeg-python graph that cuts ``cfg.num_frames`` video frames from ``start`` into ``out``.
+
+    ``reencode``: input seeking (``-ss`` before ``-i``) + re-encode is frame exact (ffmpeg decodes
+    from the previous keyframe and drops frames before ``start``; timestamps restart at 0); the
+    ``fps`` filter converts any input rate (nearest frame), ``tpad`` clones the last frame for the
+    allowed end padding and ``-frames:v`` fixes the count. ``copy``: stream copy of ``dur`` s.
+    """
+    video = ffmpeg.input(str(src), ss=_fmt(start))["v:0"]
+    if cfg.mode == "copy":
+        return ffmpeg.output(video, str(out), t=_fmt(dur), an=None, format="mp4", **{"c:v": "copy"})
+    video = video.filter("fps", fps=f"{cfg.fps:g}", round="near").filter(
+        "tpad", stop_mode="clone", stop=cfg.max_pad_frames)
+    return ffmpeg.output(video, str(out), an=None, format="mp4", preset=cfg.preset, crf=cfg.crf,
+                         pix_fmt="yuv420p", movflags="+faststart",
+                         **{"frames:v": cfg.num_frames, "c:v": "libx264"})
+
+
+def audio_cut_graph(src: Path, start: float, dur: float, out: Path, cfg: ClipConfig) -> ffmpeg.nodes.OutputStream:
+    """The ffmpeg-python graph that writes ``round(dur * sample_rate)`` PCM samples from ``start``.
+
+    Resample first (``aresample``), then pad with silence (``apad``) and trim (``atrim``) to the
+    exact sample count; channels are downmixed to ``cfg.audio_channels``.
+    """
+    ns = int(round(dur * cfg.sample_rate))
+    audio = (ffmpeg.input(str(src), ss=_fmt(start))["a:0"]
+             .filter("aresample", cfg.sample_rate)
+             .filter("apad", whole_len=ns)
+             .filter("atrim", end_sample=ns))
+    return ffmpeg.output(audio, str(out), ac=cfg.audio_channels, ar=cfg.sample_rate, vn=None, format="wav",
+                         **{"c:a": "pcm_s16le"})
+
+
 def _cut_video(src: Path, info: MediaInfo, start: float, dur: float, tmp: Path, cfg: ClipConfig) -> int:
     n = cfg.num_frames
-    if cfg.mode == "copy":
-        args = ["-ss", _fmt(start), "-i", str(src), "-t", _fmt(dur), "-map", "0:v:0",
-                "-c:v", "copy", "-an", "-f", "mp4", str(tmp)]
-    else:
-        # Input seeking + re-encode is frame exact (ffmpeg decodes from the previous keyframe and
-        # drops frames before `start`; timestamps restart at 0). fps converts any input rate,
-        # tpad clones the last frame for the allowed end padding, -frames:v fixes the count.
-        vf = f"fps={cfg.fps:g}:round=near,tpad=stop_mode=clone:stop={cfg.max_pad_frames}"
-        args = ["-ss", _fmt(start), "-i", str(src), "-map", "0:v:0", "-vf", vf,
-                "-frames:v", str(n), "-c:v", "libx264", "-preset", cfg.preset,
-                "-crf", str(cfg.crf), "-pix_fmt", "yuv420p", "-an", "-f", "mp4",
-                "-movflags", "+faststart", str(tmp)]
-    _run_ffmpeg(args, f"{src} (clip at {start:g} s)", cfg.timeout_s)
+    run_ffmpeg(video_cut_graph(src, start, dur, tmp, cfg), f"{src} (clip at {start:g} s)", cfg.timeout_s)
     got = probe(tmp).num_frames or 0
     if got != n:
         if cfg.mode == "copy":
@@ -383,12 +380,7 @@ def _cut_video(src: Path, info: MediaInfo, start: float, dur: float, tmp: Path, 
 
 def _cut_audio(src: Path, start: float, dur: float, tmp: Path, cfg: ClipConfig) -> int:
     ns = int(round(dur * cfg.sample_rate))
-    # Resample first, then pad with silence and trim to the exact sample count.
-    af = f"aresample={cfg.sample_rate},apad=whole_len={ns},atrim=end_sample={ns}"
-    args = ["-ss", _fmt(start), "-i", str(src), "-map", "0:a:0", "-af", af,
-            "-ac", str(cfg.audio_channels), "-ar", str(cfg.sample_rate),
-            "-c:a", "pcm_s16le", "-vn", "-f", "wav", str(tmp)]
-    _run_ffmpeg(args, f"{src} (audio clip at {start:g} s)", cfg.timeout_s)
+    run_ffmpeg(audio_cut_graph(src, start, dur, tmp, cfg), f"{src} (audio clip at {start:g} s)", cfg.timeout_s)
     import soundfile as sf
 
     got = sf.info(str(tmp)).frames

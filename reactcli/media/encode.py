@@ -10,6 +10,12 @@ Every output is written to a temporary file in the destination directory and mov
 with :func:`os.replace` only once it is complete, so an interrupted run never leaves a truncated
 file under the final name (a later, resumable stage can then trust "file exists = file is whole").
 
+Command lines are built with ffmpeg-python (``import ffmpeg``): a stream graph (inputs, filters,
+outputs) compiles to the argument list with ``.compile(cmd=exe)``, which :func:`ffmpeg_command`
+does for the bundled binary. We run that list ourselves with :mod:`subprocess` (no shell) rather
+than with ``ffmpeg.run``, so that a timeout can kill ffmpeg and a long pipe never fills a stderr
+buffer; :func:`run_ffmpeg` turns a failure into an :class:`InputError` with ffmpeg's stderr.
+
 Reproducibility: x264's output depends on its thread count, and ffmpeg's default ("auto") depends
 on the machine. :class:`VideoWriter` therefore pins ``threads`` (1 by default) and writes with the
 bit-exact flags, so the same frames give the same bytes on any machine with the same ffmpeg.
@@ -24,11 +30,15 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+import ffmpeg
 import numpy as np
 
 from reactcli.errors import ConfigError, InputError
 
-__all__ = ["ffmpeg_exe", "VideoWriter", "write_wav", "atomic_tmp_path"]
+__all__ = ["ffmpeg_exe", "ffmpeg_command", "run_ffmpeg", "VideoWriter", "write_wav", "atomic_tmp_path"]
+
+#: Options every command gets: no banner, never read the terminal, errors only, overwrite.
+_GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-loglevel", "error")
 
 _STDERR_TAIL = 2000
 
@@ -62,6 +72,37 @@ def ffmpeg_exe() -> str:
             "no ffmpeg binary found: install 'imageio-ffmpeg' or set REACTCLI_FFMPEG"
         )
     return exe
+
+
+def ffmpeg_command(stream: ffmpeg.nodes.OutputStream) -> list[str]:
+    """The argument list of an ffmpeg-python output ``stream`` for :func:`ffmpeg_exe`.
+
+    Adds the global options (quiet, no stdin, overwrite: outputs are fresh temporary files).
+    """
+    return stream.global_args(*_GLOBAL_ARGS).overwrite_output().compile(cmd=ffmpeg_exe())
+
+
+def stderr_tail(stderr: bytes, lines: int = 8) -> str:
+    """The last ``lines`` lines of ffmpeg's stderr on one line (for an error message)."""
+    tail = stderr.decode("utf-8", "replace").strip().splitlines()[-lines:]
+    return " | ".join(tail) or "(no stderr output)"
+
+
+def run_ffmpeg(stream: ffmpeg.nodes.OutputStream, what: str, timeout: float | None) -> list[str]:
+    """Run the ffmpeg-python graph ``stream`` to completion; returns the argument list it ran.
+
+    Raises:
+        InputError: ffmpeg exited non-zero (the message carries the tail of its stderr) or ran
+            longer than ``timeout`` seconds (it is killed).
+    """
+    cmd = ffmpeg_command(stream)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(f"{what}: ffmpeg timed out after {timeout} s") from exc
+    if proc.returncode != 0:
+        raise InputError(f"{what}: ffmpeg failed (exit {proc.returncode}): {stderr_tail(proc.stderr)}")
+    return cmd
 
 
 def atomic_tmp_path(path: Path) -> Path:
@@ -141,24 +182,18 @@ class VideoWriter:
     def command(self, output: Path) -> list[str]:
         """The ffmpeg argument list (exposed so tests and logs can show it)."""
         rate = str(int(self.fps)) if float(self.fps).is_integer() else f"{self.fps:.6f}"
-        cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-            "-framerate", rate, "-i", "pipe:0",
-        ]
+        frames = ffmpeg.input("pipe:0", format="rawvideo", pix_fmt="rgb24", s=f"{self.width}x{self.height}",
+                              framerate=rate)
+        streams = [frames["v:0"]]
+        opts: dict[str, object] = {
+            "c:v": "libx264", "preset": self.preset, "crf": self.crf, "pix_fmt": "yuv420p",
+            "threads": self.threads, "map_metadata": -1, "fflags": "+bitexact", "flags:v": "+bitexact",
+            "flags:a": "+bitexact", "movflags": "+faststart", "format": "mp4",
+        }
         if self.audio is not None:
-            cmd += ["-i", str(self.audio)]
-        cmd += ["-map", "0:v:0"]
-        if self.audio is not None:
-            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", self.audio_bitrate, "-shortest"]
-        cmd += [
-            "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
-            "-pix_fmt", "yuv420p", "-threads", str(self.threads),
-            "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-            "-flags:a", "+bitexact", "-movflags", "+faststart",
-            "-f", "mp4", str(output),
-        ]
-        return cmd
+            streams.append(ffmpeg.input(str(self.audio))["a:0"])
+            opts.update({"c:a": "aac", "b:a": self.audio_bitrate, "shortest": None})
+        return ffmpeg_command(ffmpeg.output(*streams, str(output), **opts))
 
     # -- context manager ----------------------------------------------------------------------
     def __enter__(self) -> "VideoWriter":

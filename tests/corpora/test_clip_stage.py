@@ -97,7 +97,7 @@ def test_synthetic_prepare_clip_extract(synth_runs) -> None:
         assert c.num_frames == 751 and c.fps == 25.0
         info = probe(c.video)
         assert info.num_frames == 751 and info.fps == 25.0
-        assert sf.info(c.audio).frames == round(751 / 25 * 16000)
+        assert sf.info(c.audio).samplerate == 44100 and sf.info(c.audio).frames == round(751 / 25 * 44100)
         assert store.read(c.id, "mfcc").shape == (751, 78)
         assert store.read(c.id, "emotion").shape == (751, 25)
         assert store.read(c.id, "tdmm").shape == (751, 58)
@@ -123,6 +123,12 @@ def test_one_job_equals_two_jobs(synth_runs) -> None:
     assert len(refs) == 4 * 3 and len(s2.refresh()) == 4 * 3
     for r in refs:
         assert s1.read(r.clip, r.feature).tobytes() == s2.read(r.clip, r.feature).tobytes()
+    # the clip files themselves (H.264 videos, WAVs, sidecars) are byte-identical too
+    files = {w: sorted(p.relative_to(w / "clips") for p in (w / "clips").rglob("*") if p.is_file())
+             for w in works.values()}
+    assert files[works[1]] == files[works[2]] and len(files[works[1]]) == 4 * 4
+    for rel in files[works[1]]:
+        assert (works[1] / "clips" / rel).read_bytes() == (works[2] / "clips" / rel).read_bytes(), rel
 
 
 def test_sliced_sidecars_equal_react_layout_truth(synth_runs, tmp_path) -> None:
@@ -198,6 +204,57 @@ def test_frame_at_30s_is_frame_0_of_clip_2(index_runs) -> None:
     np.testing.assert_array_equal(np.load(c2.sidecars["tdmm"])[:, 0], want.astype(np.float32))
 
 
+# ------------------------------------------------------------------ the audio rate
+
+
+def test_clip_defaults_give_the_challenge_mfcc_of_a_44k_session(tmp_path) -> None:
+    """The official WAVs (and so the challenge's MFCC features) are 44.1 kHz: `clip` at its default
+    rate keeps the session's samples, so extract gives the MFCC of the original audio of each span
+    (computed here by the independent Kaldi reference of tests/features/test_mfcc.py)."""
+    from tests.features.test_mfcc import challenge_feature_ref
+
+    sr = 44100
+    root = tmp_path / "r"
+    make_session(root, "001_a", frames=101)
+    rng = np.random.default_rng(SEED)
+    t = np.arange(int(101 / 25 * sr)) / sr
+    originals = {}
+    for k, person in enumerate(("Expert", "Novice")):
+        # voiced (harmonics of a gliding pitch, amplitude-modulated) + noise, written as 16-bit PCM
+        f0 = 140 + 60 * k + 30 * np.sin(2 * np.pi * 0.7 * t)
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        x = sum(np.sin(h * phase) / h for h in range(1, 12)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2.3 * t)) ** 2
+        x = 0.25 * x + 0.01 * rng.standard_normal(t.size)
+        path = root / "NoXI/001_a" / person / "audio.wav"
+        sf.write(path, x, sr, subtype="PCM_16")
+        originals[person] = sf.read(path, dtype="float32")[0]
+    work = _prepared(tmp_path, root)
+    res, flat = invoke("clip", "--work", work, *SHORT)  # short windows; audio options at their defaults
+    assert res.exit_code == 0, flat
+    res, flat = invoke("extract", "--work", work, "--features", "mfcc")
+    assert res.exit_code == 0, flat
+    store = FeatureStore(work)
+    clips = read_manifest(work / "manifests/clips.jsonl", ClipRecord)
+    assert len(clips) == 4
+    for c in clips:
+        y, rate = sf.read(c.audio, dtype="float32")
+        span = originals["Expert" if "Expert" in c.person else "Novice"][round(c.start * sr):][:len(y)]
+        assert rate == sr and len(y) == round(51 / 25 * sr) == len(span)
+        np.testing.assert_array_equal(y, span)  # the session's own samples, not resampled
+        ref = challenge_feature_ref(span, sr, 51)
+        np.testing.assert_allclose(store.read(c.id, "mfcc"), ref, rtol=1e-3, atol=2e-3)
+    # the old default (16 kHz clips) gives other features: the check above can tell them apart
+    work16 = _prepared(tmp_path / "w16", root)
+    res, flat = invoke("clip", "--work", work16, *SHORT, "--sample-rate", "16000")
+    assert res.exit_code == 0, flat
+    res, flat = invoke("extract", "--work", work16, "--features", "mfcc")
+    assert res.exit_code == 0, flat
+    c = clips[0]
+    span = originals["Expert"][round(c.start * sr):][:round(51 / 25 * sr)]
+    got16 = FeatureStore(work16).read(c.id, "mfcc")
+    assert np.abs(got16 - challenge_feature_ref(span, sr, 51)).max() > 1.0
+
+
 # ------------------------------------------------------------------ bad inputs through the CLI
 
 
@@ -245,6 +302,15 @@ def test_bad_corrupt_mp4_prepare_and_clip(good_root, tmp_path) -> None:
     assert {c.session for c in clips} == {"NoXI/001_a"} and len(clips) == 4
     report = json.loads((work / "reports/clip.json").read_text())
     assert report["skipped"][0].startswith("NoXI/002_b:")
+
+
+def test_bad_choice_is_a_usage_error(good_root, tmp_path) -> None:
+    work = _prepared(tmp_path, good_root)
+    for option, value, choices in (("--mode", "fast", "'reencode', 'copy'"), ("--remainder", "pad", "'drop', 'keep'"),
+                                   ("--on-error", "ignore", "'fail', 'skip'")):
+        res, flat = invoke("clip", "--work", work, option, value)
+        assert res.exit_code == 2 and f"'{value}' is not one of {choices}" in flat.replace("│ ", ""), flat
+    assert not (work / "clips").exists()
 
 
 def test_bad_missing_audio_named(tmp_path) -> None:

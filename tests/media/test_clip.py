@@ -76,7 +76,7 @@ def session25(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cut_is_frame_accurate_25fps(session25: Path, tmp_path: Path) -> None:
     # 2 s "clips" of 51 frames: frame at 2.00 s (index 50) is frame 0 of clip 2
-    cfg = ClipConfig(num_frames=51)
+    cfg = ClipConfig(num_frames=51, sample_rate=16000)
     for i, start in enumerate([0.0, 2.0, 4.0]):
         r = cut_clip(session25, start, tmp_path / f"{i}.mp4", tmp_path / f"{i}.wav", config=cfg)
         assert r.num_frames == 51 and decode_indices(r.video) == list(range(50 * i, 50 * i + 51))
@@ -111,7 +111,7 @@ def test_30fps_input_converted(tmp_path: Path) -> None:
 def test_audio_exact_start_rate_and_padding(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     x = write_ramp_wav(tmp_path / "r.wav", 8.0, 16000)
     r = cut_clip(None, 2.0, audio_out=tmp_path / "a.wav", audio_in=tmp_path / "r.wav",
-                 config=ClipConfig(num_frames=51))
+                 config=ClipConfig(num_frames=51, sample_rate=16000))
     y, sr = sf.read(r.audio)
     # 16-bit output: quantisation error <= 1/32768
     np.testing.assert_allclose(y, x[32000:32000 + 32640], atol=4e-5)
@@ -122,7 +122,7 @@ def test_audio_exact_start_rate_and_padding(tmp_path: Path, caplog: pytest.LogCa
     assert y[0] == pytest.approx(x[32000], abs=1e-4)
     # audio 0.4 s shorter than the window: padded with zeros, warning
     r = cut_clip(None, 7.6, audio_out=tmp_path / "c.wav", audio_in=tmp_path / "r.wav",
-                 config=ClipConfig(num_frames=20))
+                 config=ClipConfig(num_frames=20, sample_rate=16000))
     y, _ = sf.read(r.audio)
     assert len(y) == 12800 and np.all(y[6400:] == 0) and np.all(y[:6400] > 0.85)
     assert "shorter" in caplog.text
@@ -160,3 +160,80 @@ def test_stream_copy_on_keyframe_boundaries(tmp_path: Path) -> None:
     src = write_index_video(tmp_path / "g.mp4", 150, 25, gop=50)
     r = cut_clip(src, 2.0, tmp_path / "c.mp4", config=ClipConfig(num_frames=50, mode="copy"))
     assert decode_indices(r.video) == list(range(50, 100))
+
+
+# ---------------------------------------------------------------- the command lines (ffmpeg-python)
+
+
+def _argv_logging_ffmpeg(tmp_path: Path) -> tuple[Path, Path]:
+    """An executable that appends its argv (NUL-separated) to a log and execs the real ffmpeg."""
+    import stat
+    import sys
+
+    from reactcli.media.encode import ffmpeg_exe
+
+    log = tmp_path / "argv.log"
+    exe = tmp_path / "ffmpeg-logged"
+    exe.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"open({str(log)!r}, 'a').write('\\0'.join(sys.argv[1:]) + '\\n')\n"
+        f"os.execv({ffmpeg_exe()!r}, [{ffmpeg_exe()!r}] + sys.argv[1:])\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe, log
+
+
+def test_cut_runs_the_ffmpeg_python_graph(session25: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cut_clip runs exactly the argument list that its ffmpeg-python graphs compile to, with the
+    executable ffmpeg_exe() names (no shell: the arguments arrive as they were built)."""
+    import ffmpeg
+
+    from reactcli.media.clip import audio_cut_graph, video_cut_graph
+    from reactcli.media.encode import ffmpeg_command
+
+    exe, log = _argv_logging_ffmpeg(tmp_path)
+    monkeypatch.setenv("REACTCLI_FFMPEG", str(exe))
+    cfg = ClipConfig(num_frames=51)
+    r = cut_clip(session25, 2.0, tmp_path / "out dir" / "c.mp4", tmp_path / "out dir" / "c.wav", config=cfg)
+    assert decode_indices(r.video) == list(range(50, 101))
+    ran = [line.split("\0") for line in log.read_text().splitlines()]
+    assert len(ran) == 2
+    v = video_cut_graph(session25, 2.0, 51 / 25, Path("OUT.mp4"), cfg)
+    a = audio_cut_graph(session25, 2.0, 51 / 25, Path("OUT.wav"), cfg)
+    assert isinstance(v, ffmpeg.nodes.OutputStream) and isinstance(a, ffmpeg.nodes.OutputStream)
+    for got, graph in zip(ran, (v, a)):
+        want = ffmpeg_command(graph)
+        assert want[0] == str(exe)
+        # the only difference: the temporary output name (beside the final file, spaces kept)
+        tmp_out = [x for x in got if "out dir" in x]
+        assert len(tmp_out) == 1 and Path(tmp_out[0]).parent == tmp_path / "out dir"
+        assert ["OUT" + Path(x).suffix if x in tmp_out else x for x in got] == want[1:]
+    # frame accuracy lives in the graph: seek before the input, fps + tpad, exact frame count
+    cmd = ffmpeg_command(v)
+    assert cmd.index("-ss") < cmd.index("-i") and cmd[cmd.index("-ss") + 1] == "2.000000"
+    assert "fps=fps=25:round=near" in cmd[cmd.index("-filter_complex") + 1]
+    assert cmd[cmd.index("-frames:v") + 1] == "51"
+
+
+def test_ffmpeg_failure_carries_its_stderr(session25: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"session.mp4 \(clip at 0 s\): ffmpeg failed \(exit \d+\): .*encoder") as e:
+        cut_clip(session25, 0.0, tmp_path / "c.mp4", config=ClipConfig(num_frames=10, preset="no-such-preset"))
+    assert "\n" not in str(e.value)
+    assert not list(tmp_path.iterdir())  # the temporary file is gone too
+
+
+def test_video_writer_command_is_an_ffmpeg_python_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reactcli.media.encode import VideoWriter
+
+    exe, log = _argv_logging_ffmpeg(tmp_path)
+    monkeypatch.setenv("REACTCLI_FFMPEG", str(exe))
+    wav = tmp_path / "r.wav"
+    write_ramp_wav(wav, 1.0, 16000)
+    frames = np.zeros((5, 32, 48, 3), np.uint8)
+    with VideoWriter(tmp_path / "v.mp4", 48, 32, 25, audio=wav) as vw:
+        vw.write(frames)
+        cmd = vw.command(Path("OUT.mp4"))
+    ran = log.read_text().splitlines()[0].split("\0")
+    assert cmd[0] == str(exe) and len(ran) == len(cmd) - 1
+    assert cmd[cmd.index("-i") + 1] == "pipe:0" and cmd[cmd.index("-s") + 1] == "48x32"
+    assert cmd[cmd.index("-threads") + 1] == "1" and "-shortest" in cmd
+    assert probe(tmp_path / "v.mp4").num_frames == 5
