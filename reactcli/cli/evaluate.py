@@ -43,6 +43,7 @@ def arrays(
     frame_stride: int = typer.Option(30, "--frame-stride", help="Use every n-th frame for FID (official: 30; 1 for folders from `render --fid-frames`)."),
     fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
     name: str = typer.Option("predictions", "--name", help="Row label in the printed table."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Score the first N frames of every array (e.g. 750: the challenge's 751-frame ground truth against 750-frame predictions)."),
 ) -> None:
     """Compute all metrics from .npy arrays, write JSON atomically, print a table."""
     from reactcli.metrics import evaluate_arrays
@@ -56,10 +57,16 @@ def arrays(
 
         fid = fid_from_frames(real_frames, fake_frames, inception_weights, stride=frame_stride,
                               preprocess=fid_preprocess)
+    P, L, S = _load_npy(pred, "predictions"), _load_npy(listener, "listener"), _load_npy(speaker, "speaker")
+    if frames is not None:
+        for path, arr, axis in ((pred, P, 2), (listener, L, 1), (speaker, S, 1)):
+            if arr.ndim > axis and arr.shape[axis] < frames:
+                raise InputError(f"{path}: {arr.shape[axis]} frames, fewer than --frames {frames}")
+        P, L, S = P[:, :, :frames], L[:, :frames], S[:, :frames]
     metrics = evaluate_arrays(
-        _load_npy(pred, "predictions"),
-        _load_npy(listener, "listener"),
-        _load_npy(speaker, "speaker"),
+        P,
+        L,
+        S,
         _load_npy(appropriate, "appropriateness"),
         feature=feature,
         compat=compat,

@@ -2,7 +2,9 @@
 
 ``reactcli import perfrdiff --from DIR --work W --run NAME`` converts PerFRDiff's released
 ``checkpoints/`` folder into ``W/runs/NAME/`` (see :mod:`reactcli.models.perfrdiff.released`),
-which ``reactcli generate`` then reads like a trained run.
+which ``reactcli generate`` then reads like a trained run. ``reactcli import predictions``
+stores someone else's (N, K, T, D) reactions as a run (:mod:`reactcli.generation.exchange`), for
+``evaluate run``, the report and ``render``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import typer
 
 from reactcli.cli.common import handle_errors, out
 
-app = typer.Typer(name="import", help="Import artefacts made elsewhere (released checkpoints).", no_args_is_help=True)
+app = typer.Typer(name="import", help="Import artefacts made elsewhere (released checkpoints, predictions).",
+                  no_args_is_help=True)
 
 
 @app.command("perfrdiff")
@@ -42,3 +45,25 @@ def perfrdiff(
     run_dir = import_released(source, work, run, settings, overwrite=overwrite)
     for name in sorted(p.name for p in run_dir.iterdir()):
         out.print(f"{run_dir / name}", highlight=False)
+
+
+@app.command("predictions")
+@handle_errors
+def predictions(
+    work: Path = typer.Option(..., "--work", help="Work directory whose split the predictions are for."),
+    run: str = typer.Option(..., "--run", help="Run name to store them as."),
+    split: str = typer.Option("test", "--split", help="Split of the predictions (items in the challenge's mirrored order)."),
+    emotion: Optional[Path] = typer.Option(None, "--emotion", help="(N, K, T, 25) emotion predictions, .npy."),
+    tdmm: Optional[Path] = typer.Option(None, "--tdmm", help="(N, K, T, 58) 3DMM predictions, .npy."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Keep the first N frames (e.g. 750 of 751)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run of that name made from other files."),
+) -> None:
+    """Store someone else's predictions as a run (checked: item count, width, finite values)."""
+    from reactcli.errors import ConfigError
+    from reactcli.generation.exchange import import_predictions
+
+    files = {f: p for f, p in (("emotion", emotion), ("tdmm", tdmm)) if p is not None}
+    if not files:
+        raise ConfigError("give --emotion and/or --tdmm")
+    path = import_predictions(work, run, split, files, frames=frames, overwrite=overwrite)
+    out.print(f"imported: {path}")

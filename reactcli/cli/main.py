@@ -64,6 +64,7 @@ _COMMANDS = [
     ("reactcli.cli.recipes", "command", "recipes"),
     ("reactcli.cli.generate", "command", "generate"),
     ("reactcli.cli.render", "command", "render"),
+    ("reactcli.cli.export", "command", "export"),
     ("reactcli.cli.demo", "command", "demo"),
 ]
 
