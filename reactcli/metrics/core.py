@@ -32,7 +32,7 @@ from numba import njit, prange
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.metrics.dtw import dtw_min_weighted
+from reactcli.metrics.dtw import dtw_one_to_many
 from reactcli.metrics.tlcc import _as_float, _dot, frsyn_scores
 
 #: Emotion protocol: (dim range, weight) per DTW group: 15 AUs, valence/arousal, 8 expressions.
@@ -232,19 +232,16 @@ def frdist_items(
     feature: str = "emotion",
     num_threads: int | None = None,
 ) -> np.ndarray:
-    """Per-item FRdist terms ``sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``, shape (N,).
-
-    The minimum over the appropriate reactions is exact but does not compute every pair in full:
-    :func:`reactcli.metrics.dtw.dtw_min_weighted` stops a candidate once a lower bound on its
-    distance exceeds a distance already found for that sample.
-    """
+    """Per-item FRdist terms ``sum_i min_{j in A[k]} weighted-DTW(P[k, i], L[j])``, shape (N,)."""
     N, K, T, D = P.shape
     groups, weights = _dtw_groups(feature, D)
     cand = candidate_lists(A)
     X = P.reshape(N * K, T, D)
     cand_rep = np.repeat(cand, K, axis=0)
-    best = dtw_min_weighted(X, L, cand_rep, weights=weights, groups=groups, num_threads=num_threads)
-    return best.reshape(N, K).sum(axis=1)
+    d = dtw_one_to_many(X, L, cand_rep, groups=groups, num_threads=num_threads)  # (NK, J, G)
+    total = (d * np.asarray(weights)).sum(axis=-1)
+    total = np.where(cand_rep >= 0, total, np.inf)
+    return total.min(axis=1).reshape(N, K).sum(axis=1)
 
 
 def frdist(

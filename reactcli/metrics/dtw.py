@@ -9,35 +9,49 @@ Why the kernel is shaped the way it is. FRdist needs, for every generated sample
 DTW to each of its ~20 appropriate real reactions, so each real reaction meets ~200 samples. The
 DP has a serial dependency along both time axes, so SIMD cannot run *inside* one DP; it runs
 *across* pairs. One work unit is one *broadcast* series ``b`` (its frames are the DP rows) against
-``lanes`` *lane* series laid out as ``Sf[d, t * lanes + lane]`` (lanes innermost and contiguous),
-so every scalar operation of the recursion becomes one vector operation, with the value of ``b``
-broadcast. For FRdist the broadcast series is the real reaction and the lanes are the samples it
-meets (``dtw_one_to_many`` picks whichever orientation pads fewer lanes). Feature groups (the
-emotion protocol's AUs / valence-arousal / expressions) are handled in the same pass, each with its
-own DP.
+``lanes`` *lane* series laid out as ``Sf[d, t * lanes + lane]`` (lanes innermost, contiguous), so
+every scalar operation of the recursion is one vector operation with ``b``'s value broadcast.
+:func:`dtw_one_to_many` picks the orientation that pads fewer lanes: for FRdist the real reaction
+is broadcast and the samples it meets fill the lanes. Feature groups (the emotion protocol's AUs /
+valence-arousal / expressions) are handled in the same unit, each with its own DP.
 
-* Lanes = the float32 width of one SIMD register on this CPU (:data:`VECTOR_LANES`: 16 with
-  AVX-512, 8 with AVX2), detected at import; each width is its own compiled (and cached) kernel.
-* Every array index in the recursion loop is the loop counter or counter + lanes: numba wraps
-  negative indices, and a possibly negative index (``i - lanes``) stops LLVM from vectorising.
-  (The previous kernel indexed ``i - LANES`` and ran its recursion in scalar code.)
+* Lanes = the float32 width of one SIMD register (:data:`VECTOR_LANES`: 16 with AVX-512, 8 with
+  AVX2), detected at import; each width is its own compiled (and cached) kernel.
+* The recursion loop indexes its row views only with ``i`` and ``i + lanes``: numba wraps
+  possibly negative indices (``i - lanes``), which keeps LLVM from vectorising, and a single view
+  per DP row gives LLVM the exact dependency distance. (The kernel before issue 32 indexed
+  ``i - LANES``; its recursion ran as scalar code.)
+* The 2-dim (valence/arousal) and 8-dim (expression) costs are computed inside the recursion loop
+  instead of in a separate pass over a cost row.
 * Distinct-frame cost tables. A DP row's local costs depend only on the broadcast frame of that
   row. When a series has few distinct frames in a group (the real listeners' 15 AUs are 0/1, so a
-  30 s clip has ~20-150 distinct AU patterns instead of 750 frames), the cost row of each distinct
-  frame is computed once per unit and the DP reads it for every row with that frame. Frames are
-  compared by their exact float32 bits, so this is exact for any input; a group whose series has
-  more than ``table_fraction`` x rows distinct frames (continuous data) falls back to computing
-  every row directly.
-* Rows are processed in strips of :data:`STRIP` and columns in tiles of :data:`TILE` frames, so a
-  tile's lane values, cost rows and DP rows stay in L1/L2.
+  30 s clip has ~20-180 distinct AU patterns instead of 750 frames), the cost row of each distinct
+  frame is computed once per unit and tile, and the recursion reads it for every row with that
+  frame. Frames are compared by their exact float32 bits, so this is exact for any input; a group
+  whose series has more than ``table_fraction`` x frames distinct values (continuous data, e.g. a
+  model's AU probabilities) computes every row directly.
+* Column tiles outside, rows inside: a unit's recursion runs tile by tile (:data:`TILE` lane-series
+  frames), all rows of a tile at once, handing each row's last column to the next tile. A tile's
+  lane values, cost tables and two DP rows stay in L1/L2.
 
 Arithmetic is float32 like the official evaluation (which also feeds float32 data). Every local
 cost is computed with the same float32 operations in the same order as the textbook form
 (``e = x - y``, dims four at a time as ``(e0^2 + e1^2) + (e2^2 + e3^2)`` added to a running sum,
-then the leftover dims one by one), with no fused multiply-add; ``min`` is exact, so results are
-bit-identical to a plain float32 row-by-row recursion whichever orientation, lane width or table
-path is used (the tests check exact equality). The accumulated cost over at most ``T1 + T2``
-cells keeps a relative error around 1e-6 against float64, far below anything reported.
+then the leftover dims one by one; ``(x - y)^2 == (y - x)^2`` exactly), with no fused
+multiply-add; ``min`` is exact. Results are therefore bit-identical to a plain float32
+row-by-row recursion, and to the kernel before issue 32, whatever the orientation, lane count or
+table path (the tests check exact equality). The accumulated cost over at most ``T1 + T2`` cells
+keeps a relative error around 1e-6 against float64, far below anything reported.
+
+Ideas measured for issue 32 and not used on CPU (``benchmarks/bench_dtw_ideas.py``):
+
+* Local costs as ``|x|^2 + |y|^2 - 2 x.y`` (matrix products): the expression group's cost loop
+  gets cheaper, but the form cancels when x and y are close (6e-5 relative on DTW values of
+  near-copies in float32) and the values are no longer bit-identical. :func:`dtw_torch` offers it
+  for GPUs (``cost="gram"``).
+* Exact early abandoning of a candidate once a lower bound on its distance exceeds the best one
+  found for that sample: with the valid bounds available (the DP row minimum plus the later rows'
+  smallest costs) too few DP rows can be skipped on this data for the bookkeeping to pay.
 """
 
 from __future__ import annotations
@@ -50,10 +64,8 @@ from numba import get_num_threads, njit, prange, set_num_threads
 
 from reactcli.errors import InputError
 
-#: DP rows processed together (each tile of lane values is loaded once per strip).
-STRIP = 4
-#: Lane-series frames per cache tile (TILE * lanes floats per cost/DP row of a tile).
-TILE = 256
+#: Lane-series frames per column tile (TILE * lanes floats per cost row / DP row of a tile).
+TILE = 128
 #: Default cap on distinct frames (as a fraction of the series length) for the cost-table path.
 TABLE_FRACTION = 0.25
 
@@ -81,54 +93,54 @@ SUPPORTED_LANES = (4, 8, 16)
 
 @njit(cache=True, nogil=True)
 def _row_costs(dst, Sf, wt, n, b, lo, hi):  # pragma: no cover - compiled
-    """dst[w] = sum_{d in [lo, hi)} (Sf[d, wt + w] - b[d])^2 for w < n, float32, in the order
-    dims four at a time ``acc + ((e0^2 + e1^2) + (e2^2 + e3^2))`` then single dims ``acc + e^2``
-    (acc starting at 0). Quads are taken two per pass to halve the read-modify-write of ``dst``.
+    """dst[w] = sum_{d in [lo, hi)} (Sf[d, wt + w] - b[d])^2 for w < n in float32, in the order
+    dims four at a time ``acc + ((e0^2 + e1^2) + (e2^2 + e3^2))``, then single dims ``acc + e^2``
+    (acc starting at 0). Two quads per pass halve the read-modify-write of ``dst``.
     """
     d = lo
     first = True
     while hi - d >= 8:
-        x0 = Sf[d, wt:wt + n]; x1 = Sf[d + 1, wt:wt + n]; x2 = Sf[d + 2, wt:wt + n]
-        x3 = Sf[d + 3, wt:wt + n]; x4 = Sf[d + 4, wt:wt + n]; x5 = Sf[d + 5, wt:wt + n]
-        x6 = Sf[d + 6, wt:wt + n]; x7 = Sf[d + 7, wt:wt + n]
-        v0 = b[d]; v1 = b[d + 1]; v2 = b[d + 2]; v3 = b[d + 3]
-        v4 = b[d + 4]; v5 = b[d + 5]; v6 = b[d + 6]; v7 = b[d + 7]
+        x0, x1, x2, x3 = Sf[d, wt:wt + n], Sf[d + 1, wt:wt + n], Sf[d + 2, wt:wt + n], Sf[d + 3, wt:wt + n]
+        x4, x5, x6, x7 = Sf[d + 4, wt:wt + n], Sf[d + 5, wt:wt + n], Sf[d + 6, wt:wt + n], Sf[d + 7, wt:wt + n]
+        v0, v1, v2, v3 = b[d], b[d + 1], b[d + 2], b[d + 3]
+        v4, v5, v6, v7 = b[d + 4], b[d + 5], b[d + 6], b[d + 7]
         if first:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1; e2 = x2[w] - v2; e3 = x3[w] - v3
-                e4 = x4[w] - v4; e5 = x5[w] - v5; e6 = x6[w] - v6; e7 = x7[w] - v7
-                dst[w] = ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)) + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7))
+                e0, e1, e2, e3 = x0[w] - v0, x1[w] - v1, x2[w] - v2, x3[w] - v3
+                e4, e5, e6, e7 = x4[w] - v4, x5[w] - v5, x6[w] - v6, x7[w] - v7
+                dst[w] = (((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3))
+                          + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7)))
         else:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1; e2 = x2[w] - v2; e3 = x3[w] - v3
-                e4 = x4[w] - v4; e5 = x5[w] - v5; e6 = x6[w] - v6; e7 = x7[w] - v7
-                dst[w] = (dst[w] + ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3))) + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7))
+                e0, e1, e2, e3 = x0[w] - v0, x1[w] - v1, x2[w] - v2, x3[w] - v3
+                e4, e5, e6, e7 = x4[w] - v4, x5[w] - v5, x6[w] - v6, x7[w] - v7
+                dst[w] = ((dst[w] + ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)))
+                          + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7)))
         first = False
         d += 8
     if hi - d >= 4:
-        x0 = Sf[d, wt:wt + n]; x1 = Sf[d + 1, wt:wt + n]; x2 = Sf[d + 2, wt:wt + n]
-        x3 = Sf[d + 3, wt:wt + n]
-        v0 = b[d]; v1 = b[d + 1]; v2 = b[d + 2]; v3 = b[d + 3]
+        x0, x1, x2, x3 = Sf[d, wt:wt + n], Sf[d + 1, wt:wt + n], Sf[d + 2, wt:wt + n], Sf[d + 3, wt:wt + n]
+        v0, v1, v2, v3 = b[d], b[d + 1], b[d + 2], b[d + 3]
         if first:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1; e2 = x2[w] - v2; e3 = x3[w] - v3
+                e0, e1, e2, e3 = x0[w] - v0, x1[w] - v1, x2[w] - v2, x3[w] - v3
                 dst[w] = (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)
         else:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1; e2 = x2[w] - v2; e3 = x3[w] - v3
+                e0, e1, e2, e3 = x0[w] - v0, x1[w] - v1, x2[w] - v2, x3[w] - v3
                 dst[w] = dst[w] + ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3))
         first = False
         d += 4
     if hi - d >= 2:
-        x0 = Sf[d, wt:wt + n]; x1 = Sf[d + 1, wt:wt + n]
-        v0 = b[d]; v1 = b[d + 1]
+        x0, x1 = Sf[d, wt:wt + n], Sf[d + 1, wt:wt + n]
+        v0, v1 = b[d], b[d + 1]
         if first:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1
+                e0, e1 = x0[w] - v0, x1[w] - v1
                 dst[w] = e0 * e0 + e1 * e1
         else:
             for w in range(n):
-                e0 = x0[w] - v0; e1 = x1[w] - v1
+                e0, e1 = x0[w] - v0, x1[w] - v1
                 dst[w] = (dst[w] + e0 * e0) + e1 * e1
         first = False
         d += 2
@@ -146,76 +158,17 @@ def _row_costs(dst, Sf, wt, n, b, lo, hi):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _weighted(d, weights):  # pragma: no cover - compiled
-    """sum_g weights[g] * d[g], added left to right (the order every caller uses)."""
-    v = weights[0] * d[0]
-    for g in range(1, d.shape[0]):
-        v = v + weights[g] * d[g]
-    return v
-
-
-#: Relative margin on the float32 rounding of the remaining rows' costs (see _all_lanes_worse).
-_REST_MARGIN = 1e-3
-
-
-@njit(cache=True, nogil=True)
-def _table_rest(tabs, pid, npat, use_tab, gslot, TS, L, rest):  # pragma: no cover - compiled
-    """rest[g, s, lane] = sum_{s' > s} min_t tabs[slot, pid[slot, s'], t * L + lane] (float64)."""
-    G = gslot.shape[0]
-    TB = rest.shape[1]
-    for g in range(G):
-        ts = gslot[g]
-        if ts < 0 or not use_tab[ts]:
-            continue
-        P = npat[ts]
-        rmin = np.empty((P, L))
-        for p in range(P):
-            row = tabs[ts, p]
-            for lane in range(L):
-                rmin[p, lane] = row[lane]
-            for t in range(1, TS):
-                for lane in range(L):
-                    v = row[t * L + lane]
-                    if v < rmin[p, lane]:
-                        rmin[p, lane] = v
-        for lane in range(L):
-            rest[g, TB - 1, lane] = 0.0
-        for s in range(TB - 2, -1, -1):
-            for lane in range(L):
-                rest[g, s, lane] = rest[g, s + 1, lane] + rmin[pid[ts, s + 1], lane]
-
-
-@njit(cache=True, nogil=True)
-def _all_lanes_worse(Dr, rest, s, weights, best, ids, TS, L):  # pragma: no cover - compiled
-    """True when, in every real lane, a lower bound on the final weighted distance exceeds best.
-
-    Per group, the DP value at the final cell is at least ``min_t D[s, t]`` (every path crosses
-    row s and costs are >= 0; float32 rounding is monotone, so this holds exactly for the
-    computed values), and at least the float32 sum of that and, for each later row, the row's
-    smallest cost (``rest``; dropping or lowering terms of a float32 sum of non-negative terms
-    never raises it). That float32 sum is at least its exact value times (1 - rows * 2^-24), so
-    the exact sum enters with a margin of :data:`_REST_MARGIN`, far larger than that. sqrt, the
-    non-negative weights and the sum are monotone in float64 and the comparison is strict, so a
-    lane's minimum (whose value is <= best) is never abandoned.
-    """
-    G = Dr.shape[0]
-    d = np.empty(G)
+def _enter_row(q, left_s, L):  # pragma: no cover - compiled
+    """q[0:L] = the row's value in the column left of the tile."""
     for lane in range(L):
-        m = ids[lane]
-        if m < 0:
-            continue
-        for g in range(G):
-            row = Dr[g, 0]
-            lo = row[L + lane]
-            for t in range(1, TS):
-                v = row[(t + 1) * L + lane]
-                if v < lo:
-                    lo = v
-            lb = max(np.float64(lo), (np.float64(lo) + rest[g, s, lane]) * (1.0 - _REST_MARGIN))
-            d[g] = np.sqrt(lb)
-        if not (_weighted(d, weights) > best[m]):
-            return False
-    return True
+        q[lane] = left_s[lane]
+
+
+@njit(cache=True, nogil=True)
+def _leave_row(q, left_s, n, L):  # pragma: no cover - compiled
+    """The row's last column in the tile becomes the next tile's left column."""
+    for lane in range(L):
+        left_s[lane] = q[n + lane]
 
 
 def _make_kernel(lanes: int):
@@ -224,23 +177,14 @@ def _make_kernel(lanes: int):
     L = lanes
 
     @njit(parallel=True, fastmath=False, cache=True, nogil=True)
-    def kernel(Bs, Ss, unit_b, unit_s, bounds, gslot, use_tab, pid, rep, npat,
-               weights, best, best_ids, check_every, out, rows_done):  # pragma: no cover - compiled
+    def kernel(Bs, Ss, unit_b, unit_s, bounds, gslot, use_tab, pid, rep, npat, out):  # pragma: no cover
         """For each unit u: DTW of Bs[unit_b[u]] against the L series Ss[unit_s[u, :]].
 
         Bs: (Mb, TB, D) float32 broadcast series (DP rows); Ss: (Ms, TS, D) float32 lane series
         (DP columns); unit_s entries < 0 are padding (the lane repeats the unit's first series and
         the caller ignores it). bounds: (G+1,) group boundaries over D. gslot: (G,) table slot of
         each group or -1; use_tab, pid, rep, npat: the distinct-frame tables of the broadcast
-        series (see :func:`_distinct_frames`). out: (U, G, L) float64 receives sqrt of the cost.
-
-        Early abandoning (``check_every > 0``): lane ``(u, lane)`` belongs to the minimum number
-        ``best_ids[u, lane]`` (-1: padding), and ``best[i]`` is an upper bound on minimum i, the
-        smallest weighted distance ``sum_g weights[g] * out[., g, .]`` over its pairs (+inf if
-        none is known yet). Every ``check_every`` strips, a lower bound on each lane's final
-        weighted distance is formed (:func:`_all_lanes_worse`); once it exceeds ``best`` in every lane
-        the unit stops and its ``out`` is +inf (none of its pairs can be the minimum). A finished
-        unit lowers ``best`` of its lanes. ``rows_done[u]`` counts the DP rows computed.
+        series (:func:`frame_tables`). out: (U, G, L) float64 receives sqrt of the accumulated cost.
         """
         n_units = unit_b.shape[0]
         TB = Bs.shape[1]
@@ -265,117 +209,102 @@ def _make_kernel(lanes: int):
                 for t in range(TS):
                     for d in range(D):
                         Sf[d, t * L + lane] = Ss[m, t, d]
-            # Cost rows of the broadcast series' distinct frames, for the groups that use tables.
-            tabs = np.empty((NT, Pmax, W), dtype=np.float32)
-            for g in range(G):
-                ts = gslot[g]
-                if ts < 0 or not use_tab[j, ts]:
-                    continue
-                for p in range(npat[j, ts]):
-                    _row_costs(tabs[ts, p], Sf, 0, W, b[rep[j, ts, p]], bounds[g], bounds[g + 1])
-            # Pruning: rest[g, s, lane] = sum over rows after s of the row's smallest cost
-            # (tables only: a directly computed row is not known in advance; 0 otherwise).
-            rest = np.zeros((G, TB if check_every > 0 else 1, L))
-            if check_every > 0:
-                _table_rest(tabs, pid[j], npat[j], use_tab[j], gslot, TS, L, rest)
-            # Dr[g, r]: DP row s0 - 1 + r of the current strip (r = 0: the previous strip's last
-            # row), with one leading column (t = -1); row -1 is inf except D[-1, -1] = 0.
-            Dr = np.full((G, STRIP + 1, W + L), inf, dtype=np.float32)
-            for g in range(G):
-                for lane in range(L):
-                    Dr[g, 0, lane] = 0.0
-            C = np.empty((STRIP, WT), dtype=np.float32)
-            abandoned = False
-            strips = 0
-            rows_done[u] = TB
-            for s0 in range(0, TB, STRIP):
-                h = min(STRIP, TB - s0)
+            tabs = np.empty((NT, Pmax, WT), dtype=np.float32)
+            # left[g, s]: D[s, last column of the previous tile] per lane (inf before the first).
+            left = np.full((G, TB, L), inf, dtype=np.float32)
+            rows = np.empty((G, 2, WT + L), dtype=np.float32)
+            C = np.empty(WT, dtype=np.float32)
+            for wt in range(0, W, WT):
+                n = min(W, wt + WT) - wt
+                # Cost rows of the broadcast series' distinct frames over this tile's columns.
                 for g in range(G):
-                    for r in range(1, h + 1):
+                    ts = gslot[g]
+                    if ts >= 0 and use_tab[j, ts]:
+                        for p in range(npat[j, ts]):
+                            _row_costs(tabs[ts, p], Sf, wt, n, b[rep[j, ts, p]], bounds[g], bounds[g + 1])
+                for g in range(G):
+                    ts = gslot[g]
+                    lo = bounds[g]
+                    width = bounds[g + 1] - lo
+                    # Two DP rows (previous, current) over the tile's columns, with the column left
+                    # of the tile in front: row -1 is inf, except D[-1, -1] = 0 on the first tile.
+                    ra = rows[g, 0, :n + L]
+                    rb = rows[g, 1, :n + L]
+                    for i in range(n + L):
+                        ra[i] = inf
+                    if wt == 0:
                         for lane in range(L):
-                            Dr[g, r, lane] = inf
-                for wt in range(0, W, WT):
-                    n = min(W, wt + WT) - wt
-                    for g in range(G):
-                        ts = gslot[g]
-                        tab = ts >= 0 and use_tab[j, ts]
-                        lo = bounds[g]
-                        width = bounds[g + 1] - lo
-                        pair = not tab and width == 2
-                        octet = not tab and width == 8
-                        for r in range(h):
-                            # One view per DP row, indexed by i and i + L only: LLVM then knows
-                            # the exact dependency distance (L) and vectorises over the lanes.
-                            p = Dr[g, r, wt:wt + n + L]
-                            q = Dr[g, r + 1, wt:wt + n + L]
-                            if pair:
-                                # Two dims (valence/arousal): the cost is cheap enough to compute
-                                # inside the recursion, saving a pass over a cost row.
-                                x0 = Sf[lo, wt:wt + n]
-                                x1 = Sf[lo + 1, wt:wt + n]
-                                v0 = b[s0 + r, lo]
-                                v1 = b[s0 + r, lo + 1]
-                                for i in range(n):
-                                    e0 = x0[i] - v0
-                                    e1 = x1[i] - v1
-                                    m = min(p[i + L], p[i])
-                                    m = min(m, q[i])
-                                    q[i + L] = (e0 * e0 + e1 * e1) + m
-                                continue
-                            if octet:
-                                # Eight dims (expression probabilities): cost inside the recursion.
-                                x0 = Sf[lo, wt:wt + n]; x1 = Sf[lo + 1, wt:wt + n]
-                                x2 = Sf[lo + 2, wt:wt + n]; x3 = Sf[lo + 3, wt:wt + n]
-                                x4 = Sf[lo + 4, wt:wt + n]; x5 = Sf[lo + 5, wt:wt + n]
-                                x6 = Sf[lo + 6, wt:wt + n]; x7 = Sf[lo + 7, wt:wt + n]
-                                v0 = b[s0 + r, lo]; v1 = b[s0 + r, lo + 1]
-                                v2 = b[s0 + r, lo + 2]; v3 = b[s0 + r, lo + 3]
-                                v4 = b[s0 + r, lo + 4]; v5 = b[s0 + r, lo + 5]
-                                v6 = b[s0 + r, lo + 6]; v7 = b[s0 + r, lo + 7]
-                                for i in range(n):
-                                    e0 = x0[i] - v0; e1 = x1[i] - v1; e2 = x2[i] - v2; e3 = x3[i] - v3
-                                    e4 = x4[i] - v4; e5 = x5[i] - v5; e6 = x6[i] - v6; e7 = x7[i] - v7
-                                    c = (((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3))
-                                         + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7)))
-                                    m = min(p[i + L], p[i])
-                                    m = min(m, q[i])
-                                    q[i + L] = c + m
-                                continue
-                            if tab:
-                                cc = tabs[ts, pid[j, ts, s0 + r], wt:wt + n]
-                            else:
-                                cc = C[r, :n]
-                                _row_costs(cc, Sf, wt, n, b[s0 + r], lo, bounds[g + 1])
+                            ra[lane] = 0.0
+                    lf = left[g]
+                    # In every recursion loop below, p is the previous row and q the current one,
+                    # both indexed by i and i + L only (see the module docstring).
+                    if ts >= 0 and use_tab[j, ts]:
+                        tg = tabs[ts]
+                        pj = pid[j, ts]
+                        for s in range(TB):
+                            p, q = (ra, rb) if s % 2 == 0 else (rb, ra)
+                            _enter_row(q, lf[s], L)
+                            cr = tg[pj[s], :n]
+                            for i in range(n):
+                                m = min(p[i + L], p[i])
+                                m = min(m, q[i])
+                                q[i + L] = cr[i] + m
+                            _leave_row(q, lf[s], n, L)
+                    elif width == 2:
+                        # Valence/arousal: the cost is computed inside the recursion.
+                        x0 = Sf[lo, wt:wt + n]
+                        x1 = Sf[lo + 1, wt:wt + n]
+                        for s in range(TB):
+                            p, q = (ra, rb) if s % 2 == 0 else (rb, ra)
+                            _enter_row(q, lf[s], L)
+                            v0 = b[s, lo]
+                            v1 = b[s, lo + 1]
+                            for i in range(n):
+                                e0 = x0[i] - v0
+                                e1 = x1[i] - v1
+                                m = min(p[i + L], p[i])
+                                m = min(m, q[i])
+                                q[i + L] = (e0 * e0 + e1 * e1) + m
+                            _leave_row(q, lf[s], n, L)
+                    elif width == 8:
+                        # Expression probabilities: the cost is computed inside the recursion.
+                        x0 = Sf[lo, wt:wt + n]
+                        x1 = Sf[lo + 1, wt:wt + n]
+                        x2 = Sf[lo + 2, wt:wt + n]
+                        x3 = Sf[lo + 3, wt:wt + n]
+                        x4 = Sf[lo + 4, wt:wt + n]
+                        x5 = Sf[lo + 5, wt:wt + n]
+                        x6 = Sf[lo + 6, wt:wt + n]
+                        x7 = Sf[lo + 7, wt:wt + n]
+                        for s in range(TB):
+                            p, q = (ra, rb) if s % 2 == 0 else (rb, ra)
+                            _enter_row(q, lf[s], L)
+                            bs = b[s]
+                            v0, v1, v2, v3 = bs[lo], bs[lo + 1], bs[lo + 2], bs[lo + 3]
+                            v4, v5, v6, v7 = bs[lo + 4], bs[lo + 5], bs[lo + 6], bs[lo + 7]
+                            for i in range(n):
+                                e0, e1, e2, e3 = x0[i] - v0, x1[i] - v1, x2[i] - v2, x3[i] - v3
+                                e4, e5, e6, e7 = x4[i] - v4, x5[i] - v5, x6[i] - v6, x7[i] - v7
+                                c = (((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3))
+                                     + ((e4 * e4 + e5 * e5) + (e6 * e6 + e7 * e7)))
+                                m = min(p[i + L], p[i])
+                                m = min(m, q[i])
+                                q[i + L] = c + m
+                            _leave_row(q, lf[s], n, L)
+                    else:
+                        cc = C[:n]
+                        for s in range(TB):
+                            p, q = (ra, rb) if s % 2 == 0 else (rb, ra)
+                            _enter_row(q, lf[s], L)
+                            _row_costs(cc, Sf, wt, n, b[s], lo, bounds[g + 1])
                             for i in range(n):
                                 m = min(p[i + L], p[i])
                                 m = min(m, q[i])
                                 q[i + L] = cc[i] + m
-                for g in range(G):
-                    for i in range(W + L):
-                        Dr[g, 0, i] = Dr[g, h, i]
-                strips += 1
-                if check_every > 0 and strips % check_every == 0 and s0 + h < TB:
-                    if _all_lanes_worse(Dr, rest, s0 + h - 1, weights, best, best_ids[u], TS, L):
-                        abandoned = True
-                        rows_done[u] = s0 + h
-                        break
-            if abandoned:
-                for g in range(G):
-                    for lane in range(L):
-                        out[u, g, lane] = np.inf
-                continue
+                            _leave_row(q, lf[s], n, L)
             for g in range(G):
                 for lane in range(L):
-                    out[u, g, lane] = np.sqrt(np.float64(Dr[g, 0, W + lane]))
-            if check_every > 0:
-                # Another thread may lower best[m] at the same time and one update can be lost:
-                # best[m] then stays the value of another computed pair, still a valid bound.
-                for lane in range(L):
-                    m = best_ids[u, lane]
-                    if m >= 0:
-                        v = _weighted(out[u, :, lane], weights)
-                        if v < best[m]:
-                            best[m] = v
+                    out[u, g, lane] = np.sqrt(np.float64(left[g, TB - 1, lane]))
 
     return kernel
 
@@ -487,29 +416,27 @@ class _Units:
     """Pairs (query m, candidate column c) packed into work units of ``lanes`` lane series.
 
     ``broadcast_y``: the candidate series is broadcast and the queries fill the lanes (FRdist:
-    each real reaction meets ~200 samples), otherwise the query is broadcast and its candidates
-    fill the lanes. ``unit_b`` (U,), ``unit_s`` (U, lanes) padded with -1, for each pair its unit
-    and lane, and ``query_ids`` (U, lanes): the query of each lane (-1: padding).
+    each real reaction meets ~200 samples); otherwise the query is broadcast and its candidates
+    fill the lanes. ``unit_b`` (U,), ``unit_s`` (U, lanes) padded with -1, and for each pair
+    (``pair_m``, ``pair_c``) its ``pair_unit`` and ``pair_lane``.
     """
 
-    def __init__(self, cand: np.ndarray, lanes: int, orientation: str = "auto",
-                 priority: np.ndarray | None = None) -> None:
+    def __init__(self, cand: np.ndarray, lanes: int, orientation: str = "auto") -> None:
         mi, ci = np.nonzero(cand >= 0)
         yj = cand[mi, ci]
         if orientation == "auto":
-            # Pick the orientation that pads fewer lanes (ties: broadcast the candidates).
+            # The orientation that pads fewer lanes (ties: broadcast the candidates).
             units_y = int(np.sum(-(-np.bincount(yj) // lanes)))
             units_x = int(np.sum(-(-np.bincount(mi) // lanes)))
             orientation = "y" if units_y <= units_x else "x"
         self.broadcast_y = orientation == "y"
         key, other = (yj, mi) if self.broadcast_y else (mi, yj)
-        # Pairs sharing a broadcast series fill its units in order of ``priority`` (if given).
-        order = np.argsort(key, kind="stable") if priority is None else np.lexsort((priority[mi, ci], key))
+        order = np.argsort(key, kind="stable")
         key_s = key[order]
-        starts = np.flatnonzero(np.r_[True, key_s[1:] != key_s[:-1]]) if key_s.size else np.zeros(0, int)
+        starts = np.flatnonzero(np.r_[True, key_s[1:] != key_s[:-1]]) if key_s.size else np.zeros(0, np.int64)
         counts = np.diff(np.r_[starts, key_s.size])
         pos = np.arange(key_s.size) - np.repeat(starts, counts)
-        first_unit = np.r_[0, np.cumsum(-(-counts // lanes))[:-1]] if counts.size else np.zeros(0, int)
+        first_unit = np.r_[0, np.cumsum(-(-counts // lanes))[:-1]] if counts.size else np.zeros(0, np.int64)
         unit = np.repeat(first_unit, counts) + pos // lanes
         n_units = int(unit[-1]) + 1 if unit.size else 0
         self.unit_b = np.zeros(n_units, dtype=np.int64)
@@ -520,18 +447,6 @@ class _Units:
         self.pair_c = ci[order]
         self.pair_unit = unit
         self.pair_lane = pos % lanes
-        self.query_ids = np.full((n_units, lanes), -1, dtype=np.int64)
-        self.query_ids[unit, pos % lanes] = self.pair_m
-
-
-def _with_threads(num_threads: int | None, fn):
-    old = get_num_threads()
-    if num_threads is not None:
-        set_num_threads(max(1, min(int(num_threads), os.cpu_count() or 1)))
-    try:
-        return fn()
-    finally:
-        set_num_threads(old)
 
 
 def dtw_one_to_many(
@@ -554,11 +469,15 @@ def dtw_one_to_many(
         groups: contiguous ``(lo, hi)`` feature-dim ranges, one DTW per group (default: one group
             over all dims).
         num_threads: numba threads (default: numba's current setting).
-        lanes: SIMD lanes per work unit (default :data:`VECTOR_LANES`); results do not depend on it.
-        table_fraction: distinct-frame cost tables are used for a (series, group) with at most
-            this fraction of distinct frames; 0 disables them. Results do not depend on it.
-        orientation: ``"auto"``, ``"y"`` (candidates broadcast, queries in lanes) or ``"x"``;
-            results do not depend on it.
+        lanes: SIMD lanes per work unit (default :data:`VECTOR_LANES`, one of
+            :data:`SUPPORTED_LANES`).
+        table_fraction: a (series, group) with at most this fraction of distinct frames reads its
+            local costs from a table of its distinct frames; 0 disables tables.
+        orientation: ``"auto"`` (fewest padded lanes), ``"y"`` (candidates broadcast, queries in
+            the lanes) or ``"x"`` (queries broadcast).
+
+    ``lanes``, ``table_fraction`` and ``orientation`` change the speed, never the values (see the
+    module docstring).
 
     Returns:
         (M, C, G) float64 DTW values (sqrt of the accumulated squared-Euclidean cost).
@@ -578,16 +497,20 @@ def dtw_one_to_many(
     G = bounds.shape[0] - 1
     lanes = VECTOR_LANES if lanes is None else int(lanes)
     kernel = _kernel(lanes)
-    units = _Units(cand, lanes, orientation)
     out = np.full(cand.shape + (G,), np.nan)
+    units = _Units(cand, lanes, orientation)
     if units.unit_b.size == 0:
         return out
     B, S = (Y, X) if units.broadcast_y else (X, Y)
     tables = frame_tables(B, bounds, table_fraction)
     res = np.empty((units.unit_b.size, G, lanes), dtype=np.float64)
-    rows = np.empty(units.unit_b.size, dtype=np.int64)
-    _with_threads(num_threads, lambda: kernel(B, S, units.unit_b, units.unit_s, bounds, *tables, np.ones(G),
-                                              np.empty(0), units.unit_s, 0, res, rows))
+    old = get_num_threads()
+    if num_threads is not None:
+        set_num_threads(max(1, min(int(num_threads), os.cpu_count() or 1)))
+    try:
+        kernel(B, S, units.unit_b, units.unit_s, bounds, *tables, res)
+    finally:
+        set_num_threads(old)
     out[units.pair_m, units.pair_c] = res[units.pair_unit, :, units.pair_lane]
     return out
 
@@ -607,132 +530,6 @@ def dtw_pairs(
     cand = np.arange(X.shape[0], dtype=np.int64)[:, None]
     res = dtw_one_to_many(X, Y, cand, groups=groups, num_threads=num_threads)[:, 0, :]
     return res[:, 0] if groups is None else res
-
-
-#: Frames averaged per step in the coarse DTW that orders the pruned search (:func:`dtw_min_weighted`).
-COARSE_FACTOR = 10
-#: The pruned search checks its bound every this many strips of DP rows.
-CHECK_EVERY = 2
-
-
-def _coarse(a: np.ndarray, factor: int) -> np.ndarray:
-    T = a.shape[1] // factor * factor
-    return a[:, :T].reshape(a.shape[0], T // factor, factor, a.shape[2]).mean(axis=2, dtype=np.float32)
-
-
-def _weighted_np(d: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """sum_g weights[g] * d[..., g], added left to right like the kernel's ``_weighted``."""
-    v = weights[0] * d[..., 0]
-    for g in range(1, d.shape[-1]):
-        v = v + weights[g] * d[..., g]
-    return v
-
-
-def dtw_min_weighted(
-    X: np.ndarray,
-    Y: np.ndarray,
-    candidates: np.ndarray,
-    *,
-    weights: Sequence[float],
-    groups: Sequence[tuple[int, int]] | None = None,
-    num_threads: int | None = None,
-    lanes: int | None = None,
-    table_fraction: float = TABLE_FRACTION,
-    prune: bool = False,
-    stats: dict | None = None,
-) -> np.ndarray:
-    """For every query m: ``min_c sum_g weights[g] * DTW_g(X[m], Y[candidates[m, c]])``.
-
-    The FRdist inner term. The result is exactly the minimum over all candidates of the per-pair
-    values of :func:`dtw_one_to_many` weighted and summed left to right over the groups; with
-    ``prune`` (default) most of the work on candidates that cannot be the minimum is skipped:
-
-    1. A coarse DTW (series averaged over :data:`COARSE_FACTOR` frames, ~1% of the work)
-       estimates every pair; it only orders the search, it never decides a value.
-    2. Each query's most promising candidate is computed in full: its value is an upper bound
-       ``best`` on the query's minimum.
-    3. The other pairs run in units whose lanes are ordered by estimated ratio to that bound, so
-       that a unit's lanes tend to be hopeless together; a unit stops as soon as a lower bound
-       on every lane's final value exceeds its ``best`` (see ``_all_lanes_worse``), and a
-       finished unit lowers ``best``. A query's minimum is never stopped, so the result is exact.
-
-    Args:
-        X, Y, candidates, groups, num_threads, lanes, table_fraction: as in
-            :func:`dtw_one_to_many`.
-        weights: (G,) non-negative weight of each group.
-        prune: skip hopeless candidates (exact); False computes every pair.
-        stats: if a dict is given, it receives the pruning counts (pairs, DP rows done and
-            possible, seconds per phase).
-
-    Returns:
-        (M,) float64; +inf for a query without candidates.
-    """
-    import time
-
-    X = _as_f32_series(X, "X")
-    Y = _as_f32_series(Y, "Y")
-    cand = np.asarray(candidates, dtype=np.int64)
-    if cand.ndim != 2 or cand.shape[0] != X.shape[0]:
-        raise InputError(f"candidates: expected shape ({X.shape[0]}, C), got {cand.shape}")
-    bounds = _group_bounds(groups, X.shape[2])
-    G = bounds.shape[0] - 1
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (G,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise InputError(f"DTW weights: expected {G} finite non-negative numbers, got {weights!r}")
-    M = X.shape[0]
-    valid = cand >= 0
-    if not prune or cand.shape[1] < 2:
-        d = dtw_one_to_many(X, Y, cand, groups=groups, num_threads=num_threads, lanes=lanes,
-                            table_fraction=table_fraction)
-        v = np.where(valid, _weighted_np(d, w), np.inf)
-        return v.min(axis=1) if cand.shape[1] else np.full(M, np.inf)
-    lanes = VECTOR_LANES if lanes is None else int(lanes)
-    info = {"pairs": int(valid.sum())}
-    t0 = time.perf_counter()
-    if min(X.shape[1], Y.shape[1]) >= 2 * COARSE_FACTOR:
-        est = _weighted_np(dtw_one_to_many(_coarse(X, COARSE_FACTOR), _coarse(Y, COARSE_FACTOR), cand,
-                                           groups=groups, num_threads=num_threads, lanes=lanes,
-                                           table_fraction=0.0), w)
-    else:
-        est = np.zeros(cand.shape)
-    est = np.where(valid, est, np.inf)
-    info["coarse_s"] = time.perf_counter() - t0
-    first = np.argmin(est, axis=1)
-    has = valid.any(axis=1)
-    cand_a = np.full((M, 1), -1, dtype=np.int64)
-    cand_a[has, 0] = cand[has, first[has]]
-    cand_b = cand.copy()
-    cand_b[np.arange(M), first] = -1
-    # Estimated ratio of each remaining pair to its query's most promising candidate.
-    ratio = est / np.maximum(est[np.arange(M), first], 1e-30)[:, None]
-    best = np.full(M, np.inf)
-    value = np.full(M, np.inf)
-    B_, S_ = Y, X
-    kernel = _kernel(lanes)
-    tables = {}
-    for phase, (cnd, prio) in (("a", (cand_a, None)), ("b", (cand_b, ratio))):
-        t0 = time.perf_counter()
-        units = _Units(cnd, lanes, "auto", priority=prio)
-        if units.unit_b.size == 0:
-            info[f"phase_{phase}_s"] = 0.0
-            continue
-        B, S = (B_, S_) if units.broadcast_y else (S_, B_)
-        key = "y" if units.broadcast_y else "x"
-        if key not in tables:
-            tables[key] = frame_tables(B, bounds, table_fraction)
-        res = np.empty((units.unit_b.size, G, lanes), dtype=np.float64)
-        rows = np.empty(units.unit_b.size, dtype=np.int64)
-        _with_threads(num_threads, lambda: kernel(B, S, units.unit_b, units.unit_s, bounds, *tables[key], w,
-                                                  best, units.query_ids, CHECK_EVERY, res, rows))
-        v = _weighted_np(res[units.pair_unit, :, units.pair_lane], w)
-        np.minimum.at(value, units.pair_m, v)
-        info[f"phase_{phase}_s"] = time.perf_counter() - t0
-        info[f"phase_{phase}_units"] = int(units.unit_b.size)
-        info[f"phase_{phase}_rows_done"] = int(rows.sum())
-        info[f"phase_{phase}_rows_total"] = int(units.unit_b.size) * B.shape[1]
-    if stats is not None:
-        stats.update(info)
-    return value
 
 
 def dtw_torch(x, y, *, groups: Sequence[tuple[int, int]] | None = None, cost: str = "direct"):

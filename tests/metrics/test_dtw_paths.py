@@ -1,11 +1,12 @@
 """Every path of the DTW kernel gives the same values (issue 32).
 
 The kernel has several ways to reach one number: lane counts sized to the CPU (8 with AVX2, 16 with
-AVX-512), two orientations (candidate or query broadcast), local costs read from a table of a
-series' distinct frames or computed directly, and an early-abandoning minimum. None of them may
-change a value: they are compared here for exact equality, not within a tolerance. The torch
-path's matrix-product ("gram") costs are the one approximation; they are checked against their
-documented bounds.
+AVX-512), two orientations (candidate or query broadcast), and local costs read from a table of a
+series' distinct frames or computed directly (inside the recursion for 2- and 8-dim groups, in a
+separate pass otherwise). None of them may change a value: they are compared here for exact
+equality, not within a tolerance (test_dtw_kernel.py checks the values themselves against a plain
+float32 recursion). The torch path's matrix-product ("gram") costs are the one approximation;
+they are checked against their documented bounds.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import pytest
 from reactcli.errors import InputError
 from reactcli.metrics import core
 from reactcli.metrics import dtw as dtw_mod
-from reactcli.metrics.dtw import dtw_min_weighted, dtw_one_to_many, frame_tables
+from reactcli.metrics.dtw import dtw_one_to_many, frame_tables
 
 GROUPS = list(core.EMOTION_GROUPS)
-WEIGHTS = np.asarray(core.EMOTION_WEIGHTS)
 
 
 def _emotion_like(rng: np.random.Generator, shape: tuple[int, ...], binary_au: bool = True) -> np.ndarray:
@@ -63,6 +63,23 @@ def test_orientations_give_identical_values():
     c = dtw_one_to_many(X, Y, cand, groups=GROUPS)
     assert np.array_equal(a, b, equal_nan=True) and np.array_equal(a, c, equal_nan=True)
     assert np.isnan(a[cand < 0]).all() and np.isfinite(a[cand >= 0]).all()
+
+
+def test_auto_orientation_pads_fewer_lanes():
+    """FRdist's shape (each candidate shared by many queries) broadcasts the candidates; a query
+    with many private candidates is broadcast itself. Every pair lands in exactly one lane."""
+    many_queries = np.repeat(np.arange(4)[None, :], 64, axis=0)  # 64 queries x the same 4 candidates
+    units = dtw_mod._Units(many_queries, 16)
+    assert units.broadcast_y and units.unit_b.size == 4 * 4
+    private = np.arange(3 * 40).reshape(3, 40)  # 3 queries x 40 candidates of their own
+    units = dtw_mod._Units(private, 16)
+    assert not units.broadcast_y and units.unit_b.size == 3 * 3
+    for cand in (many_queries, private):
+        for orientation in ("x", "y"):
+            u = dtw_mod._Units(cand, 8, orientation)
+            slots = u.pair_unit * 8 + u.pair_lane
+            assert np.unique(slots).size == cand.size  # no two pairs share a lane
+            assert (u.unit_s.ravel()[slots] == (u.pair_m if u.broadcast_y else cand[u.pair_m, u.pair_c])).all()
 
 
 def test_binary_au_table_path_equals_direct_path():
@@ -111,71 +128,6 @@ def test_tables_are_exact_for_repeated_non_binary_frames_and_mixed_series():
     direct = dtw_one_to_many(X, Y, cand, groups=GROUPS, table_fraction=0.0, orientation="y")
     table = dtw_one_to_many(X, Y, cand, groups=GROUPS, orientation="y")
     assert np.array_equal(direct, table, equal_nan=True)
-
-
-def test_early_abandoning_equals_exhaustive_min_and_prunes():
-    """The pruned minimum is the exhaustive one, and it does skip work when candidates differ."""
-    rng = np.random.default_rng(5)
-    X, Y, cand = _problem(5, n_x=48, n_y=12, T1=120, T2=120, n_cand=8)
-    # Half the candidates are far from everything (shifted valence/arousal): hopeless pairs.
-    Y[6:, :, 15:17] += 3.0
-    # Some queries nearly copy one of their candidates: a tight best value early.
-    for m in range(0, 48, 3):
-        j = cand[m, 0]
-        X[m] = Y[j, : X.shape[1]] + 0.01 * rng.standard_normal((X.shape[1], 25)).astype(np.float32)
-    d = dtw_one_to_many(X, Y, cand, groups=GROUPS)
-    want = np.where(cand >= 0, dtw_mod._weighted_np(d, WEIGHTS), np.inf).min(axis=1)
-    stats: dict = {}
-    got = dtw_min_weighted(X, Y, cand, weights=WEIGHTS, groups=GROUPS, prune=True, stats=stats)
-    assert np.array_equal(got, want)
-    assert stats["phase_b_rows_done"] < stats["phase_b_rows_total"]  # something was abandoned
-    assert np.array_equal(dtw_min_weighted(X, Y, cand, weights=WEIGHTS, groups=GROUPS, prune=False), want)
-    for lanes in (8, 16):
-        assert np.array_equal(dtw_min_weighted(X, Y, cand, weights=WEIGHTS, groups=GROUPS, prune=True,
-                                               lanes=lanes), want)
-
-
-def test_early_abandoning_bound_never_exceeds_the_final_value():
-    """A lane whose best is its own final value is never abandoned: checked after every strip,
-    the lower bound never rises above the value the lane goes on to compute."""
-    X, Y, cand = _problem(6, n_x=16, n_y=4, T1=60, T2=90, n_cand=1)
-    cand[:, 0] = np.arange(16) % 4
-    d = dtw_one_to_many(X, Y, cand, groups=GROUPS)
-    v = dtw_mod._weighted_np(d[:, 0], WEIGHTS)
-    units = dtw_mod._Units(cand, 16, "y")
-    bounds = dtw_mod._group_bounds(GROUPS, 25)
-    tables = frame_tables(Y, bounds)
-    kernel = dtw_mod._kernel(16)
-    for best in (v.copy(), np.nextafter(v, np.inf)):
-        res = np.empty((units.unit_b.size, 3, 16))
-        rows = np.empty(units.unit_b.size, dtype=np.int64)
-        kernel(Y, X, units.unit_b, units.unit_s, bounds, *tables, WEIGHTS, best, units.query_ids, 1, res, rows)
-        # A lane whose best equals its own value can never be abandoned (the bound is <= value).
-        assert (rows == Y.shape[1]).all()
-        got = dtw_mod._weighted_np(res[units.pair_unit, :, units.pair_lane], WEIGHTS)
-        assert np.array_equal(got[np.argsort(units.pair_m)], v)
-
-
-def test_frdist_items_equals_minimum_of_all_pairs():
-    rng = np.random.default_rng(7)
-    N, K, T = 10, 3, 64
-    P = _emotion_like(rng, (N, K, T), binary_au=False)
-    L = _emotion_like(rng, (N, T))
-    A = rng.random((N, N)) < 0.4
-    np.fill_diagonal(A, True)
-    cand = np.repeat(core.candidate_lists(A), K, axis=0)
-    d = dtw_one_to_many(P.reshape(N * K, T, 25), L, cand, groups=GROUPS)
-    # The formula of the kernel before issue 32: numpy's weighted sum, then the minimum.
-    want = np.where(cand >= 0, (d * WEIGHTS).sum(axis=-1), np.inf).min(axis=1).reshape(N, K).sum(axis=1)
-    assert np.array_equal(core.frdist_items(P, L, A), want)
-
-
-def test_weights_are_checked():
-    X, Y, cand = _problem(8)
-    with pytest.raises(InputError, match="weights"):
-        dtw_min_weighted(X, Y, cand, weights=[1.0, -1.0, 1.0], groups=GROUPS)
-    with pytest.raises(InputError, match="weights"):
-        dtw_min_weighted(X, Y, cand, weights=[1.0, 1.0], groups=GROUPS)
 
 
 def test_torch_gram_costs_within_documented_tolerance():
