@@ -200,15 +200,14 @@ def _make_kernel(lanes: int):
             j = unit_b[u]
             b = Bs[j]
             # The unit's lane series with lanes innermost: Sf[d, t * L + lane].
-            Sf = np.empty((D, W), dtype=np.float32)
-            m0 = unit_s[u, 0]
+            ms = np.empty(L, dtype=np.int64)
             for lane in range(L):
-                m = unit_s[u, lane]
-                if m < 0:
-                    m = m0
-                for t in range(TS):
-                    for d in range(D):
-                        Sf[d, t * L + lane] = Ss[m, t, d]
+                ms[lane] = unit_s[u, lane] if unit_s[u, lane] >= 0 else unit_s[u, 0]
+            Sf = np.empty((D, W), dtype=np.float32)
+            for t in range(TS):
+                for d in range(D):
+                    for lane in range(L):
+                        Sf[d, t * L + lane] = Ss[ms[lane], t, d]
             tabs = np.empty((NT, Pmax, WT), dtype=np.float32)
             # left[g, s]: D[s, last column of the previous tile] per lane (inf before the first).
             left = np.full((G, TB, L), inf, dtype=np.float32)
