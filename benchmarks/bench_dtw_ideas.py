@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit, prange
 
 from reactcli.metrics import core
-from reactcli.metrics import dtw
+from reactcli.kernels import dtw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dtw_before  # noqa: E402

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.metrics import core
-from reactcli.metrics import dtw
+from reactcli.kernels import dtw
 from reactcli.metrics import reference as ref
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,7 +1,7 @@
 """The DTW kernel as it was before issue 32 (commit 0bfc367), kept to time it in the same run.
 
 ``benchmarks/bench_metrics.py`` times this kernel on a subset of rows next to the current
-:mod:`reactcli.metrics.dtw`, prints the ratio and checks that the values are equal. It is the
+:mod:`reactcli.kernels.dtw`, prints the ratio and checks that the values are equal. It is the
 reactcli kernel of that commit, unchanged except for its imports and this docstring: 8 fp32 lanes
 (two AVX2 vectors), candidates in the lanes, every local cost computed directly, and a recursion
 loop that indexes ``i - LANES`` (numba wraps possibly negative indices, so LLVM left that loop
@@ -17,7 +17,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
 from reactcli.errors import InputError
-from reactcli.metrics.dtw import _as_f32_series, _group_bounds
+from reactcli.kernels.dtw import _as_f32_series, _group_bounds
 
 #: SIMD width in float32 lanes for one work unit (two AVX2 vectors). A constant so numba unrolls.
 LANES = 8

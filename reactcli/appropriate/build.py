@@ -82,7 +82,7 @@ def pairwise_distances(feats: np.ndarray, cfg: BuildConfig, num_threads: int | N
     x = _pool(np.asarray(feats, dtype=np.float32), cfg.downsample)
     m = x.shape[0]
     if cfg.distance == "dtw":
-        from reactcli.metrics.dtw import dtw_one_to_many
+        from reactcli.kernels.dtw import dtw_one_to_many
 
         if cfg.feature == "emotion" and x.shape[2] == 25:
             groups, weights = EMOTION_GROUPS, np.asarray(EMOTION_WEIGHTS)

@@ -58,12 +58,12 @@ from typing import Any, Callable
 import numpy as np
 
 import reactcli
+from reactcli.appropriate.mars import session_appropriateness
 from reactcli.corpora.common import EMOTION_DIM, load_emotion_csv, load_tdmm_npy
 from reactcli.errors import ConfigError, InputError
 from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path
 from reactcli.io import atomic_open, atomic_path, save_npy, write_json
 from reactcli.manifest import (
-    AppropriateRecord,
     ClipRecord,
     PairRecord,
     SessionRecord,
@@ -71,7 +71,7 @@ from reactcli.manifest import (
     shard_records,
     write_manifest,
 )
-from reactcli.manifest.ids import clip_person, group_of, participant_id
+from reactcli.manifest.ids import clip_person, participant_id
 from reactcli.media.clip import ClipConfig, ClipSpan, cut_clip, plan_clips, slice_frames
 from reactcli.media.probe import probe
 from reactcli.progress import ProgressFn, worker_progress
@@ -344,21 +344,6 @@ def build_pairs(clips: list[ClipRecord], sessions: list[SessionRecord], mirror_s
     return pairs
 
 
-def _mars_appropriate(work: Path, pairs: list[PairRecord], clips: dict[str, ClipRecord]) -> dict[str, dict[str, float]]:
-    stats: dict[str, dict[str, float]] = {}
-    for split in sorted({p.split for p in pairs}):
-        items = [p for p in pairs if p.split == split]
-        groups = np.array([group_of(clips[p.speaker].session) for p in items])
-        a = (groups[:, None] == groups[None, :]).astype(np.uint8)
-        save_npy(work / "appropriate" / f"{split}.npy", a)
-        write_manifest(work / "manifests" / f"appropriate_{split}.jsonl", [
-            AppropriateRecord(split=split, index=k, item=p.id, appropriate=np.flatnonzero(a[k]).tolist(),
-                              source="mars-session") for k, p in enumerate(items)])
-        counts = a.sum(1)
-        stats[split] = {"mean": float(counts.mean()), "min": int(counts.min()), "max": int(counts.max())}
-    return stats
-
-
 def merge_clip_shards(work: str | os.PathLike, n: int, cfg: ClipStageConfig) -> dict[str, Any]:
     """Concatenate the ``n`` shard manifests into clips.jsonl + pairs.jsonl; remove the shards."""
     work = Path(work)
@@ -377,7 +362,7 @@ def merge_clip_shards(work: str | os.PathLike, n: int, cfg: ClipStageConfig) -> 
     write_manifest(work / "manifests" / "pairs.jsonl", pairs)
     appropriate = {}
     if sessions and all(s.corpus == "mars" for s in sessions) and pairs:
-        appropriate = _mars_appropriate(work, pairs, {c.id: c for c in clips})
+        appropriate = session_appropriateness(work, pairs, {c.id: c.session for c in clips})
     for i in range(n):
         for p in (*_shard_files(work, i, n), shard_path(work, STAGE, i, n)):
             p.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from reactcli.metrics.core import (
     frvar,
     validate_inputs,
 )
-from reactcli.metrics.dtw import dtw_one_to_many, dtw_pairs
+from reactcli.kernels.dtw import dtw_one_to_many, dtw_pairs
 
 __all__ = [
     "EMOTION_GROUPS",

@@ -6,7 +6,7 @@ reactions, ``S`` (N, T, D) speaker behaviour, ``A`` (N, N) 0/1 appropriateness
 
 Work is shared where the definitions allow it: per-sequence means/variances are computed once
 (FRCorr needs them per (item, sample, dim), FRVar is the same centred sum of squares with ddof=1),
-the three emotion-group DTWs of a pair are computed in one pass (see :mod:`reactcli.metrics.dtw`),
+the three emotion-group DTWs of a pair are computed in one pass (see :mod:`reactcli.kernels.dtw`),
 and FRDiv/FRDvs use the identity ``sum_{a,b} ||x_a - x_b||^2 = 2 n sum_a ||x_a - mean||^2`` instead
 of forming all pairs.
 
@@ -32,7 +32,7 @@ from numba import njit, prange
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.metrics.dtw import dtw_one_to_many
+from reactcli.kernels.dtw import dtw_one_to_many
 from reactcli.metrics.tlcc import _as_float, _dot, frsyn_scores
 
 #: Emotion protocol: (dim range, weight) per DTW group: 15 AUs, valence/arousal, 8 expressions.

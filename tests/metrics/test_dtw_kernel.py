@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reactcli.metrics import dtw as dtw_mod
-from reactcli.metrics.dtw import dtw_one_to_many
+from reactcli.kernels import dtw as dtw_mod
+from reactcli.kernels.dtw import dtw_one_to_many
 
 
 def _local_costs_f32(x: np.ndarray, y: np.ndarray) -> np.ndarray:

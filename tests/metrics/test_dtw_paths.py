@@ -16,8 +16,8 @@ import pytest
 
 from reactcli.errors import InputError
 from reactcli.metrics import core
-from reactcli.metrics import dtw as dtw_mod
-from reactcli.metrics.dtw import dtw_one_to_many, frame_tables
+from reactcli.kernels import dtw as dtw_mod
+from reactcli.kernels.dtw import dtw_one_to_many, frame_tables
 
 GROUPS = list(core.EMOTION_GROUPS)
 

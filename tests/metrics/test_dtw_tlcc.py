@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from reactcli.metrics import reference as ref
-from reactcli.metrics.dtw import dtw_one_to_many, dtw_pairs, dtw_torch
+from reactcli.kernels.dtw import dtw_one_to_many, dtw_pairs, dtw_torch
 from reactcli.metrics.tlcc import frsyn_scores
 
 

@@ -46,7 +46,7 @@ def test_frdist_single_group_by_hand():
     # D: D00=0 D01=4 / D10=1 D11=1+0=1 / D20=5 D21=0+min(1,5,1)=1 -> sqrt(1) = 1.
     x = np.array([0, 1, 2], dtype=np.float32)[:, None]
     y = np.array([0, 2], dtype=np.float32)[:, None]
-    from reactcli.metrics.dtw import dtw_pairs
+    from reactcli.kernels.dtw import dtw_pairs
 
     assert dtw_pairs(x[None], y[None])[0] == pytest.approx(1.0)
     # FRdist with two candidates: one at distance 1 (the y above, length-matched with a repeat)
