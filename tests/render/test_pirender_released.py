@@ -117,11 +117,16 @@ def test_renderer_frames_match_the_authors_pipeline(tmp_path) -> None:
     diff = np.abs(got.astype(int) - want.astype(int))
     # truncation to uint8 can flip a value that lies within float error of an integer
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
-    # chunks and frame subsets: the windows are cut from the whole clip
-    assert np.array_equal(np.concatenate(list(r.iter_render(None, np.load(SMALL / "offsets.npy"),
-                                                            source=_picture(), chunk=8))), got)
-    assert np.array_equal(r.render_frames(None, np.load(SMALL / "offsets.npy"), [29, 0], source=_picture()),
-                          got[[29, 0]])
+    # chunks and frame subsets: the windows are cut from the whole clip. Another batch size may take
+    # another convolution kernel (CI's CPU did), so the same +-1 truncation tolerance holds here.
+    def close(a: np.ndarray, b: np.ndarray) -> bool:
+        d = np.abs(a.astype(int) - b.astype(int))
+        return a.shape == b.shape and d.max() <= 1 and (d > 0).mean() < 1e-3
+
+    assert close(np.concatenate(list(r.iter_render(None, np.load(SMALL / "offsets.npy"),
+                                                   source=_picture(), chunk=8))), got)
+    assert close(r.render_frames(None, np.load(SMALL / "offsets.npy"), [29, 0], source=_picture()),
+                 got[[29, 0]])
 
 
 def test_released_widths_match_the_authors_at_64px(released_ckpt) -> None:
