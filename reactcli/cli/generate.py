@@ -40,7 +40,8 @@ def command(
     momentum: Optional[float] = typer.Option(None, help="Latent momentum alpha in [0, 1] (default: the checkpoint's).", rich_help_panel=REACTFACE),
     steps: Optional[int] = typer.Option(None, help="DDIM steps (default: the checkpoint's diffusion.num_inference_steps).", rich_help_panel=PERFRDIFF),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
-    overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise) to avoid seams.", rich_help_panel=PERFRDIFF),
+    overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise, blended every step) to avoid seams; not strictly online. Implies --context 0 unless --context is given.", rich_help_panel=PERFRDIFF),
+    context: Optional[int] = typer.Option(None, "--context", rich_help_panel=PERFRDIFF, help="Frames of the reaction generated so far that each window continues (windows start every w - c frames and are sampled in turn; online, no seams at window edges); 0 = independent windows (a step at every window edge). Default: the checkpoint's diffusion.context_frames."),
     timestep_spacing: Optional[Literal["leading", "trailing", "linspace"]] = typer.Option(
         None, "--timestep-spacing", rich_help_panel=PERFRDIFF,
         help="Where the DDIM steps sit among the training steps: trailing (the first step at the last training step, "
@@ -69,7 +70,7 @@ def command(
                                      frames=frames, mime_lag=mime_lag, train_split=train_split, overwrite=overwrite)
         else:
             cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
-                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
+                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap, context=context,
                                  timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  own_codes=own_codes, new_listeners=new_listeners, precision=precision, seed=seed,
