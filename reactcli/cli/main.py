@@ -86,6 +86,7 @@ def _register() -> None:
             obj.command("personal")(_load("reactcli.cli.evaluate_personal", "personal_command"))
             obj.command("select")(_load("reactcli.cli.evaluate_select", "select_command"))
             obj.command("compare")(_load("reactcli.cli.evaluate_compare", "compare_command"))
+            obj.command("summary")(_load("reactcli.cli.evaluate_summary", "summary_command"))
         if obj is not None:
             app.add_typer(obj, name=name)
     for module, attr, name in _COMMANDS:

@@ -20,7 +20,7 @@ from reactcli.generation.base import GenerateConfig, Generator, seeded
 from reactcli.generation.store import check_stored_run, pending_items
 from reactcli.io import settings_fingerprint
 from reactcli.manifest.items import load_items
-from reactcli.models.checkpoint import load_checkpoint, sha1_of
+from reactcli.models.checkpoint import load_checkpoint, sha1_of, sha256_of
 from reactcli.models.registry import MODELS, get_spec, resolve
 from reactcli.progress import ProgressFn, worker_progress
 from reactcli.training.data import DataConfig, ReactionDataset, collate
@@ -82,7 +82,9 @@ def _meta(gen_model: Generator, checkpoint, cfg: GenerateConfig) -> dict[str, An
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
     known = {gen_model.sources[role]: digest for role, digest in sums.items()}
     return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": known.get(str(checkpoint)) or sha1_of(checkpoint),
-            "checkpoint_sha1s": sums, "config": asdict(cfg), "fingerprint": fp}
+            "checkpoint_sha1s": sums, "checkpoint_sha256": sha256_of(checkpoint),
+            "checkpoint_sha256s": {role: sha256_of(p) for role, p in sorted(gen_model.sources.items())},
+            "config": asdict(cfg), "fingerprint": fp}
 
 
 def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int,

@@ -176,7 +176,7 @@ def test_evaluate_run_fid_options(scored_work, tmp_path):
     # without FID options FRRea stays unavailable
     res = runner.invoke(_run_app(), base + ["--out-dir", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "m" / "r1.json").read_text())["FRRea"] is None
+    assert json.loads((tmp_path / "m" / "r1-test.json").read_text())["FRRea"] is None
 
 
 @pytest.mark.slow
@@ -192,7 +192,7 @@ def test_evaluate_run_reports_frrea(scored_work, tmp_path):
                                           "--out-dir", str(tmp_path / "m"), "--fid-frames", str(tmp_path / "fid"),
                                           "--inception-weights", str(weights)])
     assert res.exit_code == 0, res.output
-    data = json.loads((tmp_path / "m" / "r1.json").read_text())
+    data = json.loads((tmp_path / "m" / "r1-test.json").read_text())
     direct = fidmod.fid_from_frames(tmp_path / "fid" / "real", tmp_path / "fid" / "fake", weights)
     assert data["FRRea"] == pytest.approx(direct["fid"])
     assert data["FRRea_detail"]["n_real"] == 6 and data["FRRea_detail"]["preprocess"] == "pytorch-fid"
