@@ -51,7 +51,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,6 +72,7 @@ from reactcli.manifest import (
     write_manifest,
 )
 from reactcli.manifest.ids import clip_person, participant_id
+from reactcli.manifest.splitmap import read_split_map, resolve_splits
 from reactcli.media.clip import ClipConfig, ClipSpan, cut_clip, plan_clips, slice_frames
 from reactcli.media.probe import probe
 from reactcli.progress import ProgressFn, worker_progress
@@ -126,6 +127,10 @@ class ClipStageConfig:
     """Splits whose items are repeated with roles swapped (the challenge's evaluation order)."""
     out_dir: str = "clips"
     """Folder of the clip files, relative to the work directory."""
+    split_map: str | None = None
+    """A session-to-split map (CSV ``session,split`` or JSON; :mod:`reactcli.manifest.splitmap`)
+    whose splits replace the ones ``prepare`` gave the sessions (by a cycle or a hash); every
+    session must be in it."""
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the option for impossible values."""
@@ -279,13 +284,23 @@ def _shard_files(work: Path, i: int, n: int) -> tuple[Path, Path]:
     return d / f"{i:04d}-of-{n:04d}.jsonl", d / f"{i:04d}-of-{n:04d}.summary.json"
 
 
+def _sessions(work: Path, cfg: ClipStageConfig) -> list[SessionRecord]:
+    """The work directory's sessions, with the splits of ``cfg.split_map`` when one is given."""
+    sessions = read_manifest(work / "manifests" / "sessions.jsonl", SessionRecord)
+    if cfg.split_map:
+        splits = resolve_splits([s.id for s in sessions], read_split_map(cfg.split_map), cfg.split_map)
+        for s in sessions:
+            s.split = splits[s.id]
+    return sessions
+
+
 def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
                on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Cut the sessions of shard ``index`` of ``count``: the unit of work of every executor."""
     progress = worker_progress(on_progress)
     cfg = ClipStageConfig(**{**cfg_dict, "mirror_splits": tuple(cfg_dict.get("mirror_splits", ("val", "test")))})
     work_p = Path(work)
-    sessions = read_manifest(work_p / "manifests" / "sessions.jsonl", SessionRecord)
+    sessions = _sessions(work_p, cfg)
     mine = shard_records(sessions, index, count)
     out_root = work_p / cfg.out_dir
     records: list[ClipRecord] = []
@@ -356,8 +371,10 @@ def merge_clip_shards(work: str | os.PathLike, n: int, cfg: ClipStageConfig) -> 
         man, summ = _shard_files(work, i, n)
         clips += read_manifest(man, ClipRecord)
         shards.append(json.loads(summ.read_text(encoding="utf-8")))
-    sessions = read_manifest(work / "manifests" / "sessions.jsonl", SessionRecord)
+    sessions = _sessions(work, cfg)
     pairs = build_pairs(clips, sessions, cfg.mirror_splits)
+    if cfg.split_map:  # sessions.jsonl tells the splits the clips and items got
+        write_manifest(work / "manifests" / "sessions.jsonl", sessions)
     write_manifest(work / "manifests" / "clips.jsonl", clips)
     write_manifest(work / "manifests" / "pairs.jsonl", pairs)
     appropriate = {}
@@ -396,6 +413,9 @@ def run_clip(work: str | os.PathLike, cfg: ClipStageConfig | None = None, exec_c
         (out_root / ".write-test").unlink()
     except OSError as exc:
         raise ConfigError(f"{out_root}: clip output folder is not writable ({exc.strerror or exc})") from exc
+    if cfg.split_map:  # checked once here (every session mapped) before any shard runs
+        cfg = replace(cfg, split_map=str(Path(cfg.split_map).resolve()))
+        _sessions(work, cfg)
     results = run_shards(clip_shard, (str(work), asdict(cfg)), work, STAGE, exec_cfg, on_progress)
     summary: dict[str, Any] = {"stage": STAGE, "config": asdict(cfg), "executor": exec_cfg.executor,
                                "reactcli_version": reactcli.__version__}
