@@ -172,6 +172,11 @@ def test_quick_demo_end_to_end(tmp_path):
         assert np.isclose(m["FRCorr_per_sample"] * 3, m["FRCorr"])
         assert f"<a href='metrics/{name}-test.json'>{name}</a>" in html
         assert len(pd.read_csv(out / "metrics" / f"{name}-test-items.csv")) == m["N"]
+    # every manifest of the demo's work directory is valid under the shipped schemas
+    from reactcli.cli.main import app as main_app
+
+    valid = CliRunner().invoke(main_app, ["validate", str(out / "work")])
+    assert valid.exit_code == 0 and "ok:" in valid.output, valid.output
     # the summary: one row per run, one column per metric, full precision and full names
     summary = pd.read_csv(out / "metrics" / "summary.csv")
     assert list(summary["run"]) == sorted([*MODELS, *BASELINES])
