@@ -33,10 +33,11 @@ from typing import Sequence
 
 import numpy as np
 
+import reactcli
 from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
-from reactcli.metrics.store import protocol, run_arrays, write_summary
+from reactcli.metrics.store import generation_record, protocol, run_arrays, write_summary
 from reactcli.metrics.tables import metrics_path, personal_path
 from reactcli.manifest.items import ItemTable, load_items
 
@@ -140,7 +141,10 @@ def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature:
     table = load_items(work, split)
     res = personal_scores(P, L, A, listener_ids(table), feature=protocol(feature),
                           groups=seen_groups(work, split, table))
-    res.update(run=run, split=split, work=str(work), feature_name=feature)
+    gen = generation_record(work, run, split)
+    res.update(run=run, split=split, work=str(work), feature_name=feature, generation=gen,
+               seed=gen["seed"] if gen else None, checkpoint_sha256=gen["checkpoint_sha256"] if gen else None,
+               reactcli_version=reactcli.__version__)
     path = Path(out) if out else personal_path(Path(work) / "metrics", run, split)
     write_json(path, res)
     res["path"] = str(path)

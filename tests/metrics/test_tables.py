@@ -93,6 +93,8 @@ def test_summary_takes_new_metric_keys_and_personal_scores_and_prints_csv_when_p
     data["naturalness"] = {"jerk": 1.5}
     (folder / "meanseq-val.json").write_text(json.dumps(data))
     assert cli("evaluate", "personal", "--work", work, "--split", "val", "--run", "gt").exit_code == 0
+    pers = json.loads((folder / "gt-val-personal.json").read_text())
+    assert pers["reactcli_version"] and pers["generation"]["seed"] == 0 and pers["generation"]["model"] == "baseline:gt"
     (folder / "compare-x.json").write_text(json.dumps({"groups": {}}))  # not a run: left out
     res = cli("evaluate", "summary", "--work", work, "--out", work / "s.csv")
     assert res.exit_code == 0, res.output
