@@ -66,7 +66,7 @@ def write_manifest(path: str | os.PathLike, records: Iterable[Record]) -> int:
             for rec in records:
                 line = dumps(rec.to_dict())
                 if check:  # against the shipped JSON Schema (reactcli.manifest.schema)
-                    check_record(json.loads(line), f"{path}: record {n + 1} (line {n + 1})", expected)
+                    check_record(json.loads(line), f"{path}: record {n + 1} (line {n + 1})", expected, shipped=False)
                 fh.write(line)
                 fh.write("\n")
                 n += 1

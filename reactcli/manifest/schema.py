@@ -15,8 +15,10 @@ expected and what was found::
     work/manifests/pairs.jsonl:3: field 'index': expected an integer >= 0, got -1
 
 ``write_manifest`` validates every record it writes when the environment variable
-``REACTCLI_VALIDATE_MANIFESTS`` is set (the test suite sets it); ``reactcli validate WORK``
-checks every manifest of a work directory (:func:`validate_work`).
+``REACTCLI_VALIDATE_MANIFESTS`` is set (the test suite sets it), against the same schemas as
+derived from the running code (equal to the shipped files while ``test_schemas`` passes);
+``reactcli validate WORK`` checks every manifest of a work directory (:func:`validate_work`)
+against the shipped files.
 """
 
 from __future__ import annotations
@@ -253,10 +255,14 @@ def _shipped() -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _validator(name: str):
+def _validator(name: str, shipped: bool = True):
+    """A validator of the shipped schema ``name``, or (``shipped=False``) of the schema derived
+    from the record classes of this code, which the writers use: the two are equal whenever
+    ``tests/manifest/test_schemas.py`` passes, and a record class changed without regenerating the
+    files then fails that one test rather than every writer."""
     import jsonschema
 
-    schema = load_schema(name)
+    schema = load_schema(name) if shipped else all_schemas()[name]
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -310,20 +316,21 @@ def _describe(err) -> str:
     return f"field {where!r}: expected {_expected(err.schema)}, got {got}"
 
 
-def check_document(data: Any, name: str, where: str) -> None:
+def check_document(data: Any, name: str, where: str, shipped: bool = True) -> None:
     """Raise :class:`InputError` ``"<where>: <field>: expected ..., got ..."`` unless ``data`` is
     valid under the shipped schema ``name``."""
     import jsonschema
 
-    validator = _validator(name)
+    validator = _validator(name, shipped)
     err = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if err is not None:
         raise InputError(f"{where}: {_describe(err)}")
 
 
-def check_record(data: Any, where: str, expected: str | None = None) -> str:
+def check_record(data: Any, where: str, expected: str | None = None, shipped: bool = True) -> str:
     """Validate one manifest record (a decoded JSON line) against the schema of its ``type`` (or
-    of ``expected``, the type its file must hold); returns its type."""
+    of ``expected``, the type its file must hold); returns its type. ``shipped=False``: against
+    the schema derived from this code's record classes (see :func:`_validator`)."""
     if not isinstance(data, dict):
         raise InputError(f"{where}: expected a JSON object (a record), got {json.dumps(data)[:60]}")
     tag = data.get("type")
@@ -332,7 +339,7 @@ def check_record(data: Any, where: str, expected: str | None = None) -> str:
     if tag not in RECORD_TYPES:
         raise InputError(f"{where}: field 'type': expected one of {', '.join(sorted(RECORD_TYPES))}, "
                          f"got {json.dumps(tag)}")
-    check_document(data, tag, where)
+    check_document(data, tag, where, shipped)
     return tag
 
 
