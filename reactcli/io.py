@@ -104,6 +104,63 @@ def settings_fingerprint(settings: Any) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _sha1_file(path: Path, h: "hashlib._Hash") -> None:
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def file_stamp(path: str | os.PathLike) -> dict[str, Any]:
+    """What identifies the content of an input file (or a folder of frames): ``{"size", "mtime_ns",
+    "sha1"}``. ``size`` and ``mtime_ns`` make the check of an unchanged file cheap
+    (:func:`stamp_changed`); ``sha1`` is the content digest that decides when they differ. A folder
+    is hashed over its files' relative names and contents, in name order."""
+    path = Path(path)
+    h = hashlib.sha1()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        size = 0
+        mtime = path.stat().st_mtime_ns
+        for f in files:
+            st = f.stat()
+            size += st.st_size
+            mtime = max(mtime, st.st_mtime_ns)
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            _sha1_file(f, h)
+        return {"size": size, "mtime_ns": mtime, "sha1": h.hexdigest()}
+    st = path.stat()
+    _sha1_file(path, h)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": h.hexdigest()}
+
+
+def stamp_changed(stamp: dict[str, Any] | None, path: str | os.PathLike) -> bool:
+    """Whether ``path`` no longer has the content ``stamp`` (from :func:`file_stamp`) recorded.
+
+    Equal size and mtime count as unchanged without reading the file; otherwise the content
+    digest decides (a file copied or touched with the same bytes is unchanged)."""
+    if not stamp:
+        return False  # nothing recorded (written by an older reactcli): cannot tell
+    path = Path(path)
+    if not path.exists():
+        return True
+    if _quick_stamp(path) == (stamp.get("size"), stamp.get("mtime_ns")):
+        return False
+    return file_stamp(path)["sha1"] != stamp.get("sha1")
+
+
+def _quick_stamp(path: Path) -> tuple[int, int]:
+    if not path.is_dir():
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    size, mtime = 0, path.stat().st_mtime_ns
+    for f in path.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            size += st.st_size
+            mtime = max(mtime, st.st_mtime_ns)
+    return size, mtime
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_open(path, "w", encoding="utf-8") as fh:

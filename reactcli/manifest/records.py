@@ -136,6 +136,15 @@ class ArrayRef(Record):
     shape: list[int]
     dtype: str = "float32"
     extractor: str = ""
+    settings: str = ""
+    """Fingerprint (16 hex digits) of what determines the values: the extractor and its options
+    but the run-time ones (device, batch size, threads); "" when not recorded (older stores)."""
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Content digest (SHA-1 hex) of each input file the array was computed from, by kind
+    (``audio``, ``video``, ``emotion``, ``tdmm``); a stage redoes the array when one changes."""
+    version: int = 0
+    """Write generation of this (clip, feature): a redo (changed input, ``--overwrite``) writes
+    ``version + 1`` into a new store file, and the highest version is the one read."""
 
 
 @record("appropriate")
