@@ -92,6 +92,8 @@ def run_shards(
     cfg: ExecConfig,
     on_progress: Callable[[str, int, int], None] | None = None,
     is_done: Callable[[int, int], bool] | None = None,
+    settings: str | None = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Run ``fn(*args, i, n)`` for every shard not yet done; returns their summaries.
 
@@ -104,6 +106,8 @@ def run_shards(
     n = cfg.num_jobs if cfg.shard is None else cfg.shard[1]
     if n < 1:
         raise ConfigError("--num-jobs must be >= 1")
+    if settings is not None:
+        check_shard_settings(work, stage, n, settings, overwrite)
     wanted = [cfg.shard[0]] if cfg.shard is not None else list(range(n))
     todo = [i for i in wanted if not done_fn(i, n)]
     done: list[dict] = []
@@ -133,6 +137,46 @@ def run_shards(
     else:
         raise ConfigError(f"--executor {cfg.executor!r}: expected local or slurm")
     return done
+
+
+def _settings_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _settings_diff(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: stored {old!r}, now {new!r}"]
+
+
+def check_shard_settings(work: str | os.PathLike, stage: str, n: int, settings: str, overwrite: bool = False) -> None:
+    """Refuse to reuse (or merge) committed shard files of ``stage`` written with other settings.
+
+    ``settings`` is the stage's settings as canonical JSON, stored in each shard file
+    (``stage_settings``). A shard file with other settings is removed with ``overwrite`` (it is
+    then redone), otherwise a :class:`ConfigError` names the file and the settings that differ."""
+    import json
+
+    for i in range(n):
+        p = shard_path(work, stage, i, n)
+        if not p.exists():
+            continue
+        try:
+            with h5py.File(p, "r") as h5:
+                theirs = h5.attrs.get("stage_settings")
+        except OSError as exc:
+            raise ConfigError(f"{p}: shard file cannot be read ({exc}); delete it and rerun") from exc
+        if theirs is None or str(theirs) == settings:
+            continue
+        if overwrite:
+            log.warning("%s: written with other settings; removed, it is redone (--overwrite)", p)
+            p.unlink()
+            continue
+        try:
+            diff = _settings_diff(json.loads(str(theirs)), json.loads(settings))
+        except ValueError:
+            diff = []
+        raise ConfigError(f"{p}: shard written with other settings ({'; '.join(diff) or 'options differ'}); "
+                          "rerun with the same options, or with --overwrite to redo it")
 
 
 def slurm_parameters(cfg: ExecConfig) -> dict[str, Any]:

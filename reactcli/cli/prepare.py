@@ -41,7 +41,8 @@ def react(
         table.add_row(split, str(n), str(summary.items[split]), str(summary.mirrored[split]),
                       f"{a['mean']:.2f}, {a['min']}, {a['max']}" if a else "-")
     out.print(table)
-    out.print(f"clips: {summary.clips}  imported: {summary.imported}  already stored: {summary.already_stored}  "
+    again = f" ({summary.reimported} changed since stored)" if summary.reimported else ""
+    out.print(f"clips: {summary.clips}  imported: {summary.imported}{again}  already stored: {summary.already_stored}  "
               f"skipped items: {len(summary.skipped_items)}  problems: {len(summary.errors)}")
     if summary.identities is not None:
         out.print(f"identities: {summary.identities} persons (from {identities})")

@@ -220,7 +220,14 @@ def plan_session(session: SessionRecord, cfg: ClipStageConfig) -> tuple[list[Cli
     return spans, parts
 
 
-def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) -> tuple[list[ClipRecord], int, int]:
+def _manifest_path(p: Path, work: Path | None = None) -> str:
+    """How a clip file is named in clips.jsonl: by its absolute path, so that every stage, run from
+    any directory, reads the same file (:func:`reactcli.manifest.records.resolve_path`)."""
+    return str(p.absolute())
+
+
+def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
+                work: Path | None = None) -> tuple[list[ClipRecord], int, int]:
     """Cut one session into clips for both participants; returns (records, cut, reused).
 
     Clips whose files already exist are reused (not re-encoded). On an ``InputError`` the files
@@ -261,11 +268,12 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) ->
                         else:
                             save_npy(path, rows.astype(np.float32))
                         created.append(path)
-                    sidecars[kind] = str(path)
+                    sidecars[kind] = _manifest_path(path, work)
                 records.append(ClipRecord(
                     id=f"{pid}/{span.index}", site=site, session=session.id, person=person,
                     index=span.index, start=span.start, end=span.start + nf / cfg.fps, fps=cfg.fps,
-                    num_frames=nf, split=session.split, video=str(video), audio=str(audio),
+                    num_frames=nf, split=session.split, video=_manifest_path(video, work),
+                    audio=_manifest_path(audio, work),
                     sidecars=sidecars, corpus=session.corpus))
     except InputError:
         for p in created:
@@ -285,7 +293,7 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     progress = worker_progress(on_progress)
     cfg = ClipStageConfig(**{**cfg_dict, "mirror_splits": tuple(cfg_dict.get("mirror_splits", ("val", "test")))})
     work_p = Path(work)
-    sessions = read_manifest(work_p / "manifests" / "sessions.jsonl", SessionRecord)
+    sessions = [s.resolved(work_p) for s in read_manifest(work_p / "manifests" / "sessions.jsonl", SessionRecord)]
     mine = shard_records(sessions, index, count)
     out_root = work_p / cfg.out_dir
     records: list[ClipRecord] = []
@@ -295,7 +303,7 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
         if progress:
             progress(f"clip shard {index}/{count}: sessions", k, len(mine))
         try:
-            recs, c, r = cut_session(s, out_root, cfg)
+            recs, c, r = cut_session(s, out_root, cfg, work=work_p)
         except InputError as exc:
             if cfg.on_error != "skip":
                 raise

@@ -15,6 +15,15 @@ EMOTION_DIM = 25
 TDMM_DIM = 58
 
 
+def sidecar_settings(fps: float = 25.0, max_pad_frames: int = 1) -> str:
+    """Settings fingerprint of an imported sidecar array (emotion, tdmm): the same whether
+    ``prepare react`` or the ``precomputed`` extractor stores it (a test checks they agree)."""
+    from reactcli.io import settings_fingerprint
+
+    return settings_fingerprint({"extractor": "precomputed",
+                                 "options": {"fps": float(fps), "max_pad_frames": int(max_pad_frames)}})
+
+
 def load_emotion_csv(path: str | os.PathLike, frames: int | None = None) -> np.ndarray:
     """Read a REACT emotion CSV (header row + one row per frame x 25 columns).
 

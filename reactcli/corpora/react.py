@@ -30,11 +30,11 @@ from typing import Callable
 import numpy as np
 
 import reactcli
-from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy, sidecar_settings
 from reactcli.manifest.items import check_matrix
 from reactcli.errors import InputError
-from reactcli.io import save_npy, write_json
-from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest
+from reactcli.io import file_stamp, save_npy, write_json
+from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, read_manifest, write_manifest
 from reactcli.manifest.identities import count_identities, read_identity_map, write_identity_map
 from reactcli.storage import FeatureStore
 
@@ -89,6 +89,8 @@ class ReactSummary:
     items: dict[str, int] = field(default_factory=dict)
     mirrored: dict[str, bool] = field(default_factory=dict)
     imported: int = 0
+    reimported: int = 0
+    """Of ``imported``: clips whose stored arrays came from other file contents (now replaced)."""
     already_stored: int = 0
     skipped_items: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -172,6 +174,32 @@ def _video_path(finder: _Finder, site, session, person, clip, alias, frames: int
     return None, f"{exp}: video not found (expected an .mp4 or a folder of PNG frames)"
 
 
+def _drop_stale_matrices(work: Path, pairs: list[PairRecord], official: dict[str, np.ndarray], changed: bool) -> None:
+    """Remove the appropriateness matrices of an earlier prepare (or ``appropriate build``) that
+    no longer fit: of a split with no official matrix now, whose items changed or whose features
+    were re-imported. (A split with an official matrix gets it written afresh.)"""
+    old_path = work / "manifests" / "pairs.jsonl"
+    old: dict[str, list[tuple[str, str]]] = {}
+    if old_path.is_file():
+        try:
+            for p in read_manifest(old_path, PairRecord):
+                old.setdefault(p.split, []).append((p.speaker, p.listener))
+        except InputError:
+            old = {}
+    new: dict[str, list[tuple[str, str]]] = {}
+    for p in pairs:
+        new.setdefault(p.split, []).append((p.speaker, p.listener))
+    for f in sorted((work / "appropriate").glob("*.npy")) if (work / "appropriate").is_dir() else []:
+        split = f.stem
+        if split in official:
+            continue
+        if changed or old.get(split) != new.get(split):
+            log.warning("%s: removed, it belongs to an earlier corpus or other features of split %s "
+                        "(run `reactcli appropriate build --split %s` for the new one)", f, split, split)
+            f.unlink()
+            (work / "manifests" / f"appropriate_{split}.jsonl").unlink(missing_ok=True)
+
+
 def prepare_react(
     root: str | os.PathLike,
     work: str | os.PathLike,
@@ -180,7 +208,7 @@ def prepare_react(
 ) -> ReactSummary:
     """Read a REACT 2023/2024 root into manifests + the feature store of ``work``."""
     cfg = config or ReactConfig()
-    root, work = Path(root), Path(work)
+    root, work = Path(root).absolute(), Path(work)  # absolute media paths: any cwd reads them
     if not root.is_dir():
         raise InputError(f"{root}: REACT root folder not found")
     report = ValidationReport()
@@ -331,20 +359,34 @@ def prepare_react(
     clip_list = [clips[c] for c in sorted(used)]
     summary.clips = len(clip_list)
     if cfg.import_features:
-        pending = [c for c in clip_list if not (store.has(c.id, "emotion") and store.has(c.id, "tdmm"))]
+        settings = sidecar_settings(cfg.fps)
+        # a clip is imported when an array is missing, or was stored from other file contents or
+        # with other settings (a corrected CSV, a re-synthesised corpus, another --root)
+        why = {c.id: {name: store.stale(c.id, name, settings, {name: c.sidecars[name]}) for name in ("emotion", "tdmm")}
+               for c in clip_list}
+        pending = [c for c in clip_list if any(v is not None for v in why[c.id].values())]
         summary.already_stored = len(clip_list) - len(pending)
         if pending:
             with store.writer("react-precomputed") as w:
                 for n, rec in enumerate(pending, 1):
                     for name, arr in feats[rec.id].items():
-                        if not w.has(rec.id, name):
-                            w.write(rec.id, name, arr, fps=cfg.fps, extractor="precomputed",
-                                    config={"source": rec.sidecars[name], "frames": cfg.frames})
+                        if why[rec.id][name] is None or w.has(rec.id, name):
+                            continue
+                        old = store.index.get((rec.id, name))
+                        if old is not None:
+                            log.info("%s: %s changed since it was stored (%s); imported again", rec.id, name, why[rec.id][name])
+                        w.write(rec.id, name, arr, fps=cfg.fps, extractor="precomputed",
+                                config={"fps": float(cfg.fps), "max_pad_frames": 1}, settings=settings,
+                                inputs={name: file_stamp(rec.sidecars[name])},
+                                version=old.version + 1 if old is not None else 0)
+                    if any(store.index.get((rec.id, k)) is not None for k in ("emotion", "tdmm")):
+                        summary.reimported += 1
                     summary.imported += 1
                     if on_progress:
                         on_progress("import features", n, len(pending))
         store.refresh()
     mdir = work / "manifests"
+    _drop_stale_matrices(work, pairs, matrices, changed=summary.reimported > 0)
     write_identity_map(work, idmap)  # None: removes a stale map of an earlier prepare
     if idmap is not None:
         summary.identities = count_identities(idmap, used)
