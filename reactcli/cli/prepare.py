@@ -19,7 +19,7 @@ def react(
     work: Path = typer.Option(..., "--work", help="Work directory: manifests, feature store, reports are written here."),
     frames: int = typer.Option(751, help="Frames per clip in the release (751 for REACT 2023/24)."),
     fps: float = typer.Option(25.0, help="Frame rate of the clips."),
-    splits: str = typer.Option("train,val,test", help="Comma-separated splits to read."),
+    splits: str = typer.Option(None, "--splits", help="Comma-separated splits to read; each named split's CSV must exist (default: those of train, val, test that the root has)."),
     mirror: bool = typer.Option(True, help="Mirror a split (roles swapped as items n..2n-1) when no neighbour matrix fixes its size."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop bad items (listed in reports/prepare-react.json) instead of failing."),
     require_media: bool = typer.Option(True, help="Require each clip's video and audio file to exist."),
@@ -28,7 +28,7 @@ def react(
     """Read the REACT clip layout: clips, mirrored items, neighbour matrices, shipped emotion/3DMM features."""
     from reactcli.corpora.react import ReactConfig, prepare_react
 
-    cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+    cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None,
                       mirror=mirror, skip_bad=skip_bad, require_media=require_media,
                       identities=str(identities) if identities else None)
     with progress() as bar:
@@ -133,7 +133,7 @@ def mars(
     """Read the MARS layout (variable-length 30 fps recordings) into manifests/sessions.jsonl."""
     from reactcli.corpora.mars import MarsConfig, prepare_mars
 
-    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad,
+    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None, skip_bad=skip_bad,
                      identities=str(identities) if identities else None)
     with progress() as bar:
         summary = prepare_mars(root, work, cfg, on_progress=StageProgress(bar))

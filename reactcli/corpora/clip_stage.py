@@ -59,7 +59,7 @@ import numpy as np
 
 import reactcli
 from reactcli.appropriate.mars import session_appropriateness
-from reactcli.corpora.common import EMOTION_DIM, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import EMOTION_COLUMNS, EMOTION_DIM, load_emotion_csv, load_tdmm_npy
 from reactcli.errors import ConfigError, InputError
 from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path
 from reactcli.io import atomic_open, atomic_path, save_npy, write_json
@@ -80,8 +80,7 @@ from reactcli.storage import ShardWriter
 log = logging.getLogger(__name__)
 
 STAGE = "clip"
-EMOTION_HEADER = ("AU1,AU2,AU4,AU6,AU7,AU9,AU10,AU12,AU14,AU15,AU17,AU23,AU24,AU25,AU26,"
-                  "valence,arousal,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt")
+EMOTION_HEADER = ",".join(EMOTION_COLUMNS)
 #: sidecar kind -> (REACT folder, extension)
 SIDECAR_DIRS = {"emotion": ("Emotion", ".csv"), "tdmm": ("3D_FV_files", ".npy")}
 _EPS = 1e-3

@@ -20,7 +20,6 @@ reduced to the kept items, and ``reports/prepare-react.json`` lists what was ski
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -67,8 +66,9 @@ class ReactConfig:
     """Frames per clip in the release (751 for REACT 2023/24; models use the first 750)."""
     fps: float = 25.0
     """Frame rate of the clips."""
-    splits: tuple[str, ...] = SPLITS
-    """Splits to read (those whose CSV is missing are reported and skipped)."""
+    splits: tuple[str, ...] | None = None
+    """Splits to read. ``None``: those of train, val and test whose CSV exists (a missing one is
+    logged); an explicit list: each must have its CSV, or prepare stops naming the file."""
     mirror: bool = True
     """Mirror a split (items n..2n-1 = roles swapped) when no neighbour matrix tells its size."""
     skip_bad: bool = False
@@ -115,26 +115,39 @@ def _split_clip_path(clip: str, where: str) -> tuple[str, str, str, str]:
 
 
 def read_split_csv(path: Path) -> list[tuple[int, str, str]]:
-    """Rows of a split CSV as (row index, speaker_path, listener_path)."""
+    """Rows of a split CSV as (line number, speaker_path, listener_path), read with pandas.
+
+    The header must name ``speaker_path`` and ``listener_path`` (other columns, such as the
+    challenge's unnamed index, are ignored). A row naming the same speaker/listener pair as an
+    earlier row is an error naming both lines: the official neighbour matrices are indexed by row,
+    so dropping a row would shift every later item."""
+    import pandas as pd
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read split CSV ({exc})") from exc
-    if not rows:
-        raise InputError(f"{path}: split CSV is empty (expected header index,speaker_path,listener_path)")
-    header = [h.strip() for h in rows[0]]
-    try:
-        si, li = header.index("speaker_path"), header.index("listener_path")
-    except ValueError:
-        raise InputError(f"{path}: header {header} lacks speaker_path/listener_path columns") from None
-    out = []
-    for n, row in enumerate(rows[1:], start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) <= max(si, li):
-            raise InputError(f"{path}:{n}: row has {len(row)} columns, expected {len(header)}")
-        out.append((n, row[si].strip(), row[li].strip()))
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: split CSV is empty (expected header index,speaker_path,listener_path)") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read split CSV ({' '.join(str(exc).split())})") from exc
+    header = [str(h).strip() for h in df.columns]
+    if "speaker_path" not in header or "listener_path" not in header:
+        raise InputError(f"{path}: header {header} lacks speaker_path/listener_path columns")
+    df.columns = header
+    out: list[tuple[int, str, str]] = []
+    first: dict[tuple[str, str], int] = {}
+    for i, (spk, lis) in enumerate(zip(df["speaker_path"], df["listener_path"])):
+        n = i + 2  # line number: the header is line 1
+        cells = [v for v in df.iloc[i] if isinstance(v, str) and v.strip()]  # NaN: a field the row lacks
+        if not cells:
+            continue  # blank line
+        if not isinstance(spk, str) or not isinstance(lis, str) or not spk.strip() or not lis.strip():
+            raise InputError(f"{path}:{n}: row has {len(cells)} columns, expected {len(header)}")
+        key = (spk.strip().strip("/"), lis.strip().strip("/"))
+        if key in first:
+            raise InputError(f"{path}:{n}: duplicate row: the same speaker/listener pair as line {first[key]} "
+                             f"({key[0]} -> {key[1]}); remove one")
+        first[key] = n
+        out.append((n, spk.strip(), lis.strip()))
     return out
 
 
@@ -218,10 +231,15 @@ def prepare_react(
     clip_errors: dict[str, list[str]] = {}
     split_rows: dict[str, list[tuple[int, str, str]]] = {}
 
-    for split in cfg.splits:
+    explicit = cfg.splits is not None
+    for split in cfg.splits if explicit else SPLITS:
         csv_path = root / f"{split}.csv"
         if not csv_path.is_file():
-            log.warning("%s: split CSV not found; split %s skipped", csv_path, split)
+            if explicit:
+                raise InputError(f"{csv_path}: split CSV not found, and split {split!r} was asked for "
+                                 f"(--splits {','.join(cfg.splits)}); give only the splits this root has")
+            log.warning("%s: split CSV not found; split %s skipped (name the splits with --splits to make this an error)",
+                        csv_path, split)
             continue
         rows = read_split_csv(csv_path)
         split_rows[split] = rows
