@@ -17,6 +17,7 @@ Executors:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -30,6 +31,7 @@ import h5py
 
 from reactcli.config import NonNegativeInt, PositiveFloat, PositiveInt
 from reactcli.errors import ConfigError, ReactcliError
+from reactcli.io import process_lock
 from reactcli.storage import FeatureStore
 from reactcli.storage.store import _iter_datasets
 
@@ -78,6 +80,30 @@ def shard_dir(work: str | os.PathLike, stage: str) -> Path:
 
 def shard_path(work: str | os.PathLike, stage: str, i: int, n: int) -> Path:
     return shard_dir(work, stage) / f"{i:04d}-of-{n:04d}.h5"
+
+
+LOCKS_DIR = "locks"
+
+
+@contextlib.contextmanager
+def stage_lock(work: str | os.PathLike, stage: str, cfg: "ExecConfig | None" = None, what: str | None = None):
+    """Hold the locks of one run of ``stage`` in ``work`` (``<work>/locks/``), so that a second
+    process running the same stage at the same time stops at once with one line
+    "<what> is being written by another process (pid N)" instead of corrupting the first's files.
+
+    A whole run (every shard, then the merge) takes ``<stage>.lock`` exclusively and every shard's
+    lock; ``--shard i/N`` takes only shard i's lock (and the stage lock shared), so hand-run shards
+    of one stage run side by side but never twice the same shard."""
+    what = what or f"stage {stage!r} of {work}"
+    lock_dir = Path(work) / LOCKS_DIR
+    with contextlib.ExitStack() as stack:
+        if cfg is not None and cfg.shard is not None:
+            i, n = cfg.shard
+            stack.enter_context(process_lock(lock_dir / f"{stage}.lock", what, shared=True))
+            stack.enter_context(process_lock(lock_dir / f"{stage}.{i:04d}-of-{n:04d}.lock", f"{what} (shard {i}/{n})"))
+        else:
+            stack.enter_context(process_lock(lock_dir / f"{stage}.lock", what))
+        yield
 
 
 def _spawn_pool(n: int) -> cf.Executor:

@@ -34,6 +34,85 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def process_lock(path: str | os.PathLike, what: str, shared: bool = False) -> Iterator[None]:
+    """Hold an advisory ``flock`` on ``path`` for the duration, or fail at once with a
+    :class:`~reactcli.errors.BusyError` "<what> is being written by another process (pid N)".
+
+    An exclusive holder writes its pid into the file (what the message reports); ``shared``
+    holders may run together. The lock goes with the process (a killed run leaves no stale lock).
+    Where ``fcntl`` does not exist (Windows) there is no lock."""
+    from reactcli.errors import BusyError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise BusyError(f"{what} is being written by another process (pid {pid}); wait for it to end "
+                            f"(lock {path})") from None
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def check_name(name: str, option: str) -> str:
+    """``name`` if it can be one file or folder name (a run, a stage, a split), else a
+    :class:`~reactcli.errors.ConfigError` naming ``option``: not empty, no ``/`` or ``\\``,
+    not ``.``/``..``, no control characters, not starting with ``-`` or ``.``, at most 200 bytes."""
+    from reactcli.errors import ConfigError
+
+    bad = None
+    if not name or not name.strip():
+        bad = "is empty"
+    elif "/" in name or "\\" in name:
+        bad = "contains a path separator"
+    elif name in (".", "..") or name.startswith((".", "-")):
+        bad = "starts with '.' or '-'"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        bad = "contains a control character"
+    elif len(name.encode("utf-8", "surrogateescape")) > 200:
+        bad = "is longer than 200 bytes"
+    if bad:
+        raise ConfigError(f"{option} {name!r}: {bad}; it names a file or folder")
+    return name
+
+
+def check_output(path: str | os.PathLike, option: str, kind: str = "file") -> Path:
+    """Check an output path before any work: a ``file`` path must not be a folder, a ``dir`` path
+    must not be a file, and the nearest existing folder above it must be a writable folder.
+    Raises :class:`~reactcli.errors.ConfigError` naming ``option`` and the path."""
+    from reactcli.errors import ConfigError
+
+    p = Path(path)
+    if kind == "file" and (p.is_dir() or p.name in ("", ".", "..")):
+        raise ConfigError(f"{option} {p}: is a folder; expected a file to write")
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise ConfigError(f"{option} {p}: exists and is not a folder")
+    anc = p.absolute().parent if kind == "file" else p.absolute()
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{option} {p}: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK):
+        raise ConfigError(f"{option} {p}: {anc} is not writable")
+    return p
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``.
 

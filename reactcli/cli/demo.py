@@ -27,6 +27,9 @@ def command(
     train_appropriate: Optional[Literal["built", "truth"]] = typer.Option(None, "--train-appropriate", help="Training appropriateness: built (from features) or truth (the synthetic corpus's)."),
 ) -> None:
     """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff -> baselines -> metrics -> videos -> report."""
+    from reactcli.io import check_output
+
+    check_output(out_dir, "--out", "dir")
     from reactcli.demo import DEMO_STAGES, DemoConfig, quick_config, run_demo
     from reactcli.metrics.report import print_table
 

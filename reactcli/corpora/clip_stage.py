@@ -61,8 +61,8 @@ import reactcli
 from reactcli.appropriate.mars import session_appropriateness
 from reactcli.corpora.common import EMOTION_COLUMNS, EMOTION_DIM, load_emotion_csv, load_tdmm_npy
 from reactcli.errors import ConfigError, InputError
-from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path
-from reactcli.io import atomic_open, atomic_path, save_npy, write_json
+from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path, stage_lock
+from reactcli.io import atomic_open, atomic_path, file_stamp, save_npy, stamp_changed, write_json
 from reactcli.manifest import (
     ClipRecord,
     PairRecord,
@@ -125,6 +125,14 @@ class ClipStageConfig:
     """Splits whose items are repeated with roles swapped (the challenge's evaluation order)."""
     out_dir: str = "clips"
     """Folder of the clip files, relative to the work directory."""
+    overwrite: bool = False
+    """Cut again the sessions whose clips were cut with other settings, instead of stopping with an
+    error naming the setting that differs."""
+
+    def settings(self) -> dict[str, Any]:
+        """The options that decide the clip files (recorded per session, compared on a rerun)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("preset", "on_error", "mirror_splits", "out_dir", "overwrite")}
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the option for impossible values."""
@@ -225,6 +233,58 @@ def _manifest_path(p: Path, work: Path | None = None) -> str:
     return str(p.absolute())
 
 
+SOURCES_DIR = ".sources"
+
+
+def _session_inputs(session: SessionRecord) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for p in session.participants:
+        for kind, f in (("video", p.video), ("audio", p.audio), *sorted(p.sidecars.items())):
+            if f:
+                files[f"{p.person}/{kind}"] = f
+    return files
+
+
+def _check_sources(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) -> Path:
+    """Compare the session's record of how its clips were cut (settings, input stamps) with now.
+
+    Other settings stop with a :class:`ConfigError` naming them (``overwrite``: the session's clip
+    files are removed and cut again); a changed input file removes them (they are cut again).
+    Returns the record's path."""
+    rec_path = out_root / SOURCES_DIR / f"{session.id}.json"
+    if not rec_path.is_file():
+        return rec_path
+    try:
+        old = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    redo = None
+    now = cfg.settings()
+    if old.get("settings") != now:
+        diff = "; ".join(f"{k}: stored {old.get('settings', {}).get(k)!r}, now {v!r}"
+                         for k, v in now.items() if old.get("settings", {}).get(k) != v) or "settings differ"
+        if not cfg.overwrite:
+            raise ConfigError(f"{session.id}: its clips in {out_root} were cut with other settings ({diff}); rerun "
+                              "with --overwrite to cut them again, or with the same options")
+        redo = f"other settings ({diff})"
+    else:
+        stamps = old.get("inputs", {})
+        for key, f in _session_inputs(session).items():
+            if key not in stamps or stamp_changed(stamps[key], f):
+                redo = f"{f} changed"
+                break
+        if redo is None and set(stamps) - set(_session_inputs(session)):
+            redo = "an input file was removed"
+    if redo:
+        log.info("%s: cutting its clips again: %s", session.id, redo)
+        for p in session.participants:
+            pid = participant_id(session, p.person)
+            for sub in ("Video_files", "Audio_files", *(d for d, _ in SIDECAR_DIRS.values())):
+                shutil.rmtree(out_root / sub / pid, ignore_errors=True)
+        rec_path.unlink(missing_ok=True)
+    return rec_path
+
+
 def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
                 work: Path | None = None) -> tuple[list[ClipRecord], int, int]:
     """Cut one session into clips for both participants; returns (records, cut, reused).
@@ -233,6 +293,7 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
     written by this call are removed before the error propagates (earlier runs' files stay).
     """
     spans, parts = plan_session(session, cfg)
+    sources = _check_sources(session, out_root, cfg)
     site = session.site
     created: list[Path] = []
     records: list[ClipRecord] = []
@@ -278,6 +339,9 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
         for p in created:
             p.unlink(missing_ok=True)
         raise
+    if n_cut or not sources.is_file():
+        write_json(sources, {"session": session.id, "settings": cfg.settings(),
+                             "inputs": {k: file_stamp(f) for k, f in _session_inputs(session).items()}})
     return records, n_cut, n_reused
 
 
@@ -319,7 +383,8 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     man, summ = _shard_files(work_p, index, count)
     write_manifest(man, records)
     write_json(summ, summary)
-    with ShardWriter(shard_path(work_p, STAGE, index, count), work=work_p):
+    with ShardWriter(shard_path(work_p, STAGE, index, count), work=work_p,
+                     stage_settings=json.dumps(cfg.settings(), sort_keys=True)):
         pass  # empty committed marker: the contract's "this shard is done"
     return summary
 
@@ -403,14 +468,16 @@ def run_clip(work: str | os.PathLike, cfg: ClipStageConfig | None = None, exec_c
         (out_root / ".write-test").unlink()
     except OSError as exc:
         raise ConfigError(f"{out_root}: clip output folder is not writable ({exc.strerror or exc})") from exc
-    results = run_shards(clip_shard, (str(work), asdict(cfg)), work, STAGE, exec_cfg, on_progress)
-    summary: dict[str, Any] = {"stage": STAGE, "config": asdict(cfg), "executor": exec_cfg.executor,
-                               "reactcli_version": reactcli.__version__}
-    if exec_cfg.shard is not None:
-        summary.update({"shards": results, "merged": False,
-                        "skipped": [x for r in results for x in r.get("skipped", [])]})
+    with stage_lock(work, STAGE, exec_cfg):
+        results = run_shards(clip_shard, (str(work), asdict(cfg)), work, STAGE, exec_cfg, on_progress,
+                             settings=json.dumps(cfg.settings(), sort_keys=True), overwrite=cfg.overwrite)
+        summary: dict[str, Any] = {"stage": STAGE, "config": asdict(cfg), "executor": exec_cfg.executor,
+                                   "reactcli_version": reactcli.__version__}
+        if exec_cfg.shard is not None:
+            summary.update({"shards": results, "merged": False,
+                            "skipped": [x for r in results for x in r.get("skipped", [])]})
+            return summary
+        summary.update(merge_clip_shards(work, exec_cfg.num_jobs, cfg))
+        summary["merged"] = True
+        write_json(work / "reports" / "clip.json", summary)
         return summary
-    summary.update(merge_clip_shards(work, exec_cfg.num_jobs, cfg))
-    summary["merged"] = True
-    write_json(work / "reports" / "clip.json", summary)
-    return summary

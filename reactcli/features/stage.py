@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path
+from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path, stage_lock
 from reactcli.features.device import check_device_name
 from reactcli.features.registry import (
     RUNTIME_OPTIONS,
@@ -163,6 +163,10 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
                 if not todo:
                     continue
                 try:
+                    want = resolved[name].get("fps")
+                    if want is not None and abs(float(want) - float(rec.fps)) > 1e-6:  # options vs the data
+                        raise InputError(f"{rec.id}: clip is {rec.fps:g} fps but {name} is configured for {float(want):g} fps "
+                                         f"(option {name}.fps)")
                     arrays = extract_clip(name, opts, inputs)
                 except InputError as exc:
                     if cfg.on_error != "skip":
@@ -202,15 +206,16 @@ def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfi
     if not (work / "manifests" / "clips.jsonl").is_file():
         raise InputError(f"{work}/manifests/clips.jsonl: no clips (run `reactcli prepare` and `reactcli clip` first)")
     stage = stage_name(cfg)
-    results = run_shards(extract_shard, (str(work), asdict(cfg)), work, stage, exec_cfg, on_progress,
-                         settings=stage_settings(plan), overwrite=cfg.overwrite)
-    summary: dict[str, Any] = {"stage": stage, "shards": sorted(results, key=lambda r: r.get("shard", 0)),
-                               "config": asdict(cfg), "executor": exec_cfg.executor}
-    if exec_cfg.shard is None:
-        n = exec_cfg.num_jobs
-        merged = merge_shards(work, stage, n)
-        summary["store"] = str(merged) if merged else None
-    skipped = [s for r in results for s in r.get("skipped", [])]
-    summary["skipped"] = skipped
-    write_json(work / "reports" / f"{stage}.json", summary)
-    return summary
+    with stage_lock(work, stage, exec_cfg):
+        results = run_shards(extract_shard, (str(work), asdict(cfg)), work, stage, exec_cfg, on_progress,
+                             settings=stage_settings(plan), overwrite=cfg.overwrite)
+        summary: dict[str, Any] = {"stage": stage, "shards": sorted(results, key=lambda r: r.get("shard", 0)),
+                                   "config": asdict(cfg), "executor": exec_cfg.executor}
+        if exec_cfg.shard is None:
+            n = exec_cfg.num_jobs
+            merged = merge_shards(work, stage, n)
+            summary["store"] = str(merged) if merged else None
+        skipped = [s for r in results for s in r.get("skipped", [])]
+        summary["skipped"] = skipped
+        write_json(work / "reports" / f"{stage}.json", summary)
+        return summary
