@@ -74,9 +74,9 @@ def _meta(gen_model: Generator, checkpoint, cfg: GenerateConfig) -> dict[str, An
     checksums and every option but the device and the paths), so a resume never mixes two runs."""
     sums = gen_model.checksums
     # an option at the value it had before it existed is left out, so older runs keep their fingerprint
-    # (timestep_spacing None: the checkpoint's; precision fp32)
+    # (timestep_spacing and eta None: the checkpoint's; precision fp32)
     options = {k: v for k, v in asdict(cfg).items() if k not in ("device", "pwsg_checkpoint", "own_codes", "new_listeners")
-               and not (k == "timestep_spacing" and v is None) and not (k == "precision" and v == "fp32")}
+               and not (k in ("timestep_spacing", "eta") and v is None) and not (k == "precision" and v == "fp32")}
     # own_codes / new_listeners only matter to a PWSG with codes, whose meta["style"] records them
     fp = settings_fingerprint({"checkpoints": sums, "options": options,
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
