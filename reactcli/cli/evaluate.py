@@ -46,6 +46,9 @@ def arrays(
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Score the first N frames of every array (e.g. 750: the challenge's 751-frame ground truth against 750-frame predictions)."),
 ) -> None:
     """Compute all metrics from .npy arrays, write JSON atomically, print a table."""
+    from reactcli.io import check_output
+
+    check_output(out_path, "--out")
     from reactcli.metrics import evaluate_arrays
     from reactcli.metrics.report import print_table, write_report
 

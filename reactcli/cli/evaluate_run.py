@@ -43,6 +43,10 @@ def run_command(
     fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
 ) -> None:
     """Score stored runs and print one table (metrics/<run>-<split>.json each)."""
+    from reactcli.io import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, "--out-dir", "dir")
     from reactcli.metrics.report import print_table
     from reactcli.metrics.store import evaluate_run
 

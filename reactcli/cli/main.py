@@ -66,6 +66,7 @@ _COMMANDS = [
     ("reactcli.cli.render", "command", "render"),
     ("reactcli.cli.export", "command", "export"),
     ("reactcli.cli.demo", "command", "demo"),
+    ("reactcli.cli.verify", "command", "verify"),
 ]
 
 
