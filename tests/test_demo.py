@@ -20,11 +20,11 @@ from reactcli.demo import (
     poster_frame,
     quick_config,
 )
-from reactcli.demo.run import _check_same_config
+from reactcli.demo.run import DEMO_CHALLENGE_EPOCHS, _check_same_config
 from reactcli.errors import ConfigError, InputError
 from tests.helpers.screenshot import find_chromium, screenshot
 
-MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised")
+MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised", "transvae", "belfusion")
 BASELINES = ("gt", "mime", "random", "meanseq", "meanfr")
 
 
@@ -70,6 +70,8 @@ def test_load_demo_recipe_missing_files(tmp_path):
         load_demo_recipe("reactface", DemoConfig(recipes=str(tmp_path)))
     with pytest.raises(InputError, match="nope/perfrdiff-pssl.yaml: recipe not found"):
         load_demo_recipe("perfrdiff-pssl", DemoConfig(recipes="nope"))
+    with pytest.raises(InputError, match=r"transvae.yaml: recipe not found .*--no-challenge-baselines"):
+        load_demo_recipe("transvae", DemoConfig(recipes=str(tmp_path)))
     # the default is the shipped set: the same files the Makefile recipes train
     got, source = load_demo_recipe("perfrdiff-pssl", DemoConfig())
     assert Path(source) == Path(__file__).parents[1] / "reactcli" / "recipes" / "synthetic" / "perfrdiff-pssl.yaml"
@@ -78,9 +80,13 @@ def test_load_demo_recipe_missing_files(tmp_path):
 
 def test_shipped_recipes_load():
     cfg = quick_config()
-    for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg"):
+    for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg", "transvae",
+                "belfusion-autoencoder", "belfusion-diffusion"):
         recipe, _ = load_demo_recipe(run, cfg)
         assert recipe["train"]["epochs"] == 1 and recipe["train"]["max_steps"] == 2
+    # the full demo caps the challenge baselines' epochs (their recipes have 60)
+    for run, cap in DEMO_CHALLENGE_EPOCHS.items():
+        assert load_demo_recipe(run, DemoConfig())[0]["train"]["epochs"] == cap < 60
 
 
 def test_config_checks(tmp_path):
@@ -149,6 +155,10 @@ def test_cli_prints_report_path_last(tmp_path, monkeypatch):
     assert res.output.strip().splitlines()[-1] == str((tmp_path / "o" / "report.html").resolve())
     cfg = seen["cfg"]
     assert cfg.seed == 4 and cfg.skip_render and cfg.max_steps == 2  # the quick preset
+    assert cfg.challenge_baselines  # on by default
+    res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--quick", "--no-challenge-baselines"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0 and not seen["cfg"].challenge_baselines
     res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--train-appropriate", "oracle"])
     assert res.exit_code == 2 and "--train-appropriate" in res.output and "'built', 'truth'" in res.output
 

@@ -200,12 +200,16 @@ def speaker_distances(work: str | os.PathLike, table: ItemTable, cfg: BuildConfi
     work = Path(work)
     speakers = [p.speaker for p in table.pairs]
     uniq = sorted(set(speakers))
-    key = hashlib.sha1(json.dumps([uniq, cfg.feature, cfg.distance, cfg.downsample, cfg.frames]).encode()).hexdigest()[:12]
+    store = FeatureStore(work)
+    # the stored arrays' references (file, version, settings, input digests) are part of the key:
+    # features extracted or imported again (a changed corpus) never reuse old distances
+    refs = [store.ref(c, cfg.feature).to_dict() for c in uniq]
+    key = hashlib.sha1(json.dumps([uniq, cfg.feature, cfg.distance, cfg.downsample, cfg.frames, refs],
+                                  sort_keys=True).encode()).hexdigest()[:12]
     cache = work / "appropriate" / f"{table.split}-{cfg.feature}-{cfg.distance}-ds{cfg.downsample}-{key}.npy"
     if cache.is_file():
         du = np.load(cache)
     else:
-        store = FeatureStore(work)
         feats = []
         for n, c in enumerate(uniq, 1):
             arr = np.asarray(store.read(c, cfg.feature), dtype=np.float32)

@@ -48,6 +48,9 @@ def arrays(
     generation_seed: Optional[int] = typer.Option(None, "--generation-seed", help="The seed that generated --pred (recorded in the JSON)."),
 ) -> None:
     """Compute all metrics from .npy arrays, write JSON atomically, print a table."""
+    from reactcli.io import check_output
+
+    check_output(out_path, "--out")
     from reactcli.metrics import evaluate_arrays
     from reactcli.metrics.report import print_table, write_report
 

@@ -19,6 +19,10 @@ def personal_command(
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>-<split>-personal.json (default WORK/metrics)."),
 ) -> None:
     """FRCorr/FRdist where A is restricted to reactions of the item's own listener identity."""
+    from reactcli.io import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, "--out-dir", "dir")
     from reactcli.metrics.personal import evaluate_personal
     from reactcli.metrics.tables import personal_path
 

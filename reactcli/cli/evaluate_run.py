@@ -44,6 +44,10 @@ def run_command(
 ) -> None:
     """Score stored runs: metrics/<run>-<split>.json, a per-item table <run>-<split>-items.csv each,
     and the folder's summary.csv (one row per run); print one table."""
+    from reactcli.io import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, "--out-dir", "dir")
     from reactcli.metrics.report import print_table
     from reactcli.metrics.store import evaluate_run
 

@@ -21,6 +21,10 @@ def select_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the choice as JSON: chosen run, its checkpoint, every candidate's score."),
 ) -> None:
     """Pick the best of several runs on a validation split, e.g. among training seeds."""
+    from reactcli.io import check_output
+
+    if out is not None:
+        check_output(out, "--out")
     from reactcli.metrics.select import select_run
 
     res = select_run(work, run, split=split, metric=metric, metrics_dir=metrics_dir,

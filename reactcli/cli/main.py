@@ -67,6 +67,7 @@ _COMMANDS = [
     ("reactcli.cli.export", "command", "export"),
     ("reactcli.cli.demo", "command", "demo"),
     ("reactcli.cli.validate", "command", "validate"),
+    ("reactcli.cli.verify", "command", "verify"),
 ]
 
 
