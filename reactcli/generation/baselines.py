@@ -15,7 +15,7 @@ from reactcli.generation.store import check_stored_run, finalize_run, pending_it
 from reactcli.io import settings_fingerprint
 from reactcli.models.baselines import make_baseline
 from reactcli.storage import FeatureStore
-from reactcli.storage.items import real_arrays
+from reactcli.storage.items import real_arrays, stack_clips
 from reactcli.manifest.items import load_items
 
 FEATURES = ("emotion", "tdmm")
@@ -45,12 +45,12 @@ def generate_baseline(work: str | os.PathLike, name: str, *, split: str = "test"
         if name in ("meanseq", "meanfr"):
             train = load_items(work, train_split)
             store = FeatureStore(work)
-            base.fit(np.stack([np.asarray(store.read(p.listener, f), np.float32)[:frames] for p in train.pairs]))
+            base.fit(stack_clips(store, [p.listener for p in train.pairs], f, frames))
         L, S, A = real_arrays(work, split, f, frames) if (work / "appropriate" / f"{split}.npy").is_file() else (None, None, None)
         if L is None:
             store = FeatureStore(work)
-            L = np.stack([np.asarray(store.read(p.listener, f), np.float32)[:frames] for p in table.pairs])
-            S = np.stack([np.asarray(store.read(p.speaker, f), np.float32)[:frames] for p in table.pairs])
+            L = stack_clips(store, [p.listener for p in table.pairs], f, frames)
+            S = stack_clips(store, [p.speaker for p in table.pairs], f, frames)
             A = table.appropriate
         outs[f] = base.generate(S, L, A, num_samples=num_samples, seed=seed)
     idx = list(range(table.n))

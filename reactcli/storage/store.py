@@ -254,9 +254,10 @@ class FeatureStore:
                     for key, ds in _iter_datasets(h5):
                         if _verified(ds, full=False):
                             refs.append(_ref_from_dataset(str(f.relative_to(self.work)), key, ds))
-            except OSError as exc:
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
                 raise InputError(
-                    f"{f}: HDF5 store file is unreadable or truncated ({exc}); delete it and rerun the stage that wrote it"
+                    f"{f}: HDF5 store file is unreadable or truncated ({' '.join(str(exc).split())}); delete it and "
+                    f"rerun the stage that wrote it (`reactcli verify --work {self.work}` lists every damaged file)"
                 ) from exc
         refs.sort(key=lambda r: (r.clip, r.feature, r.store))
         return refs
