@@ -161,3 +161,19 @@ def test_second_generate_of_the_same_run_stops_with_one_line(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_second_prepare_writing_the_same_store_file_stops_with_one_line(root, tmp_path):
+    work = tmp_path / "w"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from reactcli.storage import FeatureStore\n"
+            "w = FeatureStore(sys.argv[1]).writer('react-precomputed'); w.open()\n"
+            "print('held', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(work), str(REPO)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        res = CliRunner().invoke(app, ["prepare", "react", "--root", str(root), "--work", str(work)])
+        assert res.exit_code == 1 and _one_error_line(res)
+        assert f"react-precomputed.h5.partial is being written by another process (pid {proc.pid})" in _flat(res)
+    finally:
+        proc.kill()
+        proc.wait()
