@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ from reactcli.manifest import AppropriateRecord, write_manifest
 from reactcli.storage import FeatureStore
 from reactcli.manifest.items import check_matrix
 from reactcli.manifest.items import ItemTable, load_items
+
+log = logging.getLogger(__name__)
 
 EMOTION_GROUPS = ((0, 15), (15, 17), (17, 25))
 EMOTION_WEIGHTS = (1 / 15, 1.0, 1 / 8)
@@ -207,9 +210,15 @@ def speaker_distances(work: str | os.PathLike, table: ItemTable, cfg: BuildConfi
     key = hashlib.sha1(json.dumps([uniq, cfg.feature, cfg.distance, cfg.downsample, cfg.frames, refs],
                                   sort_keys=True).encode()).hexdigest()[:12]
     cache = work / "appropriate" / f"{table.split}-{cfg.feature}-{cfg.distance}-ds{cfg.downsample}-{key}.npy"
+    du = None
     if cache.is_file():
-        du = np.load(cache)
-    else:
+        try:
+            du = np.load(cache, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a damaged cache is recomputed
+            log.warning("%s: unreadable distance cache (%s); computing it again", cache, exc)
+        if du is not None and du.shape != (len(uniq), len(uniq)):
+            du = None
+    if du is None:
         feats = []
         for n, c in enumerate(uniq, 1):
             arr = np.asarray(store.read(c, cfg.feature), dtype=np.float32)

@@ -238,7 +238,9 @@ def _manifest_path(p: Path, work: Path | None = None) -> str:
     return str(p.absolute())
 
 
-SOURCES_DIR = ".sources"
+SOURCES_DIR = "manifests/clip-sources"
+"""Per session, how its clips were cut (settings, input stamps): ``<work>/manifests/clip-sources/<session id>.json``
+(outside the clip folder, which stays a plain REACT layout)."""
 
 
 def _session_inputs(session: SessionRecord) -> dict[str, str]:
@@ -250,13 +252,13 @@ def _session_inputs(session: SessionRecord) -> dict[str, str]:
     return files
 
 
-def _check_sources(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) -> Path:
+def _check_sources(session: SessionRecord, out_root: Path, cfg: ClipStageConfig, work: Path | None = None) -> Path:
     """Compare the session's record of how its clips were cut (settings, input stamps) with now.
 
     Other settings stop with a :class:`ConfigError` naming them (``overwrite``: the session's clip
     files are removed and cut again); a changed input file removes them (they are cut again).
     Returns the record's path."""
-    rec_path = out_root / SOURCES_DIR / f"{session.id}.json"
+    rec_path = (work if work is not None else out_root.parent) / SOURCES_DIR / f"{session.id}.json"
     if not rec_path.is_file():
         return rec_path
     try:
@@ -298,7 +300,7 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
     written by this call are removed before the error propagates (earlier runs' files stay).
     """
     spans, parts = plan_session(session, cfg)
-    sources = _check_sources(session, out_root, cfg)
+    sources = _check_sources(session, out_root, cfg, work)
     site = session.site
     created: list[Path] = []
     records: list[ClipRecord] = []

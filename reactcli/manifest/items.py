@@ -58,7 +58,10 @@ def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLi
         raise InputError(f"{work}/manifests/pairs.jsonl: item indices of split {split!r} are not 0..{len(pairs) - 1}")
     mpath = Path(appropriate) if appropriate else work / "appropriate" / f"{split}.npy"
     if mpath.is_file():
-        m = np.load(mpath, allow_pickle=False)
+        try:
+            m = np.load(mpath, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{mpath}: cannot read appropriateness matrix ({exc}); rebuild or re-import it") from exc
         if m.shape != (len(pairs), len(pairs)):
             raise InputError(f"{mpath}: appropriateness matrix is {m.shape}, expected ({len(pairs)}, {len(pairs)}) for split {split!r}")
         m = (m > 0).astype(np.uint8)

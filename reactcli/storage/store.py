@@ -33,8 +33,8 @@ import h5py
 import numpy as np
 
 import reactcli
-from reactcli.errors import InputError
-from reactcli.io import file_lock, stamp_changed
+from reactcli.errors import BusyError, InputError
+from reactcli.io import file_lock, process_lock, stamp_changed
 from reactcli.manifest.io import read_manifest, write_manifest
 from reactcli.manifest.records import ArrayRef
 
@@ -108,6 +108,7 @@ class ShardWriter:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.work = Path(work) if work is not None else self.path.parent.parent
         self._h5: h5py.File | None = None
+        self._lock: contextlib.ExitStack | None = None
         self.written: list[ArrayRef] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -119,6 +120,30 @@ class ShardWriter:
         self.close(commit=exc_type is None)
 
     def open(self) -> None:
+        # one process per store file: a second writer of the same file (two `prepare` at once)
+        # stops with the first's pid instead of writing into its partial file
+        rel = self._rel().replace("/", "_").replace(os.sep, "_")
+        self._lock = contextlib.ExitStack()
+        try:
+            self._lock.enter_context(process_lock(self.work / "locks" / f"store-{rel}.lock", f"store file {self.partial}"))
+            self._open_checked()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open_checked(self) -> None:
+        try:
+            self._open()
+        except BlockingIOError:
+            raise BusyError(f"{self.partial} is being written by another process; wait for it to end") from None
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            # h5py's messages do not name the file: name it, keep errno (ENOSPC, EACCES ...)
+            err = exc.errno if isinstance(exc.errno, int) else None
+            raise OSError(err, " ".join(str(exc).split()), str(self.partial)) from exc
+
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             raise InputError(f"{self.path}: shard already committed; a new shard file is needed")
@@ -157,11 +182,17 @@ class ShardWriter:
     def close(self, commit: bool = True) -> None:
         if self._h5 is None:
             return
-        self._h5.flush()
-        self._h5.close()
-        self._h5 = None
-        if commit:
-            os.replace(self.partial, self.path)
+        try:
+            self._h5.flush()
+            self._h5.close()
+            self._h5 = None
+            if commit:
+                os.replace(self.partial, self.path)
+        finally:
+            self._h5 = None
+            if self._lock is not None:
+                self._lock.close()
+                self._lock = None
 
     # -- content ---------------------------------------------------------------------------
     def keys(self) -> set[str]:
@@ -254,9 +285,10 @@ class FeatureStore:
                     for key, ds in _iter_datasets(h5):
                         if _verified(ds, full=False):
                             refs.append(_ref_from_dataset(str(f.relative_to(self.work)), key, ds))
-            except OSError as exc:
+            except (OSError, RuntimeError, KeyError, ValueError) as exc:
                 raise InputError(
-                    f"{f}: HDF5 store file is unreadable or truncated ({exc}); delete it and rerun the stage that wrote it"
+                    f"{f}: HDF5 store file is unreadable or truncated ({' '.join(str(exc).split())}); delete it and "
+                    f"rerun the stage that wrote it (`reactcli verify --work {self.work}` lists every damaged file)"
                 ) from exc
         refs.sort(key=lambda r: (r.clip, r.feature, r.store))
         return refs

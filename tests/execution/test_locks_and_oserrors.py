@@ -139,3 +139,41 @@ def test_full_disk_while_writing_the_store_is_one_line(root, tmp_path, monkeypat
     a, m_ = snapshot(work)
     a0, m0 = snapshot(ref)
     assert m_ == m0 and a.keys() == a0.keys() and all(a[k].tobytes() == a0[k].tobytes() for k in a0)
+
+
+def test_second_generate_of_the_same_run_stops_with_one_line(tmp_path):
+    """`generate --run R` while another process writes run R (its lock held): one line with the pid."""
+    from reactcli.corpora.react import ReactConfig, prepare_react
+
+    root = write_tiny_react(tmp_path / "r", pairs_per_split=2, frames=61, splits=("test",))
+    work = tmp_path / "w"
+    prepare_react(root, work, ReactConfig(frames=61, splits=("test",)))
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from reactcli.execution import stage_lock\n"
+            "with stage_lock(sys.argv[1], 'generate-mime-test'):\n    print('held', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(work), str(REPO)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        res = CliRunner().invoke(app, ["generate", "--work", str(work), "--baseline", "mime", "--split", "test",
+                                       "--frames", "60", "--num-samples", "2"])
+        assert res.exit_code == 1 and _one_error_line(res)
+        assert f"run 'mime' (test) is being written by another process (pid {proc.pid})" in _flat(res)
+        assert not (work / "manifests/generated-mime-test.jsonl").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_second_prepare_writing_the_same_store_file_stops_with_one_line(root, tmp_path):
+    work = tmp_path / "w"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from reactcli.storage import FeatureStore\n"
+            "w = FeatureStore(sys.argv[1]).writer('react-precomputed'); w.open()\n"
+            "print('held', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(work), str(REPO)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        res = CliRunner().invoke(app, ["prepare", "react", "--root", str(root), "--work", str(work)])
+        assert res.exit_code == 1 and _one_error_line(res)
+        assert f"react-precomputed.h5.partial is being written by another process (pid {proc.pid})" in _flat(res)
+    finally:
+        proc.kill()
+        proc.wait()

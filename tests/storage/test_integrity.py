@@ -72,3 +72,20 @@ def test_damaged_file_header_is_a_named_error(tmp_path):
     assert len(res["problems"]) >= 1 and "emo.h5" in res["problems"][0]
     bad = CliRunner().invoke(app, ["verify", str(tmp_path)])
     assert bad.exit_code == 1 and "Traceback" not in bad.output
+
+
+def test_short_or_mixed_arrays_are_named_not_stacked(tmp_path):
+    from reactcli.storage.items import stack_clips
+
+    store = FeatureStore(tmp_path)
+    with store.writer("x") as w:
+        w.write("a", "f", np.zeros((10, 3)), fps=25)
+        w.write("b", "f", np.zeros((8, 3)), fps=25)
+        w.write("c", "f", np.zeros((10, 4)), fps=25)
+    store.refresh()
+    assert stack_clips(store, ["a", "b"], "f", 8).shape == (2, 8, 3)
+    assert stack_clips(store, ["a"], "f", 750).shape == (1, 10, 3)  # all shorter: their length
+    with pytest.raises(InputError, match=r"clip 'b' gives \(8, 3\) for 10 frames, but clip 'a' gives \(10, 3\)"):
+        stack_clips(store, ["a", "b"], "f", 10)
+    with pytest.raises(InputError, match=r"clip 'c' gives \(10, 4\)"):
+        stack_clips(store, ["a", "c"], "f", 10)
