@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import typer
 import yaml
@@ -19,11 +20,11 @@ from reactcli.demo import (
     poster_frame,
     quick_config,
 )
-from reactcli.demo.run import _check_same_config
+from reactcli.demo.run import DEMO_CHALLENGE_EPOCHS, _check_same_config
 from reactcli.errors import ConfigError, InputError
 from tests.helpers.screenshot import find_chromium, screenshot
 
-MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised")
+MODELS = ("reactface", "perfrdiff-generic", "perfrdiff-personalised", "transvae", "belfusion")
 BASELINES = ("gt", "mime", "random", "meanseq", "meanfr")
 
 
@@ -69,6 +70,8 @@ def test_load_demo_recipe_missing_files(tmp_path):
         load_demo_recipe("reactface", DemoConfig(recipes=str(tmp_path)))
     with pytest.raises(InputError, match="nope/perfrdiff-pssl.yaml: recipe not found"):
         load_demo_recipe("perfrdiff-pssl", DemoConfig(recipes="nope"))
+    with pytest.raises(InputError, match=r"transvae.yaml: recipe not found .*--no-challenge-baselines"):
+        load_demo_recipe("transvae", DemoConfig(recipes=str(tmp_path)))
     # the default is the shipped set: the same files the Makefile recipes train
     got, source = load_demo_recipe("perfrdiff-pssl", DemoConfig())
     assert Path(source) == Path(__file__).parents[1] / "reactcli" / "recipes" / "synthetic" / "perfrdiff-pssl.yaml"
@@ -77,9 +80,13 @@ def test_load_demo_recipe_missing_files(tmp_path):
 
 def test_shipped_recipes_load():
     cfg = quick_config()
-    for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg"):
+    for run in ("reactface", "perfrdiff-gafrg", "perfrdiff-pssl", "perfrdiff-pwsg", "transvae",
+                "belfusion-autoencoder", "belfusion-diffusion"):
         recipe, _ = load_demo_recipe(run, cfg)
         assert recipe["train"]["epochs"] == 1 and recipe["train"]["max_steps"] == 2
+    # the full demo caps the challenge baselines' epochs (their recipes have 60)
+    for run, cap in DEMO_CHALLENGE_EPOCHS.items():
+        assert load_demo_recipe(run, DemoConfig())[0]["train"]["epochs"] == cap < 60
 
 
 def test_config_checks(tmp_path):
@@ -148,6 +155,10 @@ def test_cli_prints_report_path_last(tmp_path, monkeypatch):
     assert res.output.strip().splitlines()[-1] == str((tmp_path / "o" / "report.html").resolve())
     cfg = seen["cfg"]
     assert cfg.seed == 4 and cfg.skip_render and cfg.max_steps == 2  # the quick preset
+    assert cfg.challenge_baselines  # on by default
+    res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--quick", "--no-challenge-baselines"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0 and not seen["cfg"].challenge_baselines
     res = CliRunner().invoke(_app(), ["demo", "--out", str(tmp_path / "o"), "--train-appropriate", "oracle"])
     assert res.exit_code == 2 and "--train-appropriate" in res.output and "'built', 'truth'" in res.output
 
@@ -166,18 +177,32 @@ def test_quick_demo_end_to_end(tmp_path):
     assert [t["stage"] for t in data["timings"]] == list(DEMO_STAGES)
     html = report.read_text()
     for name in (*MODELS, *BASELINES):
-        m = json.loads((out / "metrics" / f"{name}.json").read_text())
+        m = json.loads((out / "metrics" / f"{name}-test.json").read_text())
         assert m["K"] == 3 and m["T"] == 150 and m["N"] == data["metrics"][name]["N"]
         assert np.isclose(m["FRCorr_per_sample"] * 3, m["FRCorr"])
-        assert f"<a href='metrics/{name}.json'>{name}</a>" in html
+        assert f"<a href='metrics/{name}-test.json'>{name}</a>" in html
+        assert len(pd.read_csv(out / "metrics" / f"{name}-test-items.csv")) == m["N"]
+    # every manifest of the demo's work directory is valid under the shipped schemas
+    from reactcli.cli.main import app as main_app
+
+    valid = CliRunner().invoke(main_app, ["validate", str(out / "work")])
+    assert valid.exit_code == 0 and "ok:" in valid.output, valid.output
+    # the summary: one row per run, one column per metric, full precision and full names
+    summary = pd.read_csv(out / "metrics" / "summary.csv")
+    assert list(summary["run"]) == sorted([*MODELS, *BASELINES])
+    for metric in ("FRCorr", "FRCorr_per_sample", "FRdist", "FRdist_per_sample", "FRDiv", "FRDvs", "FRVar", "FRSyn"):
+        assert list(summary.columns).count(metric) == 1
+        for name in (*MODELS, *BASELINES):
+            want = json.loads((out / "metrics" / f"{name}-test.json").read_text())[metric]
+            assert summary.set_index("run").loc[name, metric] == pytest.approx(want, rel=1e-12)
     # naturalness: every run has the ratios; the real listeners (gt) score exactly 1 against themselves
     for name in (*MODELS, *BASELINES):
-        nat = json.loads((out / "metrics" / f"{name}.json").read_text())["naturalness"]
+        nat = json.loads((out / "metrics" / f"{name}-test.json").read_text())["naturalness"]
         assert nat["dims"] == [15, 25] and "seam_score" in nat  # None for a run that never moves
     gt_nat = data["metrics"]["gt"]["naturalness"]
     assert gt_nat["seam_score"] == pytest.approx(1.0) and gt_nat["velocity_ratio"] == pytest.approx(1.0)
     assert (out / data["velocity_plot"]["path"]).is_file() and "naturalness-table" in html
-    assert data["velocity_plot"]["runs"] == list(MODELS)
+    assert set(data["velocity_plot"]["runs"]) == set(MODELS)
     # the ground truth reaction is appropriate for its own item: FRCorr per sample is ~1 there
     # (its own listener is in every row), far above random noise
     assert data["metrics"]["gt"]["FRCorr_per_sample"] > 0.5 > data["metrics"]["random"]["FRCorr_per_sample"]

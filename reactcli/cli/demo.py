@@ -23,10 +23,14 @@ def command(
     quick: bool = typer.Option(False, "--quick", help="Tiny preset (3 short sessions, tiny models, 2 steps): checks the chain in about a minute; numbers are meaningless."),
     device: str = typer.Option("cpu", "--device", help="Torch device for training and generation: cpu, cuda or auto."),
     skip_render: bool = typer.Option(False, "--skip-render", help="Do not render videos (plots and the report are still made)."),
-    recipes: Optional[str] = typer.Option(None, "--recipes", help="The recipes trained: a shipped set (default: synthetic; `reactcli recipes` lists them) or a folder with reactface.yaml, perfrdiff-gafrg.yaml, perfrdiff-pssl.yaml and perfrdiff-pwsg.yaml."),
+    recipes: Optional[str] = typer.Option(None, "--recipes", help="The recipes trained: a shipped set (default: synthetic; `reactcli recipes` lists them) or a folder with reactface.yaml, perfrdiff-gafrg.yaml, perfrdiff-pssl.yaml and perfrdiff-pwsg.yaml, and transvae.yaml, belfusion-ae.yaml and belfusion.yaml unless --no-challenge-baselines."),
     train_appropriate: Optional[Literal["built", "truth"]] = typer.Option(None, "--train-appropriate", help="Training appropriateness: built (from features) or truth (the synthetic corpus's)."),
+    challenge_baselines: bool = typer.Option(True, "--challenge-baselines/--no-challenge-baselines", help="Also train, generate and score the REACT challenge's baselines Trans-VAE and BeLFusion (on by default; --no-challenge-baselines leaves them out for a shorter demo)."),
 ) -> None:
-    """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff -> baselines -> metrics -> videos -> report."""
+    """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff (+ Trans-VAE, BeLFusion) -> baselines -> metrics -> videos -> report."""
+    from reactcli.io import check_output
+
+    check_output(out_dir, "--out", "dir")
     from reactcli.demo import DEMO_STAGES, DemoConfig, quick_config, run_demo
     from reactcli.metrics.report import print_table
 
@@ -34,6 +38,7 @@ def command(
     cfg.seed = STATE.seed if seed is None else seed
     cfg.device = device
     cfg.skip_render = skip_render
+    cfg.challenge_baselines = challenge_baselines
     if recipes is not None:
         cfg.recipes = recipes
     if train_appropriate is not None:

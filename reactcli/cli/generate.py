@@ -16,8 +16,9 @@ from reactcli.cli.common import STATE, StageProgress, handle_errors, out, progre
 from reactcli.cli.execution import execution_options
 from reactcli.execution import ExecConfig
 
-REACTFACE = "ReactFace sampler"
+REACTFACE = "ReactFace and Trans-VAE sampler"
 PERFRDIFF = "PerFRDiff sampler"
+BELFUSION = "BeLFusion sampler"
 PERSONAL = "PerFRDiff personalisation"
 BASELINES = "Naive baselines (--baseline)"
 
@@ -26,7 +27,7 @@ BASELINES = "Naive baselines (--baseline)"
 @execution_options("the batches of items")
 def command(
     work: Path = typer.Option(..., "--work", help="Work directory."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A trained generator's model.pt (ReactFace, PerFRDiff GAFRG or PWSG); its model decides the sampler."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A trained or imported generator's model.pt (ReactFace, PerFRDiff GAFRG or PWSG, Trans-VAE, BeLFusion diffusion); its model decides the sampler."),
     baseline: Optional[Literal["gt", "mime", "random", "meanseq", "meanfr"]] = typer.Option(None, "--baseline", help="Instead of a checkpoint, a naive baseline: gt (the real listener), mime (the speaker, lagged), random, meanseq or meanfr (training means)."),
     split: str = typer.Option("test", help="Split whose speaker items get reactions."),
     num_samples: int = typer.Option(10, "--num-samples", help="K reactions per item (one batch inside the model)."),
@@ -36,9 +37,10 @@ def command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Noise seed (default: the global --seed)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the items this run name already holds if they were made with other settings (another checkpoint, seed or option); without it such a rerun stops. Items made with the same settings are always kept (resume)."),
-    window: Optional[int] = typer.Option(None, help="Online window size w in frames (default: the checkpoint's generate_window).", rich_help_panel=REACTFACE),
-    momentum: Optional[float] = typer.Option(None, help="Latent momentum alpha in [0, 1] (default: the checkpoint's).", rich_help_panel=REACTFACE),
-    steps: Optional[int] = typer.Option(None, help="DDIM steps (default: the checkpoint's diffusion.num_inference_steps).", rich_help_panel=PERFRDIFF),
+    window: Optional[int] = typer.Option(None, help="Online window size w in frames, ReactFace and online Trans-VAE (default: the checkpoint's generate_window).", rich_help_panel=REACTFACE),
+    momentum: Optional[float] = typer.Option(None, help="ReactFace: latent momentum alpha in [0, 1] (default: the checkpoint's).", rich_help_panel=REACTFACE),
+    steps: Optional[int] = typer.Option(None, help="DDIM steps, PerFRDiff and BeLFusion (default: the checkpoint's diffusion.num_inference_steps; BeLFusion: every training step, as the authors).", rich_help_panel=PERFRDIFF),
+    eta: Optional[float] = typer.Option(None, "--eta", help="DDIM stochasticity eta >= 0 (default: the checkpoint's, the authors' 0: deterministic given the initial noise). The DDIM steps are --steps.", rich_help_panel=BELFUSION),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
     overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise, blended every step) to avoid seams; not strictly online. Implies --context 0 unless --context is given.", rich_help_panel=PERFRDIFF),
     context: Optional[int] = typer.Option(None, "--context", rich_help_panel=PERFRDIFF, help="Frames of the reaction generated so far that each window continues (windows start every w - c frames and are sampled in turn; online, no seams at window edges); 0 = independent windows (a step at every window edge). Default: the checkpoint's diffusion.context_frames."),
@@ -73,7 +75,7 @@ def command(
                                  momentum=momentum, steps=steps, guidance=guidance, overlap=overlap, context=context,
                                  timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
-                                 own_codes=own_codes, new_listeners=new_listeners, precision=precision, seed=seed,
+                                 own_codes=own_codes, new_listeners=new_listeners, precision=precision, eta=eta, seed=seed,
                                  device=device)
             path = generate_run(work, checkpoint, cfg, run=run, on_progress=StageProgress(bar), exec_cfg=exec_cfg,
                                 overwrite=overwrite)

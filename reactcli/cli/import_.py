@@ -2,7 +2,9 @@
 
 ``reactcli import perfrdiff --from DIR --work W --run NAME`` converts PerFRDiff's released
 ``checkpoints/`` folder into ``W/runs/NAME/`` (see :mod:`reactcli.models.perfrdiff.released`),
-which ``reactcli generate`` then reads like a trained run. ``reactcli import predictions``
+which ``reactcli generate`` then reads like a trained run; ``reactcli import transvae`` and
+``reactcli import belfusion`` do the same for the REACT challenge's released baselines
+(:mod:`reactcli.models.challenge_released`). ``reactcli import predictions``
 stores someone else's (N, K, T, D) reactions as a run (:mod:`reactcli.generation.exchange`), for
 ``evaluate run``, the report and ``render``.
 """
@@ -43,6 +45,47 @@ def perfrdiff(
     settings = ReleasedSettings(decoder_heads=decoder_heads, pssl_heads=pssl_heads, window=window,
                                 audio_scale=audio_scale, edit_layers=tuple(edit_layer or RELEASED_EDIT_LAYERS))
     run_dir = import_released(source, work, run, settings, overwrite=overwrite)
+    for name in sorted(p.name for p in run_dir.iterdir()):
+        out.print(f"{run_dir / name}", highlight=False)
+
+
+@app.command("transvae")
+@handle_errors
+def transvae(
+    source: Path = typer.Option(..., "--from", help="The challenge's released Trans-VAE checkpoint (best_checkpoint.pth, {'state_dict': ...}) or its folder."),
+    work: Path = typer.Option(..., "--work", help="Work directory; the run goes to WORK/runs/RUN/model.pt."),
+    run: str = typer.Option("transvae-released", "--run", help="Run name."),
+    online: Optional[bool] = typer.Option(None, "--online/--offline", help="Insist on an online (windowed) or offline checkpoint (default: whichever the file is; its layers tell)."),
+    generate_window: int = typer.Option(8, "--generate-window", help="Online generation window in frames (not stored in the checkpoint; the authors' evaluation: 8)."),
+    heads: int = typer.Option(4, "--heads", help="Attention heads (not stored in the checkpoint; the authors': 4)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing WORK/runs/RUN."),
+) -> None:
+    """Convert the challenge's released Trans-VAE into a reactcli checkpoint (strict: every tensor checked).
+    It keeps the authors' video encoder, which reads raw speaker frames: reactcli loads it and
+    reproduces their outputs from frames, but `reactcli generate` (which reads stored features) refuses it."""
+    from reactcli.models.challenge_released import import_released_transvae
+
+    run_dir = import_released_transvae(source, work, run, online=online, generate_window=generate_window,
+                                       n_heads=heads, overwrite=overwrite)
+    for name in sorted(p.name for p in run_dir.iterdir()):
+        out.print(f"{run_dir / name}", highlight=False)
+
+
+@app.command("belfusion")
+@handle_errors
+def belfusion(
+    source: Path = typer.Option(..., "--from", help="The challenge's released BeLFusion stage-2 (LDM) checkpoint_*.pth, or its run folder (with config.yaml)."),
+    work: Path = typer.Option(..., "--work", help="Work directory; the run goes to WORK/runs/RUN/model.pt."),
+    run: str = typer.Option("belfusion-released", "--run", help="Run name."),
+    autoencoder: Optional[Path] = typer.Option(None, "--autoencoder", help="The released stage-1 (VAE) checkpoint or folder (default: the emb_emotion_path of the stage-2 config.yaml, looked up beside it)."),
+    online: Optional[bool] = typer.Option(None, "--online/--offline", help="Condition each window on the previous speaker window (online) or the same one (default: the stage-2 config.yaml's arch.args.online; the weights are the same)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing WORK/runs/RUN."),
+) -> None:
+    """Convert the challenge's released BeLFusion (both stages, latent statistics) into one reactcli
+    checkpoint that `reactcli generate --checkpoint WORK/runs/RUN/model.pt` samples from."""
+    from reactcli.models.challenge_released import import_released_belfusion
+
+    run_dir = import_released_belfusion(source, work, run, autoencoder=autoencoder, online=online, overwrite=overwrite)
     for name in sorted(p.name for p in run_dir.iterdir()):
         out.print(f"{run_dir / name}", highlight=False)
 

@@ -5,15 +5,19 @@ one command and no licensed data. :func:`run_demo` chains the library functions 
 exactly as a user would run the CLI stage by stage:
 
     synth (REACT layout) -> prepare -> extract mfcc -> appropriate (build train/val/test, precision
-    and recall against the synthetic truth) -> train ReactFace and PerFRDiff (GAFRG, PSSL, PWSG)
-    -> generate (K samples per test item; generic and personalised PerFRDiff) -> naive baselines
+    and recall against the synthetic truth) -> train ReactFace and PerFRDiff (GAFRG, PSSL, PWSG),
+    and the challenge baselines Trans-VAE and BeLFusion (autoencoder, diffusion) unless
+    ``challenge_baselines`` is off -> generate (K samples per test item; generic and personalised
+    PerFRDiff, Trans-VAE, BeLFusion) -> naive baselines
     -> evaluate (emotion protocol, with the naturalness ratios) -> render a few items -> curve plots
     and one frame-to-frame velocity plot of every model run against the real listeners -> report.html / report.md
 
 Output folder::
 
     <out>/report.html, report.md        the report (see :mod:`reactcli.demo.report`)
-    <out>/metrics/<name>.json           the evaluate JSON of every model and baseline
+    <out>/metrics/<name>-<split>.json   the evaluate JSON of every model and baseline
+    <out>/metrics/<name>-<split>-items.csv  its per-item table (one row per item)
+    <out>/metrics/summary.csv           one row per model/baseline, one column per metric
     <out>/videos/<run>-<item>.mp4/.png  rendered items and their poster frames
     <out>/plots/...                     feature-curve PNGs, velocity.png (seams at window edges)
     <out>/corpus/                       the synthetic corpus (with its truth)
@@ -54,7 +58,8 @@ __all__ = ["DemoConfig", "quick_config", "run_demo", "DEMO_STAGES", "load_demo_r
 #: Stage names in order (``on_stage`` receives them with their index).
 DEMO_STAGES: tuple[str, ...] = (
     "synth", "prepare", "extract", "appropriate", "train reactface", "train perfrdiff-gafrg",
-    "train perfrdiff-pssl", "train perfrdiff-pwsg", "generate", "baselines", "evaluate", "render",
+    "train perfrdiff-pssl", "train perfrdiff-pwsg", "train transvae", "train belfusion-autoencoder",
+    "train belfusion-diffusion", "generate", "baselines", "evaluate", "render",
     "plots", "report",
 )
 
@@ -64,7 +69,13 @@ RECIPES: dict[str, str] = {
     "perfrdiff-gafrg": "perfrdiff-gafrg.yaml",
     "perfrdiff-pssl": "perfrdiff-pssl.yaml",
     "perfrdiff-pwsg": "perfrdiff-pwsg.yaml",
+    "transvae": "transvae.yaml",
+    "belfusion-autoencoder": "belfusion-ae.yaml",
+    "belfusion-diffusion": "belfusion.yaml",
 }
+
+#: The runs of the REACT challenge's baselines (trained unless ``DemoConfig.challenge_baselines`` is off).
+CHALLENGE_RUNS: tuple[str, ...] = ("transvae", "belfusion-autoencoder", "belfusion-diffusion")
 
 #: The ``--quick`` preset's changes to the recipes (run -> section -> keys merged into it): tiny
 #: models, and 2 DDIM steps placed from the last training step.
@@ -76,9 +87,15 @@ QUICK_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
                         "diffusion": {"num_inference_steps": 2, "timestep_spacing": "trailing"}},
     "perfrdiff-pssl": {"model_config": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 8}},
     "perfrdiff-pwsg": {"model_config": {"style_dim": 8, "hidden": [16, 16], "rank": 2}},
+    "transvae": {"model_config": {"feature_dim": 16, "n_heads": 2, "ffn_dim": 32, "window": 16, "generate_window": 8}},
+    "belfusion-autoencoder": {"model_config": {"window": 25, "hidden_dim": 16, "z_dim": 16, "mlp_dims": [16]}},
+    "belfusion-diffusion": {"model_config": {"hidden_channels": 32, "num_layers": 2, "time_channels": 8, "k": 2}},
 }
 
 BASELINES: tuple[str, ...] = ("gt", "mime", "random", "meanseq", "meanfr")
+
+#: Epoch caps of the challenge baselines in the demo (their synthetic recipes have 60).
+DEMO_CHALLENGE_EPOCHS: dict[str, int] = {"transvae": 8, "belfusion-autoencoder": 20, "belfusion-diffusion": 20}
 
 
 @dataclass
@@ -99,7 +116,10 @@ class DemoConfig:
     """The recipes trained: a shipped set (:mod:`reactcli.recipes`) or a folder holding the files
     of :data:`RECIPES`."""
     epochs: dict[str, int] = field(default_factory=lambda: {
-        "reactface": 48, "perfrdiff-gafrg": 48, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3})
+        "reactface": 48, "perfrdiff-gafrg": 48, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3,
+        "transvae": DEMO_CHALLENGE_EPOCHS["transvae"],
+        "belfusion-autoencoder": DEMO_CHALLENGE_EPOCHS["belfusion-autoencoder"],
+        "belfusion-diffusion": DEMO_CHALLENGE_EPOCHS["belfusion-diffusion"]})
     """Upper bound on each run's epochs (a recipe with fewer keeps its own); ReactFace's
     ``stage1_epochs`` is scaled by the same factor. ReactFace gets 48: 4 epochs (stage 1 only)
     scored FRCorr 0.015 / FRdist 274.7 with FRDiv 0.0001 on the demo corpus, 32 epochs 0.477 /
@@ -123,6 +143,9 @@ class DemoConfig:
     """Split generated, scored and rendered."""
     baselines: tuple[str, ...] = BASELINES
     """Naive baselines generated and scored beside the models."""
+    challenge_baselines: bool = True
+    """Also train, generate and score the REACT challenge's baselines, Trans-VAE and BeLFusion
+    (``reactcli demo --no-challenge-baselines`` leaves them out, for a shorter demo)."""
     render_runs: tuple[str, ...] = ("reactface", "perfrdiff-personalised")
     """Runs whose items are rendered to videos."""
     render_items: int = 2
@@ -202,8 +225,9 @@ def load_demo_recipe(run: str, cfg: DemoConfig) -> tuple[dict[str, Any], str]:
     folder = Path(cfg.recipes)
     path = folder / RECIPES[run] if folder.is_dir() else recipe_path(f"{cfg.recipes}/{RECIPES[run]}")
     if path is None or not path.is_file():
+        hint = " (or leave the challenge baselines out: --no-challenge-baselines)" if run in CHALLENGE_RUNS else ""
         raise InputError(f"{path or cfg.recipes + '/' + RECIPES[run]}: recipe not found (the demo reads the shipped "
-                         "'synthetic' recipes, or a folder of recipe files given as recipes)")
+                         f"'synthetic' recipes, or a folder of recipe files given as recipes){hint}")
     recipe, source = load_recipe(path), str(path)
     recipe["seed"] = cfg.seed
     train = recipe.setdefault("train", {}) or {}
@@ -415,7 +439,12 @@ def run_demo(
 
     training: dict[str, Any] = {}
     for run in RECIPES:
+        if run in CHALLENGE_RUNS and not cfg.challenge_baselines:
+            stages.timings.append({"stage": f"train {run}", "wall_s": 0.0, "cpu_s": 0.0, "skipped": True})
+            continue
         recipe, source = load_demo_recipe(run, cfg)
+        if run == "belfusion-diffusion":
+            recipe["checkpoints"] = {"autoencoder": "runs/belfusion-autoencoder/model.pt"}
         if run == "perfrdiff-pwsg":
             recipe["checkpoints"] = {"gafrg": "runs/perfrdiff-gafrg/model.pt", "pssl": "runs/perfrdiff-pssl/model.pt"}
 
@@ -433,9 +462,11 @@ def run_demo(
         runs: dict[str, str] = {}
         common = dict(split=cfg.split, num_samples=cfg.num_samples, frames=cfg.frames, seed=cfg.seed,
                       device=cfg.device)
-        for name, ck, personal in (("reactface", "reactface", False),
-                                   ("perfrdiff-generic", "perfrdiff-gafrg", False),
-                                   ("perfrdiff-personalised", "perfrdiff-pwsg", True)):
+        models = [("reactface", "reactface", False), ("perfrdiff-generic", "perfrdiff-gafrg", False),
+                  ("perfrdiff-personalised", "perfrdiff-pwsg", True)]
+        if cfg.challenge_baselines:
+            models += [("transvae", "transvae", False), ("belfusion", "belfusion-diffusion", False)]
+        for name, ck, personal in models:
             gc = GenerateConfig(**common, personalised=personal)  # the sampler settings of the recipe
             generate_run(work, training[ck]["checkpoint"], gc, run=name, on_progress=progress)
             runs[name] = "model"
@@ -454,14 +485,20 @@ def run_demo(
     def evaluate() -> dict[str, dict]:
         res = {}
         for k, name in enumerate(generated, 1):
+            # the names `evaluate run` and the Makefiles use (reactcli.metrics.tables); the last
+            # evaluation writes metrics/summary.csv, one row per run
             res[name] = evaluate_run(work, name, cfg.split, feature="emotion", frames=cfg.frames,
-                                     out=out / "metrics" / f"{name}.json")
-            res[name]["path"] = f"metrics/{name}.json"
+                                     out_dir=out / "metrics", summary=k == len(generated))
+            res[name]["path"] = f"metrics/{name}-{cfg.split}.json"
+            res[name]["items_path"] = f"metrics/{name}-{cfg.split}-items.csv"
+            res[name].pop("summary_path", None)
             res[name]["kind"] = generated[name]
             progress("evaluate", k, len(generated))
         return res
 
     result["metrics"] = stages.run("evaluate", evaluate)
+    if (out / "metrics" / "summary.csv").is_file():
+        result["summary_csv"] = "metrics/summary.csv"
 
     # 7. videos and plots -------------------------------------------------------------------------
     def render() -> list[dict[str, Any]]:

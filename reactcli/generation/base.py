@@ -20,7 +20,7 @@ import torch
 from reactcli.models.checkpoint import sha1_of
 from reactcli.training.data import DataConfig
 
-__all__ = ["GenerateConfig", "Generator", "seeded"]
+__all__ = ["GenerateConfig", "Generator", "seeded", "refuse_options"]
 
 
 @dataclass
@@ -38,11 +38,12 @@ class GenerateConfig:
     frames: int = 750
     """Frames generated per clip."""
     window: int | None = None
-    """ReactFace: online window size (default: the checkpoint's generate_window)."""
+    """ReactFace, Trans-VAE (online): window size in frames (default: the checkpoint's generate_window)."""
     momentum: float | None = None
     """ReactFace: latent momentum alpha (default: the checkpoint's)."""
     steps: int | None = None
-    """PerFRDiff: DDIM steps (default: the checkpoint's ``diffusion.num_inference_steps``)."""
+    """PerFRDiff, BeLFusion: DDIM steps (default: the checkpoint's ``diffusion.num_inference_steps``;
+    BeLFusion's ``inference_steps``, i.e. every training step)."""
     guidance: float | None = None
     """PerFRDiff: classifier-free guidance scale, 1 = conditional only (default: the checkpoint's
     ``diffusion.guidance_scale``)."""
@@ -73,10 +74,30 @@ class GenerateConfig:
     """PerFRDiff: the dtype the denoiser runs in: ``fp32`` (the same bits on every machine) or
     ``bf16`` (several times faster on CPUs with AVX512-BF16 / AMX and on bf16 GPUs; the noise and
     the DDIM update stay float32). Listener-code readings are always made in float32."""
+    eta: float | None = None
+    """BeLFusion: DDIM stochasticity eta >= 0 (default: the checkpoint's, the authors' 0)."""
     seed: int = 0
     """Noise seed."""
     device: str = "cpu"
     """cpu, cuda or auto."""
+
+
+#: Sampler options of one family each, at their "not given" value (``refuse_options``).
+FAMILY_OPTIONS: dict[str, Any] = {"window": None, "momentum": None, "steps": None, "guidance": None, "overlap": False,
+                                  "timestep_spacing": None, "personalised": False, "pwsg_checkpoint": None,
+                                  "precision": "fp32", "eta": None}
+
+
+def refuse_options(cfg: GenerateConfig, family: str, accepted: tuple[str, ...]) -> None:
+    """A :class:`ConfigError` naming the first sampler option of another family that ``cfg`` sets
+    (``family`` reads only ``accepted``), so that an option never silently does nothing."""
+    from reactcli.errors import ConfigError
+
+    for name, unset in FAMILY_OPTIONS.items():
+        if name not in accepted and getattr(cfg, name) != unset:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} is not an option of {family} (its sampler options: "
+                              f"{', '.join('--' + a.replace('_', '-') for a in accepted) or 'none'})")
 
 
 def seeded(seed: int, first: int, device: torch.device) -> torch.Generator:

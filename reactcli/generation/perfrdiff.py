@@ -42,6 +42,8 @@ PWSG, like a PSSL style, and can be kept in ``<work>/cache/code-readings/``."""
 class PerFRDiffGenerator(Generator):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
         precision_dtype(cfg.precision)  # a bad name stops before any checkpoint is read
+        if cfg.eta is not None:
+            raise ConfigError("--eta is a BeLFusion option; PerFRDiff samples with deterministic DDIM (eta 0)")
         if ck["model"] == "perfrdiff-pwsg":  # a PWSG checkpoint generates personalised reactions
             cfg = replace(cfg, personalised=True, pwsg_checkpoint=cfg.pwsg_checkpoint or path)
         self.cfg, self.dev = cfg, dev

@@ -20,6 +20,8 @@ class ReactFaceGenerator(Generator):
     def __init__(self, ck: dict[str, Any], path: str, cfg: GenerateConfig, dev: torch.device):
         if cfg.precision != "fp32":
             raise ConfigError(f"--precision {cfg.precision} is a PerFRDiff option; ReactFace generates in fp32")
+        if cfg.eta is not None:
+            raise ConfigError("--eta is a BeLFusion option; ReactFace has no DDIM sampler")
         self.model = build_model(ck)
         load_state_strict(self.model, ck["state_dict"], path)
         self.model.to(dev).eval()

@@ -56,6 +56,7 @@ class ModelSpec:
 
 
 _RF, _PD = "reactcli.models.reactface", "reactcli.models.perfrdiff"
+_TV, _BF = "reactcli.models.transvae", "reactcli.models.belfusion"
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("reactface", "ReactFace: online transformer VAE (Luo et al.)",
@@ -73,6 +74,17 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               config=f"{_PD}.pwsg:PWSGConfig", build=f"{_PD}.pwsg:pwsg_from_checkpoint",
               trainer="reactcli.training.perfrdiff:PWSG_PRESET",
               generator="reactcli.generation.perfrdiff:PerFRDiffGenerator"),
+    ModelSpec("transvae", "Trans-VAE: the REACT challenge's transformer-VAE baseline, offline or online",
+              config=f"{_TV}:TransVAEConfig", model=f"{_TV}:TransVAE",
+              trainer="reactcli.training.transvae:PRESET",
+              generator="reactcli.generation.transvae:TransVAEGenerator"),
+    ModelSpec("belfusion-autoencoder", "BeLFusion stage 1: the behaviour autoencoder (REACT challenge baseline)",
+              config=f"{_BF}:BehaviourAEConfig", model=f"{_BF}:BehaviourAutoencoder",
+              trainer="reactcli.training.belfusion:AUTOENCODER_PRESET"),
+    ModelSpec("belfusion-diffusion", "BeLFusion stage 2: latent diffusion over the behaviour autoencoder",
+              config=f"{_BF}:BeLFusionConfig", model=f"{_BF}:BeLFusion",
+              trainer="reactcli.training.belfusion:DIFFUSION_PRESET",
+              generator="reactcli.generation.belfusion:BeLFusionGenerator"),
 )}
 
 

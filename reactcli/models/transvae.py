@@ -68,12 +68,13 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reactcli.config import NonNegativeFloat, PositiveFloat, PositiveInt, Range
 from reactcli.errors import ConfigError, InputError
 from reactcli.models.layers import sinusoidal_encoding
 
@@ -98,42 +99,42 @@ class TransVAEConfig:
     Every field is plain data, so a checkpoint rebuilds the model from :meth:`to_dict`.
     """
 
-    audio_dim: int = 78
+    audio_dim: PositiveInt = 78
     """Per-frame speaker audio feature size (78 = the challenge's MFCC + deltas)."""
-    visual_encoder: str = "features"
+    visual_encoder: Literal["features", "video"] = "features"
     """``features``: per-frame MLP over the stored speaker features named in ``visual_inputs``;
     ``video``: the authors' CNN over raw frames (``speaker_video``), as in their released weights."""
-    visual_inputs: tuple[str, ...] = ("tdmm", "emotion")
+    visual_inputs: tuple[Literal["tdmm", "emotion"], ...] = ("tdmm", "emotion")
     """Stored speaker features of the ``features`` encoder: any of ``tdmm`` (58-d), ``emotion`` (25-d)."""
-    feature_dim: int = 128
+    feature_dim: Annotated[int, Range(min=4)] = 128
     """Token width ``d`` everywhere (authors: 128); also the CNN's channel count."""
-    n_heads: int = 4
+    n_heads: PositiveInt = 4
     """Attention heads of every transformer layer (authors: 4)."""
-    ffn_dim: int = 256
+    ffn_dim: PositiveInt = 256
     """Feed-forward width of every transformer layer (authors: 2 d)."""
-    dropout: float = 0.1
+    dropout: Annotated[float, Range(min=0, max=1, open_max=True)] = 0.1
     """Dropout of the transformer layers and of the time queries (authors: 0.1)."""
     online: bool = False
     """Generate window by window from the speaker prefix (challenge task 2) instead of the whole clip."""
-    window: int = 16
+    window: PositiveInt = 16
     """Online training window ``w`` (authors' README: 16)."""
-    generate_window: int = 8
+    generate_window: PositiveInt = 8
     """Online generation window (authors' evaluation: 8)."""
     detach_history: bool = False
     """Online training: stop gradients through the generated history fed to later windows
     (authors: not stopped, gradients run back through every window)."""
-    reconstruction: str = "listener"
+    reconstruction: Literal["listener", "appropriate"] = "listener"
     """``listener``: MSE to the item's own real listener (authors); ``appropriate``: the smallest
     such loss over the item's appropriate real reactions."""
-    pose_weight: float = 10.0
+    pose_weight: NonNegativeFloat = 10.0
     """Weight of the 3DMM pose dims (52:58) in the reconstruction loss (authors: 10)."""
-    kl_weight: float = 1e-5
+    kl_weight: NonNegativeFloat = 1e-5
     """Weight of KL(N(mu, sigma) || N(0, I)) (authors' README command: 1e-5; their default 2e-4)."""
-    diversity_weight: float = 10.0
+    diversity_weight: NonNegativeFloat = 10.0
     """Weight of the diversity loss between two samples (authors: 10; 0 draws one sample only)."""
-    diversity_sigma: float = 100.0
+    diversity_sigma: PositiveFloat = 100.0
     """Kernel width of the diversity loss ``exp(-||y_1 - y_2||^2 / sigma)`` (authors: 100)."""
-    diversity_gradient: str = "one"
+    diversity_gradient: Literal["one", "both"] = "one"
     """``one``: the second sample is drawn without gradient (authors' no-grad second pass);
     ``both``: both samples are differentiated."""
 

@@ -44,7 +44,7 @@ SHRINK = {
               "window": 10, "speaker_lag": 10},
     "pssl": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 16},
     "pwsg": {"style_dim": 16, "hidden": [16, 16], "rank": 2},
-    # the challenge baselines (tests/training/test_baseline_recipes.py trains these; not wired into `train` yet)
+    # the challenge baselines
     "transvae": {"feature_dim": 16, "ffn_dim": 32, "window": 10, "generate_window": 10},
     "autoencoder": {"window": 10, "hidden_dim": 16, "z_dim": 16, "mlp_dims": [8]},
     "diffusion": {"hidden_channels": 32, "num_layers": 2, "time_channels": 8, "k": 2},
@@ -211,6 +211,32 @@ def test_perfrdiff_recipes_end_to_end(cli_module, work, tmp_path):
     codes = _generate_and_score(cli_module, work, "pd-personal-codes", "--checkpoint", g, "--personalised",
                                 "--pwsg-checkpoint", wc, "--steps", 2, "--guidance", 2.0)
     assert codes["FRCorr"] != generic["FRCorr"]
+
+
+def test_challenge_baseline_recipes_end_to_end(cli_module, work, tmp_path):
+    """Trans-VAE and both BeLFusion stages through `reactcli train` (the diffusion stage over the
+    trained autoencoder), `generate` and `evaluate run`; a diffusion recipe without its autoencoder
+    is one named line."""
+    t = _train(cli_module, work, HERE / "transvae.yaml", tmp_path)
+    saved = torch.load(t, weights_only=False)
+    assert saved["model"] == "transvae" and saved["config"]["online"] is True
+    _generate_and_score(cli_module, work, "transvae", "--checkpoint", t)
+    a = _train(cli_module, work, HERE / "belfusion-ae.yaml", tmp_path)
+    assert torch.load(a, weights_only=False)["model"] == "belfusion-autoencoder"
+    res = cli_module("train", "--work", work, "--config", "synthetic/belfusion", "--run", "bf-bad",
+                     "--autoencoder-checkpoint", tmp_path / "nowhere.pt")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "BeLFusion autoencoder checkpoint" in res.output and "--autoencoder-checkpoint" in res.output
+    d = _train(cli_module, work, HERE / "belfusion.yaml", tmp_path, "--autoencoder-checkpoint", a)
+    saved = torch.load(d, weights_only=False)
+    assert saved["model"] == "belfusion-diffusion" and saved["autoencoder_checkpoint"] == str(a)
+    assert float(saved["state_dict"]["statistics_set"]) == 1.0  # latent statistics stored with the weights
+    ae = torch.load(a, weights_only=False)["state_dict"]
+    assert torch.equal(saved["state_dict"]["autoencoder.fc_z.weight"], ae["fc_z.weight"])  # stage 1 frozen
+    _generate_and_score(cli_module, work, "belfusion", "--checkpoint", d, "--steps", 5)
+    res = cli_module("generate", "--work", work, "--checkpoint", d, "--run", "bf-x", "--split", "test",
+                     "--guidance", 2.0)
+    assert res.exit_code == 1 and "--guidance is not an option of BeLFusion" in res.output
 
 
 def test_train_set_overrides_a_recipe_value(cli_module, work, tmp_path):

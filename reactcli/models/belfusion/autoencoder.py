@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
 
+from reactcli.config import NonNegativeFloat, PositiveInt, Range
 from reactcli.errors import ConfigError, InputError
 
 __all__ = ["EMOTION_DIM", "TDMM_DIM", "BehaviourAEConfig", "BehaviourAutoencoder", "latent_statistics"]
@@ -40,21 +41,21 @@ class BehaviourAEConfig:
     """Build arguments and loss weights of :class:`BehaviourAutoencoder` (defaults: the challenge's
     ``config/1_belfusion_vae.yaml``)."""
 
-    window: int = 50
+    window: PositiveInt = 50
     """Frames per encoded window ``w`` (2 s at 25 fps)."""
-    hidden_dim: int = 128
+    hidden_dim: PositiveInt = 128
     """GRU width ``H`` of encoder and decoder, and of the 3DMM regressor's hidden layer."""
-    z_dim: int = 128
+    z_dim: PositiveInt = 128
     """VAE latent size (equal to ``hidden_dim`` when stage 2 diffuses the hidden state)."""
-    mlp_dims: tuple[int, ...] = (64, 64)
+    mlp_dims: tuple[PositiveInt, ...] = (64, 64)
     """Widths of the decoder's tanh MLP between the GRU cell and the emotion output."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(min=0, max=1, open_max=True)] = 0.0
     """Dropout on the decoder's latent features."""
-    kl_weight: float = 1e-5
+    kl_weight: NonNegativeFloat = 1e-5
     """Weight of the KL term (sum over latent dims and windows, divided by the clips of the batch)."""
-    coeff_weight: float = 1.0
+    coeff_weight: NonNegativeFloat = 1.0
     """Weight of the 3DMM regression MSE."""
-    coeff_target: str = "listener"
+    coeff_target: Literal["listener", "zeros"] = "listener"
     """``listener``: regress the listener's 3DMM; ``zeros``: the authors' effective target (zeros)."""
 
     def __post_init__(self) -> None:

@@ -30,13 +30,14 @@ frozen autoencoder stays in eval mode.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from torch import nn
 
+from reactcli.config import NonNegativeFloat, PositiveInt, Probability, Range
 from reactcli.errors import ConfigError, InputError
 
 from .autoencoder import EMOTION_DIM, LATENTS, BehaviourAEConfig, BehaviourAutoencoder
@@ -55,48 +56,48 @@ class BeLFusionConfig:
 
     autoencoder: BehaviourAEConfig = field(default_factory=BehaviourAEConfig)
     """The stage-1 autoencoder's config (its window is stage 2's window)."""
-    latent: str = "hidden"
+    latent: Literal["hidden", "mu"] = "hidden"
     """Which latent of a window is diffused: ``hidden`` (the encoder GRU's state, the authors')
     or ``mu`` (the VAE mean)."""
-    preprocessing: str = "normalize"
+    preprocessing: Literal["normalize", "standardize", "none"] = "normalize"
     """Latent scaling: ``normalize`` to [-1, 1] by min/max (authors), ``standardize``, ``none``."""
-    hidden_channels: int = 1024
+    hidden_channels: PositiveInt = 1024
     """Width of the denoiser's hidden blocks."""
-    num_layers: int = 10
+    num_layers: Annotated[int, Range(min=2)] = 10
     """Denoiser blocks (>= 2)."""
-    time_channels: int = 64
+    time_channels: PositiveInt = 64
     """Width of the sinusoidal step embedding."""
-    time_layers: int = 2
+    time_layers: PositiveInt = 2
     """Linear layers of the step-embedding MLP."""
-    cond_layers: int = 2
+    cond_layers: PositiveInt = 2
     """Linear layers of the condition MLP."""
-    condition_bias: float = 1.0
+    condition_bias: Annotated[float, Range(min=-10, max=10)] = 1.0
     """``b`` of the blocks' ``x * (b + scale(c))`` conditioning."""
     use_norm: bool = True
     """LayerNorm in the conditioned blocks."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(min=0, max=1, open_max=True)] = 0.0
     """Dropout in the conditioned blocks."""
-    diffusion_steps: int = 10
+    diffusion_steps: PositiveInt = 10
     """DDPM training steps (cosine schedule)."""
-    inference_steps: int | None = None
+    inference_steps: PositiveInt | None = None
     """DDIM steps at generation (None: every training step, as the authors)."""
-    beta_schedule: str = "squaredcos_cap_v2"
+    beta_schedule: Literal["squaredcos_cap_v2", "linear", "scaled_linear"] = "squaredcos_cap_v2"
     """diffusers name of the noise schedule (``squaredcos_cap_v2`` = the authors' cosine)."""
     clip_denoised: bool = True
     """Clip the predicted ``x0`` to [-1, 1] while sampling (authors: always)."""
-    eta: float = 0.0
+    eta: NonNegativeFloat = 0.0
     """DDIM stochasticity (authors: 0)."""
     online: bool = False
     """Condition each listener window on the previous speaker window (challenge task 2)."""
-    k: int = 10
+    k: PositiveInt = 10
     """Training: predictions per item whose best one the losses keep."""
-    cond_dropout: float = 0.0
+    cond_dropout: Probability = 0.0
     """Training: probability that a batch's condition is replaced by zeros."""
-    window_start: str = "any"
+    window_start: Literal["any", "authors"] = "any"
     """Training window start: ``any`` position of the input, or ``authors`` (in ``[0, w)``)."""
-    encoded_l1_weight: float = 10.0
+    encoded_l1_weight: NonNegativeFloat = 10.0
     """Weight of the best-of-k L1 between predicted and true latents."""
-    decoded_mse_weight: float = 10.0
+    decoded_mse_weight: NonNegativeFloat = 10.0
     """Weight of the best-of-k MSE between their decoded windows."""
 
     def __post_init__(self) -> None:
