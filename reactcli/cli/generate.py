@@ -39,6 +39,7 @@ def command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the items this run name already holds if they were made with other settings (another checkpoint, seed or option); without it such a rerun stops. Items made with the same settings are always kept (resume)."),
     window: Optional[int] = typer.Option(None, help="Online window size w in frames, ReactFace and online Trans-VAE (default: the checkpoint's generate_window).", rich_help_panel=REACTFACE),
     momentum: Optional[float] = typer.Option(None, help="ReactFace: latent momentum alpha in [0, 1] (default: the checkpoint's).", rich_help_panel=REACTFACE),
+    decoder_band: Optional[int] = typer.Option(None, "--decoder-band", help="Frames each output frame's decoder attention sees before it, across window edges (continuous decoding; 0 = the paper's window-local decoder, which jumps at every window edge). Default: the checkpoint's (25 for new recipes, 0 for checkpoints made before it existed); works with any checkpoint.", rich_help_panel=REACTFACE),
     steps: Optional[int] = typer.Option(None, help="DDIM steps, PerFRDiff and BeLFusion (default: the checkpoint's diffusion.num_inference_steps; BeLFusion: every training step, as the authors).", rich_help_panel=PERFRDIFF),
     eta: Optional[float] = typer.Option(None, "--eta", help="DDIM stochasticity eta >= 0 (default: the checkpoint's, the authors' 0: deterministic given the initial noise). The DDIM steps are --steps.", rich_help_panel=BELFUSION),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
@@ -72,7 +73,7 @@ def command(
                                      frames=frames, mime_lag=mime_lag, train_split=train_split, overwrite=overwrite)
         else:
             cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
-                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap, context=context,
+                                 momentum=momentum, decoder_band=decoder_band, steps=steps, guidance=guidance, overlap=overlap, context=context,
                                  timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  own_codes=own_codes, new_listeners=new_listeners, precision=precision, eta=eta, seed=seed,

@@ -41,6 +41,10 @@ class GenerateConfig:
     """ReactFace, Trans-VAE (online): window size in frames (default: the checkpoint's generate_window)."""
     momentum: float | None = None
     """ReactFace: latent momentum alpha (default: the checkpoint's)."""
+    decoder_band: int | None = None
+    """ReactFace: frames the decoder sees before each output frame across window edges (0 = the
+    paper's window-local decoder, which jumps at window edges); default: the checkpoint's
+    (checkpoints from before issue 29: 0)."""
     steps: int | None = None
     """PerFRDiff, BeLFusion: DDIM steps (default: the checkpoint's ``diffusion.num_inference_steps``;
     BeLFusion's ``inference_steps``, i.e. every training step)."""

@@ -24,13 +24,18 @@ class ReactFaceGenerator(Generator):
             raise ConfigError("--eta is a BeLFusion option; ReactFace has no DDIM sampler")
         self.model = build_model(ck)
         load_state_strict(self.model, ck["state_dict"], path)
+        if cfg.decoder_band is not None:  # no weights depend on it: a sampler option for any checkpoint
+            if cfg.decoder_band < 0:
+                raise ConfigError(f"--decoder-band must be >= 0, got {cfg.decoder_band}")
+            self.model.config.decoder_band = int(cfg.decoder_band)
         self.model.to(dev).eval()
         self.cfg, self.dev = cfg, dev
         self.sources = {"reactface": str(path)}
         self.features = list(self.model.config.output_heads)
         self.data_config = DataConfig(**{**ck.get("data_config", {}), "crop": None})
         self.meta = {"model": "reactface", "window": cfg.window or self.model.config.generate_window,
-                     "momentum": cfg.momentum if cfg.momentum is not None else self.model.config.momentum}
+                     "momentum": cfg.momentum if cfg.momentum is not None else self.model.config.momentum,
+                     "decoder_band": self.model.config.decoder_band}
 
     def __call__(self, batch, k, gen):
         with torch.no_grad():

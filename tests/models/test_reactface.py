@@ -403,3 +403,22 @@ def test_checkpoints_without_decoder_band_keep_the_window_local_decoder():
     assert stored["decoder_band"] == 25  # the default: continuous decoding
     del stored["decoder_band"]  # a config written before the field existed
     assert ReactFaceConfig.from_dict(stored).decoder_band == 0
+
+
+def test_generator_decoder_band_option_applies_to_any_checkpoint():
+    """`reactcli generate --decoder-band` switches a checkpoint's decoder (no weights depend on it)."""
+    from reactcli.generation.base import GenerateConfig
+    from reactcli.generation.reactface import ReactFaceGenerator
+
+    m = model(decoder_band=0)
+    ck = {"model": "reactface", "config": m.config.to_dict(), "state_dict": m.state_dict()}
+    a, e, t = speaker(t=24)
+    batch = {"speaker_audio": a, "speaker_emotion": e, "speaker_tdmm": t}
+    outs = {}
+    for band in (None, 6):
+        gen = ReactFaceGenerator(ck, "mem.pt", GenerateConfig(decoder_band=band), torch.device("cpu"))
+        assert gen.meta["decoder_band"] == (band or 0)
+        outs[band] = gen(batch, 2, torch.Generator().manual_seed(3))["emotion"]
+    ref = model(decoder_band=6).generate(a, e, t, num_samples=2, generator=torch.Generator().manual_seed(3))["emotion"]
+    torch.testing.assert_close(torch.as_tensor(outs[6]), ref)
+    assert not torch.allclose(torch.as_tensor(outs[None]), ref, atol=1e-4)
