@@ -28,7 +28,7 @@ def _work(tmp_path, widths):
 def test_mixed_audio_widths_are_named(tmp_path):
     work, clips = _work(tmp_path, [78, 78, 78, 40])
     table = load_items(work, "train")
-    with pytest.raises(InputError, match=rf"mfcc of clip .* has 40 dims but clip .* has 78"):
+    with pytest.raises(InputError, match=r"mfcc of clip .* has 40 dims but clip .* has 78"):
         ReactionDataset(work, table, DataConfig(frames=60, crop=None))
 
 
