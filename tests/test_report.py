@@ -200,3 +200,27 @@ def test_report_screenshot_shows_images(report_dir, tmp_path):
     assert blue.sum() > 1000
     # and the page is not blank: the metric table's text makes dark pixels
     assert ((img.sum(-1) < 150).sum()) > 2000
+
+
+def test_report_naturalness_table_and_velocity_plot(report_dir):
+    out, result = report_dir
+    result["metrics"]["reactface"]["naturalness"] = {
+        "seam_score": 9.04, "seam_period": 25, "seam_phase": 0, "velocity_ratio": 1.27,
+        "acceleration_ratio": 2.5, "jerk_ratio": 3.0, "window_variance_ratio": 0.76}
+    result["metrics"]["gt"]["naturalness"] = {
+        "seam_score": 1.0, "seam_period": 31, "seam_phase": 4, "velocity_ratio": 1.0,
+        "acceleration_ratio": 1.0, "jerk_ratio": 1.0, "window_variance_ratio": 1.0}
+    _png(out / "plots" / "velocity.png", (0, 255, 0))
+    result["velocity_plot"] = {"path": "plots/velocity.png", "caption": "velocity, generated vs real"}
+    paths = write_report(result, out)
+    html = paths["html"].read_text()
+    table = _parse(html).tables["naturalness-table"]
+    assert table[0] == ["model", "kind", "seam", "motion", "accel", "jerk", "var 2s"]
+    rows = {r[0]: r for r in table[1:]}
+    assert set(rows) == {"reactface", "gt"}  # mime has no naturalness numbers: no row
+    assert rows["reactface"][2:] == ["9.04 (25@0)", "1.27", "2.5", "3", "0.76"]
+    green = base64.b64encode((out / "plots" / "velocity.png").read_bytes()).decode()
+    assert green in html and "velocity, generated vs real" in html
+    md = paths["md"].read_text()
+    assert "| reactface | model | 9.04 (25@0) | 1.27 | 2.5 | 3 | 0.76 |" in md
+    assert "![velocity](plots/velocity.png)" in md

@@ -42,7 +42,8 @@ def command(
     steps: Optional[int] = typer.Option(None, help="DDIM steps, PerFRDiff and BeLFusion (default: the checkpoint's diffusion.num_inference_steps; BeLFusion: every training step, as the authors).", rich_help_panel=PERFRDIFF),
     eta: Optional[float] = typer.Option(None, "--eta", help="DDIM stochasticity eta >= 0 (default: the checkpoint's, the authors' 0: deterministic given the initial noise). The DDIM steps are --steps.", rich_help_panel=BELFUSION),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale; 1 = conditional only (default: the checkpoint's diffusion.guidance_scale).", rich_help_panel=PERFRDIFF),
-    overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise) to avoid seams.", rich_help_panel=PERFRDIFF),
+    overlap: bool = typer.Option(False, help="Overlapping windows (stride w/2, shared noise, blended every step) to avoid seams; not strictly online. Implies --context 0 unless --context is given.", rich_help_panel=PERFRDIFF),
+    context: Optional[int] = typer.Option(None, "--context", rich_help_panel=PERFRDIFF, help="Frames of the reaction generated so far that each window continues (windows start every w - c frames and are sampled in turn; online, no seams at window edges); 0 = independent windows (a step at every window edge). Default: the checkpoint's diffusion.context_frames."),
     timestep_spacing: Optional[Literal["leading", "trailing", "linspace"]] = typer.Option(
         None, "--timestep-spacing", rich_help_panel=PERFRDIFF,
         help="Where the DDIM steps sit among the training steps: trailing (the first step at the last training step, "
@@ -71,7 +72,7 @@ def command(
                                      frames=frames, mime_lag=mime_lag, train_split=train_split, overwrite=overwrite)
         else:
             cfg = GenerateConfig(split=split, num_samples=num_samples, batch_size=batch_size, frames=frames, window=window,
-                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap,
+                                 momentum=momentum, steps=steps, guidance=guidance, overlap=overlap, context=context,
                                  timestep_spacing=timestep_spacing,
                                  personalised=personalised, pwsg_checkpoint=str(pwsg_checkpoint) if pwsg_checkpoint else None,
                                  own_codes=own_codes, new_listeners=new_listeners, precision=precision, eta=eta, seed=seed,

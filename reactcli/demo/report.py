@@ -144,7 +144,7 @@ def _timings(result: dict) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 # HTML
 # ------------------------------------------------------------------------------------------------
-def _html_metrics(result: dict) -> str:
+def _html_metrics(result: dict, out: Path | None = None) -> str:
     metrics: dict[str, dict] = result.get("metrics") or {}
     if not metrics:
         return "<p class='note'>No run was evaluated.</p>"
@@ -177,7 +177,47 @@ def _html_metrics(result: dict) -> str:
         note = next((m.get("FRRea_note") for m in metrics.values() if m.get("FRRea_note")), "unavailable")
         notes.append(f"FRRea (FID): {_e(note)}.")
     return (f"<table id='metrics-table'><tr><th>model</th><th>kind</th>{head}</tr>{''.join(body)}</table>"
-            + "".join(f"<p class='muted'>{n}</p>" for n in notes))
+            + "".join(f"<p class='muted'>{n}</p>" for n in notes) + _html_naturalness(result, out or Path(".")))
+
+
+def _nat_cells(m: dict) -> list[str] | None:
+    """The naturalness column of one run (seam with its period@phase, then the ratios), or None."""
+    from reactcli.metrics.naturalness import HEADLINE
+
+    nat = m.get("naturalness")
+    if not isinstance(nat, dict):
+        return None
+    cells = [_num(nat.get(k)) for k, _, _ in HEADLINE]
+    if nat.get("seam_period"):
+        cells[0] += f" ({nat['seam_period']}@{nat['seam_phase']})"
+    return cells
+
+
+NATURALNESS_NOTE = ("Naturalness, ratios to the real listeners of the split (1 = as real; "
+                    "<code>reactcli.metrics.naturalness</code>), on valence, arousal and the expression "
+                    "probabilities: <b>seam</b> = the worst frame-to-frame change into a window edge relative to "
+                    "elsewhere, over window sizes 8-75 and all phases, divided by the real listeners' worst "
+                    "(period@phase: where it is); <b>motion</b>, <b>accel</b>, <b>jerk</b> = mean first, second, third "
+                    "differences / real; <b>var 2s</b> = variance inside 2 s windows / real.")
+
+
+def _html_naturalness(result: dict, out: Path) -> str:
+    from reactcli.metrics.naturalness import HEADLINE
+
+    metrics: dict[str, dict] = result.get("metrics") or {}
+    rows = [(n, m.get("kind", ""), _nat_cells(m)) for n, m in metrics.items()]
+    rows = [r for r in rows if r[2] is not None]
+    html_ = ""
+    if rows:
+        head = "".join(f"<th>{_e(h)}</th>" for _, h, _ in HEADLINE)
+        body = "".join(f"<tr class='{_e(kind)}'><td>{_e(n)}</td><td>{_e(kind)}</td>"
+                       + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>" for n, kind, cells in rows)
+        html_ += (f"<h3>Naturalness</h3><table id='naturalness-table'><tr><th>model</th><th>kind</th>{head}</tr>"
+                f"{body}</table><p class='muted'>{NATURALNESS_NOTE}</p>")
+    vp = result.get("velocity_plot")
+    if vp:
+        html_ += _html_images([vp], out, "velocity plot missing")
+    return html_
 
 
 def _html_appropriateness(result: dict) -> str:
@@ -297,7 +337,7 @@ def render_html(result: dict, out_dir: str | os.PathLike, loss_png: Path | None 
     out = Path(out_dir)
     nav = "".join(f"<a href='#{a}'>{_e(t)}</a>" for a, t in SECTIONS)
     bodies = {
-        "metrics": _html_metrics(result),
+        "metrics": _html_metrics(result, out),
         "appropriateness": _html_appropriateness(result),
         "videos": _html_videos(result, out),
         "plots": _html_images([{**p, "caption": f"{p['run']}, item {p['item']}: speaker (grey), samples, "
@@ -344,6 +384,16 @@ def render_markdown(result: dict, loss_png_rel: str | None = None) -> str:
         if result.get("summary_csv"):
             md += [f"Full precision, one row per run: [{result['summary_csv']}]({result['summary_csv']}); "
                    "per-item terms: `metrics/<run>-<split>-items.csv`.", ""]
+        from reactcli.metrics.naturalness import HEADLINE
+
+        nat_rows = [[n, m.get("kind", ""), *cells] for n, m in metrics.items() if (cells := _nat_cells(m)) is not None]
+        if nat_rows:
+            md += ["### Naturalness", "", _md_table(["model", "kind"] + [h for _, h, _ in HEADLINE], nat_rows), "",
+                   NATURALNESS_NOTE.replace("<b>", "**").replace("</b>", "**").replace("<code>", "`")
+                   .replace("</code>", "`"), ""]
+        vp = result.get("velocity_plot")
+        if vp:
+            md += [f"![velocity]({vp['path']})", "", vp.get("caption", ""), ""]
     else:
         md += ["No run was evaluated.", ""]
     md += ["## Appropriateness", ""]

@@ -9,7 +9,8 @@ exactly as a user would run the CLI stage by stage:
     and the challenge baselines Trans-VAE and BeLFusion (autoencoder, diffusion) unless
     ``challenge_baselines`` is off -> generate (K samples per test item; generic and personalised
     PerFRDiff, Trans-VAE, BeLFusion) -> naive baselines
-    -> evaluate (emotion protocol) -> render a few items -> curve plots -> report.html / report.md
+    -> evaluate (emotion protocol, with the naturalness ratios) -> render a few items -> curve plots
+    and one frame-to-frame velocity plot of every model run against the real listeners -> report.html / report.md
 
 Output folder::
 
@@ -18,7 +19,7 @@ Output folder::
     <out>/metrics/<name>-<split>-items.csv  its per-item table (one row per item)
     <out>/metrics/summary.csv           one row per model/baseline, one column per metric
     <out>/videos/<run>-<item>.mp4/.png  rendered items and their poster frames
-    <out>/plots/...                     feature-curve PNGs
+    <out>/plots/...                     feature-curve PNGs, velocity.png (seams at window edges)
     <out>/corpus/                       the synthetic corpus (with its truth)
     <out>/work/                         the work directory every stage reads and writes
     <out>/demo.json                     everything the report was made from
@@ -532,7 +533,31 @@ def run_demo(
                 made.append({"run": run, "item": idx, "path": p.relative_to(out).as_posix()})
         return made
 
-    result["plots"] = stages.run("plots", plots)
+    def velocity() -> dict[str, Any] | None:
+        from reactcli.metrics.naturalness import speed_profile
+        from reactcli.metrics.store import run_arrays
+        from reactcli.render.plots import plot_velocity
+
+        models = [n for n, kind in generated.items() if kind == "model"]
+        if not models:
+            return None
+        profiles: dict[str, np.ndarray] = {}
+        for name in models:
+            P, L, _, _ = run_arrays(work, name, cfg.split, "emotion", cfg.frames)
+            profiles[name] = speed_profile(P)
+            profiles.setdefault("real listeners", speed_profile(L))
+        path = plot_velocity(profiles, out / "plots" / "velocity.png", frames=min(250, cfg.frames - 1))
+        return {"path": path.relative_to(out).as_posix(), "runs": models,
+                "caption": "frame-to-frame velocity (valence, arousal, expression probabilities), mean over "
+                           "items and samples, first 10 s: a generator that jumps at its window edges "
+                           "spikes at every edge; the real listeners in black"}
+
+    def plots_and_velocity() -> list[dict[str, Any]]:
+        made = plots()
+        result["velocity_plot"] = velocity()
+        return made
+
+    result["plots"] = stages.run("plots", plots_and_velocity)
 
     # 8. report -----------------------------------------------------------------------------------
     def report() -> dict[str, Path]:

@@ -48,7 +48,11 @@ class GenerateConfig:
     """PerFRDiff: classifier-free guidance scale, 1 = conditional only (default: the checkpoint's
     ``diffusion.guidance_scale``)."""
     overlap: bool = False
-    """PerFRDiff: overlapping windows (stride w/2, shared noise) to avoid seams."""
+    """PerFRDiff: overlapping windows (stride w/2, shared noise) to avoid seams (not strictly
+    online: a frame is blended with a window that sees later speaker frames)."""
+    context: int | None = None
+    """PerFRDiff: frames of the reaction generated so far that each window continues (online, no
+    seams; 0 = independent windows); default: the checkpoint's ``diffusion.context_frames``."""
     timestep_spacing: str | None = None
     """PerFRDiff: how the DDIM steps are placed over the training steps (``leading``,
     ``trailing``, ``linspace``); default: the checkpoint's diffusion config."""

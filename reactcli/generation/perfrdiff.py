@@ -71,7 +71,13 @@ class PerFRDiffGenerator(Generator):
             self.diffusion = replace(self.diffusion, timestep_spacing=cfg.timestep_spacing)  # validated again
         # sampler options left out take the values the GAFRG was trained for (its recipe)
         cfg = replace(cfg, steps=self.diffusion.num_inference_steps if cfg.steps is None else cfg.steps,
-                      guidance=self.diffusion.guidance_scale if cfg.guidance is None else cfg.guidance)
+                      guidance=self.diffusion.guidance_scale if cfg.guidance is None else cfg.guidance,
+                      context=(0 if cfg.overlap else self.diffusion.context_frames) if cfg.context is None else cfg.context)
+        if not 0 <= cfg.context < gafrg.config.window:
+            raise ConfigError(f"--context must be in [0, {gafrg.config.window - 1}] (the GAFRG's window is "
+                              f"{gafrg.config.window} frames), got {cfg.context}")
+        if cfg.context and cfg.overlap:
+            raise ConfigError("--overlap and --context are two ways to avoid seams; choose one (--context 0 --overlap)")
         self.cfg = cfg
         self.scheduler = make_scheduler(self.diffusion)
         target = ((gck.get("recipe") or {}).get("step") or {}).get("target", "emotion")
@@ -79,7 +85,7 @@ class PerFRDiffGenerator(Generator):
         self.features = {"emotion": ["emotion"], "tdmm": ["tdmm"], "both": ["emotion", "tdmm"]}[target]
         self.data_config = DataConfig(**{**gck.get("data_config", {}), "crop": None})
         self.meta = {"model": "perfrdiff", "personalised": cfg.personalised, "steps": cfg.steps,
-                     "guidance": cfg.guidance, "overlap": cfg.overlap, "gafrg_checkpoint": str(gpath),
+                     "guidance": cfg.guidance, "overlap": cfg.overlap, "context": cfg.context, "gafrg_checkpoint": str(gpath),
                      "pwsg_checkpoint": cfg.pwsg_checkpoint}
         if self.editor is not None and self.editor.codes is not None:
             if cfg.new_listeners not in ("read", "generic"):
@@ -197,7 +203,7 @@ class PerFRDiffGenerator(Generator):
                 style = self.pssl.encode(batch, "history")
             y = generate(self.gafrg, batch["speaker_audio"], batch["speaker_emotion"], batch["speaker_tdmm"],
                          num_samples=k, steps=self.cfg.steps, guidance=self.cfg.guidance, style=style,
-                         editor=editor, generator=gen, device=self.dev, overlap=self.cfg.overlap,
+                         editor=editor, generator=gen, device=self.dev, overlap=self.cfg.overlap, context=self.cfg.context,
                          diffusion=self.diffusion, clamp_emotion=self.target != "tdmm" and self.diffusion.clamp_emotion,
                          precision=self.cfg.precision)
         y = y.float().cpu().numpy()

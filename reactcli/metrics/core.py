@@ -33,6 +33,7 @@ from numba import njit, prange
 import reactcli
 from reactcli.errors import ConfigError, InputError
 from reactcli.kernels.dtw import dtw_one_to_many
+from reactcli.metrics.naturalness import CONTINUOUS_DIMS, HEADLINE, naturalness
 from reactcli.metrics.tlcc import _as_float, _dot, frsyn_scores
 
 #: Emotion protocol: (dim range, weight) per DTW group: 15 AUs, valence/arousal, 8 expressions.
@@ -505,7 +506,7 @@ def evaluate_with_items(
         num_threads: threads for the compiled DTW/TLCC kernels (default: all).
         fid: a FID result (float, or a dict with key ``"fid"``) for FRRea; None -> unavailable.
         allow_single_sample: accept K = 1 and report FRDiv = 0 (otherwise an InputError).
-        metrics: subset of metric names to compute (default: all).
+        metrics: subset of metric names to compute (default: all, ``naturalness`` included).
 
         with_items: also return the per-item terms of FRDiv, FRDvs, FRVar and FRSyn (FRCorr's and
             FRdist's come at no cost; the others take one more cheap pass each).
@@ -517,11 +518,17 @@ def evaluate_with_items(
         value, exactly for FRCorr/FRdist, up to float rounding for the others) and ``FRSyn`` (the
         mean |best lag| of the item's defined samples, NaN when none is defined; the official
         FRSyn is the mean over all defined samples, so it weighs items by their defined samples).
+
+        With ``naturalness`` (not one of the six challenge metrics, see
+        :mod:`reactcli.metrics.naturalness`) ``result`` also holds the dict ``naturalness`` and its
+        headline ratios at the top level (``seam_score``, ``velocity_ratio``, ``acceleration_ratio``,
+        ``jerk_ratio``, ``window_variance_ratio``), on dims 15:25 for the emotion protocol and all
+        dims otherwise.
     """
     P, L, S, A = validate_inputs(pred, listener, speaker, appropriate, feature=feature,
                                  compat=compat, allow_single_sample=allow_single_sample)
     N, K, T, D = P.shape
-    wanted = set(metrics or ("FRCorr", "FRdist", "FRDiv", "FRDvs", "FRVar", "FRSyn"))
+    wanted = set(metrics or ("FRCorr", "FRdist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "naturalness"))
     if num_threads is not None:
         from numba import set_num_threads
         import os
@@ -574,6 +581,11 @@ def evaluate_with_items(
         if with_items:
             defined = (~np.isnan(scores)).sum(axis=1)
             items["FRSyn"] = np.where(defined > 0, np.nansum(scores, axis=1) / np.maximum(defined, 1), np.nan)
+    if "naturalness" in wanted:
+        nat = timed("naturalness", lambda: naturalness(
+            P, L, dims=CONTINUOUS_DIMS if feature == "emotion" else None))
+        result["naturalness"] = nat
+        result.update({key: nat[key] for key, _, _ in HEADLINE})
     if fid is None:
         result["FRRea"] = None
         result["FRRea_note"] = ("unavailable: FID needs rendered frames and local InceptionV3 "

@@ -73,6 +73,35 @@ def metrics_table(metrics_by_name: dict[str, dict], title: str = "REACT metrics"
     return table
 
 
+def naturalness_table(metrics_by_name: dict[str, dict]) -> Table | None:
+    """A rich table of the naturalness ratios (:mod:`reactcli.metrics.naturalness`), one row per
+    run that has them; None if none has."""
+    from reactcli.metrics.naturalness import HEADLINE
+
+    rows = {n: m for n, m in metrics_by_name.items() if isinstance(m.get("naturalness"), dict)}
+    if not rows:
+        return None
+    table = Table(title="Naturalness (ratios to the real listeners; 1 = as real)", padding=(0, 1),
+                  collapse_padding=True,
+                  caption="seam: worst window-edge jump at any period 8-75 / real (at period@phase); "
+                          "motion, accel, jerk: 1st-3rd differences / real; var 2s: variance inside "
+                          "2 s windows / real. Dims 15:25 (emotion).")
+    table.add_column("model", style="bold", no_wrap=True)
+    for _, header, _ in HEADLINE:
+        table.add_column(header, justify="right", no_wrap=True)
+    for name, m in rows.items():
+        nat = m["naturalness"]
+        cells = [_fmt(nat.get(key), 1.0) for key, _, _ in HEADLINE]
+        if nat.get("seam_period"):
+            cells[0] += f" ({nat['seam_period']}@{nat['seam_phase']})"
+        table.add_row(name, *cells)
+    return table
+
+
 def print_table(metrics_by_name: dict[str, dict], console, title: str = "REACT metrics") -> None:
-    """Print :func:`metrics_table` to a rich ``console`` (the CLI passes its stdout console)."""
+    """Print :func:`metrics_table` to a rich ``console`` (the CLI passes its stdout console), then
+    :func:`naturalness_table` when the results have naturalness numbers."""
     console.print(metrics_table(metrics_by_name, title=title))
+    nat = naturalness_table(metrics_by_name)
+    if nat is not None:
+        console.print(nat)

@@ -19,7 +19,7 @@ import numpy as np
 from reactcli.errors import InputError
 from reactcli.io import atomic_path
 
-__all__ = ["plot_curves", "curves_figure", "plot_items", "DEFAULT_EMOTION_DIMS"]
+__all__ = ["plot_curves", "curves_figure", "plot_items", "plot_velocity", "DEFAULT_EMOTION_DIMS"]
 
 
 def _check(speaker, samples, listener, dims) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
@@ -158,3 +158,53 @@ def plot_items(
         paths.append(plot_curves(spk, gen[feature], lis, dims, names, out / f"{rec.index}.png",
                                  title=f"{run} {split}/{rec.index}: {rec.speaker} -> {rec.listener}"))
     return paths
+
+
+def plot_velocity(
+    profiles: dict[str, np.ndarray],
+    out_png: str | os.PathLike,
+    *,
+    real: str = "real listeners",
+    fps: float = 25.0,
+    frames: int | None = 250,
+    title: str | None = None,
+) -> Path:
+    """Frame-to-frame speed over time, one line per run: where a generator jumps at its window
+    edges, its line spikes at every edge (and lies flat in between) while the real listeners' does
+    not.
+
+    Args:
+        profiles: name -> ``(T - 1,)`` mean speed of each transition (e.g.
+            :func:`reactcli.metrics.naturalness.speed_profile`); the entry named ``real`` is drawn
+            in black on top.
+        out_png: output file.
+        frames: transitions drawn (the first ``frames``; None: all), so window edges stay visible.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    if not profiles:
+        raise InputError("velocity plot: no profile to draw")
+    fig = Figure(figsize=(9.5, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    colours = matplotlib.colormaps["tab10"]
+    for i, (name, prof) in enumerate(sorted(profiles.items(), key=lambda kv: kv[0] == real)):
+        y = np.asarray(prof, np.float64)[:frames]
+        t = (np.arange(y.size) + 1) / fps  # transition t -> t + 1 drawn at the frame it enters
+        if name == real:
+            ax.plot(t, y, color="black", lw=2.0, label=name, gid=name)
+        else:
+            ax.plot(t, y, color=colours(i % 10), lw=1.1, label=name, gid=name)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mean |x(t+1) - x(t)|")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title or "frame-to-frame velocity, mean over items and samples")
+    fig.tight_layout()
+    out = Path(out_png)
+    with atomic_path(out, suffix=".png.tmp") as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    return out

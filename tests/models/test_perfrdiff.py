@@ -755,3 +755,44 @@ def test_cuda_generation_matches_cpu(precision):
     assert gpu.device.type == "cuda" and gpu.dtype == torch.float32
     rel = ((gpu.cpu() - cpu).abs().mean() / cpu.abs().mean()).item()
     assert rel < (1e-3 if precision == "fp32" else 0.05), rel
+
+
+# ------------------------------------------------------------------------- continued windows
+@pytest.mark.parametrize("ctx", [3, 5])
+def test_continued_windows_are_online_causal(ctx):
+    """Windows of W = 10 frames that continue the last ``ctx`` generated frames start every
+    W - ctx frames; window [s, s+W) still sees speaker frames [s-W, s) only. Changing the speaker
+    from frame 20 on leaves every frame before the first window whose speaker window reaches frame
+    20 unchanged: the window starting at s > 20 writes frames [s + ctx, s + W)."""
+    model = tiny_gafrg()
+    a, e, f = speaker(b=1, t=50)
+    out = generate(model, a, e, f, num_samples=2, steps=3, generator=0, context=ctx)
+    a2, e2, f2 = a.clone(), e.clone(), f.clone()
+    a2[:, 20:] += 1.0
+    e2[:, 20:] = 1 - e2[:, 20:]
+    f2[:, 20:] -= 1.0
+    out2 = generate(model, a2, e2, f2, num_samples=2, steps=3, generator=0, context=ctx)
+    stride = W - ctx
+    first = min(s for s in range(0, 50, stride) if s > 20) + ctx  # first frame a changed window writes
+    torch.testing.assert_close(out[:, :, :first], out2[:, :, :first], atol=1e-5, rtol=1e-5)
+    assert (out[:, :, first:] - out2[:, :, first:]).abs().max() > 1e-3
+    assert out.shape == (1, 2, 50, 25) and torch.isfinite(out).all()
+
+
+def test_continued_windows_options_and_defaults():
+    model = tiny_gafrg()
+    a, e, f = speaker(b=2, t=30)
+    plain = generate(model, a, e, f, num_samples=2, steps=3, generator=4)
+    # context 0 is the independent-window sampler, also when it comes from the diffusion config
+    torch.testing.assert_close(plain, generate(model, a, e, f, num_samples=2, steps=3, generator=4, context=0))
+    cfg = DiffusionConfig(context_frames=4)
+    via_cfg = generate(model, a, e, f, num_samples=2, steps=3, generator=4, diffusion=cfg)
+    torch.testing.assert_close(via_cfg, generate(model, a, e, f, num_samples=2, steps=3, generator=4, context=4))
+    assert not torch.allclose(via_cfg[:, :, W:], plain[:, :, W:], atol=1e-3)
+    # the first window has nothing to continue: item 0's first sample starts from the same noise
+    torch.testing.assert_close(via_cfg[0, 0, :W], plain[0, 0, :W])
+    with pytest.raises(ConfigError, match="context frames must be in"):
+        generate(model, a, e, f, steps=2, generator=0, context=W)
+    with pytest.raises(ConfigError, match="choose one"):
+        generate(model, a, e, f, steps=2, generator=0, context=3, overlap=True)
+    assert DiffusionConfig().context_frames == 0  # old checkpoints keep their sampler

@@ -350,3 +350,56 @@ def test_frame_offset_positions_rows_independently():
     assert torch.allclose(both_40[1], mixed[1], atol=1e-6)
     with pytest.raises(InputError, match="frame_offset"):
         m.rollout(a, e, d, seed=3, frame_offset=torch.tensor([0, -1]))
+
+
+# ---- continuous decoding (no seams at window edges) ---------------------------------------
+
+
+def _smooth_speaker(b=3, t=200):
+    """Slowly varying speaker inputs (sums of sines), so that the output moves smoothly too."""
+    g = torch.Generator().manual_seed(1)
+    tt = torch.arange(t).float()[None, :, None]
+
+    def wave(d):
+        ph = torch.rand(b, 1, d, generator=g) * 6.28
+        per = 20 + 60 * torch.rand(1, 1, d, generator=g)
+        return torch.sin(2 * math.pi * tt / per + ph)
+
+    return wave(78), 0.5 + 0.5 * wave(25), wave(58)
+
+
+def test_generated_reactions_do_not_jump_at_window_edges():
+    """A random-weight ReactFace generating in 25-frame windows: the mean frame-to-frame change into
+    the first frame of a window over the change elsewhere stays ~1 with the continuous decoder,
+    and is ~3 with the paper's window-local one (decoder_band 0), which this test must reject."""
+    from reactcli.metrics.naturalness import edge_ratios, speed_profile
+
+    a, e, t = _smooth_speaker()
+    ratios = {}
+    for band in (25, 0):
+        torch.manual_seed(0)
+        m = ReactFace(tiny(d_model=32, n_heads=4, ffn_dim=64, vae_heads=4, vae_ffn_dim=64, latent_dim=16,
+                           period=8, history_frames=64, output_heads=("emotion",), decoder_band=band)).eval()
+        y = m.generate(a, e, t, num_samples=8, window=25, momentum=0.5, seed=0)["emotion"].numpy()
+        ratios[band] = edge_ratios(speed_profile(y), 25)[0]
+    assert ratios[25] < 1.5, ratios
+    assert ratios[0] > 2.0, ratios  # the old behaviour jumps: the check can fail
+
+
+def test_continuous_decoder_does_not_depend_on_where_windows_start():
+    """With momentum 1 the latent never changes after the first window, so what is left of the
+    window size is where the decoder's context is cut: the continuous decoder gives the same
+    reaction for windows of 4 and 8 frames (up to float rounding); the window-local one does not."""
+    a, e, t = speaker(t=24)
+    for band, same in ((6, True), (0, False)):
+        m = model(decoder_band=band)
+        y4 = m.generate(a, e, t, num_samples=2, seed=5, window=4, momentum=1.0)["emotion"]
+        y8 = m.generate(a, e, t, num_samples=2, seed=5, window=8, momentum=1.0)["emotion"]
+        assert torch.allclose(y4, y8, atol=1e-5) == same, (band, (y4 - y8).abs().max())
+
+
+def test_checkpoints_without_decoder_band_keep_the_window_local_decoder():
+    stored = tiny().to_dict()
+    assert stored["decoder_band"] == 25  # the default: continuous decoding
+    del stored["decoder_band"]  # a config written before the field existed
+    assert ReactFaceConfig.from_dict(stored).decoder_band == 0

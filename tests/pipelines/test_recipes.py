@@ -38,7 +38,8 @@ CONFIGS = {"reactface": ReactFaceConfig, "gafrg": GAFRGConfig, "pssl": PSSLConfi
 #: Size overrides per model/stage; every other recipe value is kept as shipped.
 SHRINK = {
     "reactface": {"d_model": 16, "n_heads": 2, "ffn_dim": 32, "vae_heads": 2, "vae_ffn_dim": 32,
-                  "latent_dim": 8, "train_window": 10, "generate_window": 10, "history_frames": 20},
+                  "latent_dim": 8, "train_window": 10, "generate_window": 10, "history_frames": 20,
+                  "decoder_band": 5},
     "gafrg": {"d_model": 16, "num_layers": 2, "num_heads": 2, "ffn_dim": 32, "emotion_hidden": 16,
               "window": 10, "speaker_lag": 10},
     "pssl": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "style_dim": 16},
@@ -61,6 +62,8 @@ def shrink(recipe: dict) -> dict:
         r["step"] = {**(r.get("step") or {}), "stage1_epochs": 1}
     if "step" in r and "reactions_per_item" in r["step"]:
         r["step"]["reactions_per_item"] = 2
+    if (r.get("diffusion") or {}).get("context_frames"):  # continued windows: fewer than the 10-frame window
+        r["diffusion"] = {**r["diffusion"], "context_frames": 4}
     return r
 
 
@@ -104,7 +107,9 @@ def _train(cli, work: Path, recipe_path: Path, tmp: Path, *extra, run: str | Non
     saved = torch.load(ck, weights_only=False)
     # the checkpoint keeps the shipped non-size settings (lr, weights, diffusion) unchanged
     assert saved["recipe"]["train"]["lr"] == shipped["train"]["lr"]
-    assert saved["recipe"].get("diffusion") == shipped.get("diffusion")
+    # (context_frames is a size, shrunk with the window)
+    unsized = lambda d: {k: v for k, v in (d or {}).items() if k != "context_frames"}  # noqa: E731
+    assert unsized(saved["recipe"].get("diffusion")) == unsized(shipped.get("diffusion"))
     # the corpus's identity map (PSSL labels, history clips) is among the recorded inputs
     assert any(k.endswith("manifests/identities.json") for k in saved["inputs"])
     return ck

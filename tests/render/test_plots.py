@@ -64,3 +64,16 @@ def test_plot_errors_name_the_problem(tmp_path, data) -> None:
     with pytest.raises(InputError, match="names"):
         plot_curves(spk, smp, lis, [0], ["a", "b"], tmp_path / "a.png")
     assert not (tmp_path / "a.png").exists()
+
+
+def test_plot_velocity_draws_every_run_and_refuses_nothing(tmp_path):
+    from reactcli.render.plots import plot_velocity
+
+    real = np.full(299, 0.01)
+    steps = np.full(299, 1e-4)
+    steps[24::25] = 0.5  # a jump into every 25th frame
+    path = plot_velocity({"real listeners": real, "steps": steps}, tmp_path / "v.png", frames=100)
+    img = np.asarray(Image.open(path).convert("RGB"))
+    assert img.shape[0] > 200 and img.std() > 5
+    with pytest.raises(InputError, match="no profile"):
+        plot_velocity({}, tmp_path / "w.png")
