@@ -23,6 +23,10 @@ class ConfigError(ReactcliError):
     """Bad options or configuration values."""
 
 
+class BusyError(ReactcliError):
+    """Another process is writing the same run or stage (its lock is held)."""
+
+
 class MissingAssetError(ReactcliError):
     """A local model/asset the user must provide is missing.
 

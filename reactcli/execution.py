@@ -17,6 +17,7 @@ Executors:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -30,6 +31,7 @@ import h5py
 
 from reactcli.config import NonNegativeInt, PositiveFloat, PositiveInt
 from reactcli.errors import ConfigError, ReactcliError
+from reactcli.io import process_lock
 from reactcli.storage import FeatureStore
 from reactcli.storage.store import _iter_datasets
 
@@ -80,6 +82,30 @@ def shard_path(work: str | os.PathLike, stage: str, i: int, n: int) -> Path:
     return shard_dir(work, stage) / f"{i:04d}-of-{n:04d}.h5"
 
 
+LOCKS_DIR = "locks"
+
+
+@contextlib.contextmanager
+def stage_lock(work: str | os.PathLike, stage: str, cfg: "ExecConfig | None" = None, what: str | None = None):
+    """Hold the locks of one run of ``stage`` in ``work`` (``<work>/locks/``), so that a second
+    process running the same stage at the same time stops at once with one line
+    "<what> is being written by another process (pid N)" instead of corrupting the first's files.
+
+    A whole run (every shard, then the merge) takes ``<stage>.lock`` exclusively and every shard's
+    lock; ``--shard i/N`` takes only shard i's lock (and the stage lock shared), so hand-run shards
+    of one stage run side by side but never twice the same shard."""
+    what = what or f"stage {stage!r} of {work}"
+    lock_dir = Path(work) / LOCKS_DIR
+    with contextlib.ExitStack() as stack:
+        if cfg is not None and cfg.shard is not None:
+            i, n = cfg.shard
+            stack.enter_context(process_lock(lock_dir / f"{stage}.lock", what, shared=True))
+            stack.enter_context(process_lock(lock_dir / f"{stage}.{i:04d}-of-{n:04d}.lock", f"{what} (shard {i}/{n})"))
+        else:
+            stack.enter_context(process_lock(lock_dir / f"{stage}.lock", what))
+        yield
+
+
 def _spawn_pool(n: int) -> cf.Executor:
     return cf.ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn"))
 
@@ -92,6 +118,8 @@ def run_shards(
     cfg: ExecConfig,
     on_progress: Callable[[str, int, int], None] | None = None,
     is_done: Callable[[int, int], bool] | None = None,
+    settings: str | None = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Run ``fn(*args, i, n)`` for every shard not yet done; returns their summaries.
 
@@ -104,6 +132,8 @@ def run_shards(
     n = cfg.num_jobs if cfg.shard is None else cfg.shard[1]
     if n < 1:
         raise ConfigError("--num-jobs must be >= 1")
+    if settings is not None:
+        check_shard_settings(work, stage, n, settings, overwrite)
     wanted = [cfg.shard[0]] if cfg.shard is not None else list(range(n))
     todo = [i for i in wanted if not done_fn(i, n)]
     done: list[dict] = []
@@ -133,6 +163,46 @@ def run_shards(
     else:
         raise ConfigError(f"--executor {cfg.executor!r}: expected local or slurm")
     return done
+
+
+def _settings_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _settings_diff(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: stored {old!r}, now {new!r}"]
+
+
+def check_shard_settings(work: str | os.PathLike, stage: str, n: int, settings: str, overwrite: bool = False) -> None:
+    """Refuse to reuse (or merge) committed shard files of ``stage`` written with other settings.
+
+    ``settings`` is the stage's settings as canonical JSON, stored in each shard file
+    (``stage_settings``). A shard file with other settings is removed with ``overwrite`` (it is
+    then redone), otherwise a :class:`ConfigError` names the file and the settings that differ."""
+    import json
+
+    for i in range(n):
+        p = shard_path(work, stage, i, n)
+        if not p.exists():
+            continue
+        try:
+            with h5py.File(p, "r") as h5:
+                theirs = h5.attrs.get("stage_settings")
+        except OSError as exc:
+            raise ConfigError(f"{p}: shard file cannot be read ({exc}); delete it and rerun") from exc
+        if theirs is None or str(theirs) == settings:
+            continue
+        if overwrite:
+            log.warning("%s: written with other settings; removed, it is redone (--overwrite)", p)
+            p.unlink()
+            continue
+        try:
+            diff = _settings_diff(json.loads(str(theirs)), json.loads(settings))
+        except ValueError:
+            diff = []
+        raise ConfigError(f"{p}: shard written with other settings ({'; '.join(diff) or 'options differ'}); "
+                          "rerun with the same options, or with --overwrite to redo it")
 
 
 def slurm_parameters(cfg: ExecConfig) -> dict[str, Any]:

@@ -4,6 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# every manifest a test writes is checked against its shipped JSON Schema (reactcli.manifest.schema)
+os.environ.setdefault("REACTCLI_VALIDATE_MANIFESTS", "1")
 
 
 @pytest.fixture

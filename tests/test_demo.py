@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import typer
 import yaml
@@ -176,10 +177,24 @@ def test_quick_demo_end_to_end(tmp_path):
     assert [t["stage"] for t in data["timings"]] == list(DEMO_STAGES)
     html = report.read_text()
     for name in (*MODELS, *BASELINES):
-        m = json.loads((out / "metrics" / f"{name}.json").read_text())
+        m = json.loads((out / "metrics" / f"{name}-test.json").read_text())
         assert m["K"] == 3 and m["T"] == 150 and m["N"] == data["metrics"][name]["N"]
         assert np.isclose(m["FRCorr_per_sample"] * 3, m["FRCorr"])
-        assert f"<a href='metrics/{name}.json'>{name}</a>" in html
+        assert f"<a href='metrics/{name}-test.json'>{name}</a>" in html
+        assert len(pd.read_csv(out / "metrics" / f"{name}-test-items.csv")) == m["N"]
+    # every manifest of the demo's work directory is valid under the shipped schemas
+    from reactcli.cli.main import app as main_app
+
+    valid = CliRunner().invoke(main_app, ["validate", str(out / "work")])
+    assert valid.exit_code == 0 and "ok:" in valid.output, valid.output
+    # the summary: one row per run, one column per metric, full precision and full names
+    summary = pd.read_csv(out / "metrics" / "summary.csv")
+    assert list(summary["run"]) == sorted([*MODELS, *BASELINES])
+    for metric in ("FRCorr", "FRCorr_per_sample", "FRdist", "FRdist_per_sample", "FRDiv", "FRDvs", "FRVar", "FRSyn"):
+        assert list(summary.columns).count(metric) == 1
+        for name in (*MODELS, *BASELINES):
+            want = json.loads((out / "metrics" / f"{name}-test.json").read_text())[metric]
+            assert summary.set_index("run").loc[name, metric] == pytest.approx(want, rel=1e-12)
     # the ground truth reaction is appropriate for its own item: FRCorr per sample is ~1 there
     # (its own listener is in every row), far above random noise
     assert data["metrics"]["gt"]["FRCorr_per_sample"] > 0.5 > data["metrics"]["random"]["FRCorr_per_sample"]

@@ -30,3 +30,15 @@ def test_wheel_ships_the_recipes_and_the_demo_reads_them_outside_the_source_tree
     assert out.returncode == 0, out.stderr[-2000:]
     module, source = out.stdout.split()
     assert module.startswith(str(target)) and source.startswith(str(target)) and source.endswith("perfrdiff-gafrg.yaml")
+    # the manifests' JSON Schemas are package data too: an installed wheel validates a work directory
+    schemas = sorted(n for n in names if n.startswith("reactcli/manifest/schemas/") and n.endswith(".schema.json"))
+    assert len(schemas) == len(list((ROOT / "manifests" / "schemas").glob("*.schema.json"))) >= 8
+    work = tmp_path / "w" / "manifests"
+    work.mkdir(parents=True)
+    (work / "pairs.jsonl").write_text('{"type": "pair", "id": "val/0", "split": "val", "index": -1, '
+                                      '"speaker": "a", "listener": "b"}\n')
+    code = ("import sys; from reactcli.manifest.schema import validate_work; from reactcli.errors import InputError\n"
+            "try:\n    validate_work(sys.argv[1])\nexcept InputError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "w")], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(target)})
+    assert out.returncode == 0 and "pairs.jsonl:1: field 'index': expected an integer >= 0, got -1" in out.stdout, out.stderr[-2000:]

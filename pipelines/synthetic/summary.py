@@ -1,8 +1,9 @@
 """Print the metric table of a synthetic recipe run and check the recipe's targets.
 
-Usage: ``python summary.py METRICS_DIR MODEL [MODEL ...]`` where each MODEL has
-``METRICS_DIR/<model>.json`` (``reactcli evaluate run``) and optionally
-``<model>-personal.json`` (``reactcli.metrics.personal``). Targets checked (README.md):
+Usage: ``python summary.py METRICS_DIR SPLIT MODEL [MODEL ...]`` where each MODEL has
+``METRICS_DIR/<model>-<split>.json`` (``reactcli evaluate run``) and optionally
+``<model>-<split>-personal.json`` (``reactcli.metrics.personal``). The same numbers at full
+precision, one row per run: ``METRICS_DIR/summary.csv`` (``reactcli evaluate summary``). Targets checked (README.md):
 every model that is not a naive baseline beats mime, random and meanseq on FRCorr (higher) and
 FRdist (lower) with FRDiv > 0; ``perfrdiff-personalised[-variant][-few]`` beats ``perfrdiff-generic[-few]``
 (same number of DDIM steps) on personal FRCorr/FRdist.
@@ -24,12 +25,12 @@ NAIVE = ("mime", "random", "meanseq")
 BASELINES = ("mime", "random", "meanseq", "meanfr", "gt")
 
 
-def _load(d: Path, name: str) -> dict | None:
-    p = d / f"{name}.json"
+def _load(d: Path, split: str, name: str) -> dict | None:
+    p = d / f"{name}-{split}.json"
     if not p.is_file():
         return None
     res = json.loads(p.read_text())
-    q = d / f"{name}-personal.json"
+    q = d / f"{name}-{split}-personal.json"
     if q.is_file():
         res.update({k: v for k, v in json.loads(q.read_text()).items() if k.startswith(("personal_", "N_"))})
     return res
@@ -40,8 +41,8 @@ def _fmt(v) -> str:
 
 
 def main(argv: list[str]) -> int:
-    d, names = Path(argv[0]), argv[1:]
-    rows = {n: r for n in names if (r := _load(d, n)) is not None}
+    d, split, names = Path(argv[0]), argv[1], argv[2:]
+    rows = {n: r for n in names if (r := _load(d, split, n)) is not None}
     seen = [r.get("N_seen") for r in rows.values() if r.get("N_seen")]
     cols = COLS + (SEEN_COLS if seen else [])
     print("| run | " + " | ".join(c for c, _ in cols) + " |")

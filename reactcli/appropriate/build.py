@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ from reactcli.manifest import AppropriateRecord, write_manifest
 from reactcli.storage import FeatureStore
 from reactcli.manifest.items import check_matrix
 from reactcli.manifest.items import ItemTable, load_items
+
+log = logging.getLogger(__name__)
 
 EMOTION_GROUPS = ((0, 15), (15, 17), (17, 25))
 EMOTION_WEIGHTS = (1 / 15, 1.0, 1 / 8)
@@ -200,12 +203,22 @@ def speaker_distances(work: str | os.PathLike, table: ItemTable, cfg: BuildConfi
     work = Path(work)
     speakers = [p.speaker for p in table.pairs]
     uniq = sorted(set(speakers))
-    key = hashlib.sha1(json.dumps([uniq, cfg.feature, cfg.distance, cfg.downsample, cfg.frames]).encode()).hexdigest()[:12]
+    store = FeatureStore(work)
+    # the stored arrays' references (file, version, settings, input digests) are part of the key:
+    # features extracted or imported again (a changed corpus) never reuse old distances
+    refs = [store.ref(c, cfg.feature).to_dict() for c in uniq]
+    key = hashlib.sha1(json.dumps([uniq, cfg.feature, cfg.distance, cfg.downsample, cfg.frames, refs],
+                                  sort_keys=True).encode()).hexdigest()[:12]
     cache = work / "appropriate" / f"{table.split}-{cfg.feature}-{cfg.distance}-ds{cfg.downsample}-{key}.npy"
+    du = None
     if cache.is_file():
-        du = np.load(cache)
-    else:
-        store = FeatureStore(work)
+        try:
+            du = np.load(cache, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # a damaged cache is recomputed
+            log.warning("%s: unreadable distance cache (%s); computing it again", cache, exc)
+        if du is not None and du.shape != (len(uniq), len(uniq)):
+            du = None
+    if du is None:
         feats = []
         for n, c in enumerate(uniq, 1):
             arr = np.asarray(store.read(c, cfg.feature), dtype=np.float32)

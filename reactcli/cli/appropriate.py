@@ -79,8 +79,9 @@ def check(
         raise InputError(f"{mpath}: matrix not found (run `reactcli appropriate build --split {split}`)")
     pred = np.load(mpath)
     pr = precision_recall(pred, load_truth(truth, pred.shape[0]))
-    out.print(f"{split}: precision {pr['precision']:.3f}  recall {pr['recall']:.3f}  F1 {pr['f1']:.3f}  "
-              f"(tp {pr['tp']}, fp {pr['fp']}, fn {pr['fn']})")
+    # plain text, one line whatever the terminal's width (the synthetic Makefile tees it into a file)
+    typer.echo(f"{split}: precision {pr['precision']:.3f}  recall {pr['recall']:.3f}  F1 {pr['f1']:.3f}  "
+               f"(tp {pr['tp']}, fp {pr['fp']}, fn {pr['fn']})")
 
 
 @app.command("sweep")

@@ -29,6 +29,8 @@ def command(
     sidecar_fps: Optional[float] = typer.Option(None, "--sidecar-fps", help="Rows per second of the session emotion/3DMM files (default: the video's frame rate)."),
     mirror_splits: str = typer.Option("val,test", "--mirror-splits", help="Comma-separated splits whose items are repeated with roles swapped."),
     on_error: Literal["fail", "skip"] = typer.Option("fail", "--on-error", help="fail: a bad session stops the stage; skip: report it by name and go on."),
+    split_map: Optional[Path] = typer.Option(None, "--split-map", help="Session-to-split map (CSV with columns session,split, or a JSON object {session: split}; sessions named <site>/<session> or by folder name) whose splits replace the cycle/hash splits `prepare` gave; every session must be listed. Format: manifests/schemas/split-map.schema.json; the synthetic corpus's: manifests/split-maps/synthetic.csv."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Cut again the sessions whose clips were cut with other settings (e.g. another --sample-rate); without it such a rerun stops naming the setting. Sessions whose input files changed are always cut again."),
     exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Cut every session into 30 s clips (video, WAV, emotion/3DMM slices) + clips/pairs manifests; resumable."""
@@ -36,7 +38,8 @@ def command(
 
     cfg = ClipStageConfig(clip_seconds=clip_seconds, stride_seconds=stride, frames=frames, fps=fps,
                           sample_rate=sample_rate, remainder=remainder, min_remainder_s=min_remainder,
-                          mode=mode, crf=crf, preset=preset, sidecar_fps=sidecar_fps, on_error=on_error,
+                          mode=mode, crf=crf, preset=preset, sidecar_fps=sidecar_fps, on_error=on_error, overwrite=overwrite,
+                          split_map=str(split_map) if split_map else None,
                           mirror_splits=tuple(s.strip() for s in mirror_splits.split(",") if s.strip()))
     with progress() as bar:
         summary = run_clip(work, cfg, exec_cfg, on_progress=StageProgress(bar))

@@ -78,6 +78,23 @@ def set_threads(n: int) -> None:
         pass
 
 
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the path, what went wrong and what to do."""
+    import errno
+
+    what = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    path = exc.filename
+    if path is not None and exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    hint = {errno.ENOSPC: "free some space and rerun (finished outputs are kept)",
+            errno.EDQUOT: "free some space and rerun (finished outputs are kept)",
+            errno.EACCES: "check the permissions, or choose another --work / output path",
+            errno.EROFS: "the file system is read-only; choose another --work / output path",
+            errno.EPERM: "check the permissions, or choose another --work / output path"}.get(exc.errno or -1, "")
+    line = f"{path}: {what}" if path is not None else what
+    return f"{line}; {hint}" if hint else line
+
+
 def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorator for command functions: expected errors become one line + exit code."""
 
@@ -90,6 +107,13 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
                 raise
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=getattr(exc, "exit_code", 1)) from None
+        except OSError as exc:
+            # a read-only work dir, a full disk, a file vanished: one line naming the path; the
+            # outputs are written atomically, so a rerun after the fix resumes where this one stopped
+            if STATE.debug:
+                raise
+            console.print(f"[bold red]error:[/] {escape(os_error_line(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]: completed outputs are kept; rerun to resume")
             raise typer.Exit(code=130) from None

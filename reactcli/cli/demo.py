@@ -28,6 +28,9 @@ def command(
     challenge_baselines: bool = typer.Option(True, "--challenge-baselines/--no-challenge-baselines", help="Also train, generate and score the REACT challenge's baselines Trans-VAE and BeLFusion (on by default; --no-challenge-baselines leaves them out for a shorter demo)."),
 ) -> None:
     """Synthetic corpus -> prepare -> features -> appropriateness -> ReactFace + PerFRDiff (+ Trans-VAE, BeLFusion) -> baselines -> metrics -> videos -> report."""
+    from reactcli.io import check_output
+
+    check_output(out_dir, "--out", "dir")
     from reactcli.demo import DEMO_STAGES, DemoConfig, quick_config, run_demo
     from reactcli.metrics.report import print_table
 

@@ -44,8 +44,13 @@ def arrays(
     fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
     name: str = typer.Option("predictions", "--name", help="Row label in the printed table."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Score the first N frames of every array (e.g. 750: the challenge's 751-frame ground truth against 750-frame predictions)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The checkpoint that generated --pred: its SHA-256 is recorded in the JSON (provenance)."),
+    generation_seed: Optional[int] = typer.Option(None, "--generation-seed", help="The seed that generated --pred (recorded in the JSON)."),
 ) -> None:
     """Compute all metrics from .npy arrays, write JSON atomically, print a table."""
+    from reactcli.io import check_output
+
+    check_output(out_path, "--out")
     from reactcli.metrics import evaluate_arrays
     from reactcli.metrics.report import print_table, write_report
 
@@ -76,6 +81,14 @@ def arrays(
     )
     if fid is not None:
         metrics["FRRea_detail"] = fid
+    if checkpoint is not None and not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: --checkpoint file not found")
+    from reactcli.models.checkpoint import sha256_of
+
+    sha256 = sha256_of(checkpoint) if checkpoint is not None else None
+    metrics["generation"] = {"checkpoint": str(checkpoint) if checkpoint else None, "checkpoint_sha256": sha256,
+                             "seed": generation_seed, "options": None}
+    metrics["seed"], metrics["checkpoint_sha256"] = generation_seed, sha256
     write_report(metrics, out_path)
     print_table({name: metrics}, out)
     out.print(f"wrote {out_path}")

@@ -29,6 +29,10 @@ def compare_command(
     """Paired, item-level comparison of FRCorr and FRdist: mean difference (run - base), its
     bootstrap interval over items, items where the run is better, and a verdict that is
     "better" or "worse" only when the interval excludes 0."""
+    from reactcli.io import check_output
+
+    if out_file is not None:
+        check_output(out_file, "--out")
     from reactcli.metrics.compare import compare_runs
 
     res = compare_runs(work, split, base, run, feature=feature, personal=personal, n_boot=n_boot, seed=seed,

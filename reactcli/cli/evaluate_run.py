@@ -37,12 +37,17 @@ def run_command(
     split: str = typer.Option("test", help="Split the runs generated."),
     feature: Literal["emotion", "tdmm"] = typer.Option("emotion", help="emotion (challenge protocol) or tdmm (58-d 3DMM, one DTW)."),
     compat: Literal["default", "official"] = typer.Option("default", help="default, or official (reproduce the official FRSyn quirks)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>.json (default WORK/metrics)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for <run>-<split>.json, <run>-<split>-items.csv and summary.csv (default WORK/metrics)."),
     fid_frames: Optional[Path] = typer.Option(None, "--fid-frames", help="FRRea: frames exported by `render --fid-frames DIR` (DIR/real, DIR/fake; one --run)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="FRRea: local InceptionV3 FID weights (pytorch-fid's pt_inception-2015-12-05-6726825d.pth or torch-fidelity's file)."),
     fid_preprocess: Literal["pytorch-fid", "tensorflow"] = typer.Option("pytorch-fid", "--fid-preprocess", help="FRRea resizing: pytorch-fid (the challenge's) or tensorflow (the original TF FID)."),
 ) -> None:
-    """Score stored runs and print one table (metrics/<run>-<split>.json each)."""
+    """Score stored runs: metrics/<run>-<split>.json, a per-item table <run>-<split>-items.csv each,
+    and the folder's summary.csv (one row per run); print one table."""
+    from reactcli.io import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, "--out-dir", "dir")
     from reactcli.metrics.report import print_table
     from reactcli.metrics.store import evaluate_run
 
@@ -50,7 +55,8 @@ def run_command(
     results = {}
     for r in run:
         results[r] = evaluate_run(work, r, split, feature=feature, compat=compat,
-                                  out=(out_dir / f"{r}.json") if out_dir else None, fid=fid)
+                                  out_dir=out_dir, fid=fid, summary=r == run[-1])
     print_table(results, out)
     for r, res in results.items():
-        typer.echo(f"{r}: {res['path']}")
+        typer.echo(f"{r}: {res['path']} {res['items_path']}")
+    typer.echo(f"summary: {results[run[-1]]['summary_path']}")

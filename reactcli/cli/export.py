@@ -20,6 +20,9 @@ def command(
     """Write predictions (N, K, T, D), real listeners and speakers (N, T, D) per feature, the
     appropriateness matrix as neighbour_emotion_<split>.npy, items.csv and export.json, in the
     challenge's mirrored item order: what the authors' evaluators and `evaluate arrays` read."""
+    from reactcli.io import check_output
+
+    check_output(out_dir, "--out", "dir")
     from reactcli.generation.exchange import export_run
 
     record = export_run(work, run, split, out_dir, frames=frames)

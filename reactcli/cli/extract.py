@@ -54,6 +54,7 @@ def command(
     graphau_path: Optional[Path] = typer.Option(None, "--graphau-path", rich_help_panel=FACE_PANEL, help="GraphAU/emotion model: a TorchScript file, or the folder/weights given to --graphau-factory."),
     graphau_factory: Optional[str] = typer.Option(None, "--graphau-factory", rich_help_panel=FACE_PANEL, help="module:function or file.py:function building the GraphAU wrapper (see examples/adapters/graphau.py)."),
     on_error: Literal["fail", "skip"] = typer.Option("fail", help="fail: a bad clip stops the stage; skip: report it by name and go on."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo the arrays (and shard files) stored with other settings (e.g. another --sample-rate); without it such a rerun stops with an error naming the setting. Arrays whose input files changed are always redone."),
     exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Run feature extractors over every clip; resumable, shardable, identical for any job count."""
@@ -65,10 +66,12 @@ def command(
         models={"emoca": (emoca_path, emoca_factory), "faceverse": (faceverse_path, faceverse_factory),
                 "graphau": (graphau_path, graphau_factory)})
     cfg = ExtractConfig(features=[f.strip() for f in features.split(",") if f.strip()], options=opts,
-                        on_error=on_error, device=device)
+                        on_error=on_error, device=device, overwrite=overwrite)
     with progress() as bar:
         summary = run_extract(work, cfg, exec_cfg, on_progress=StageProgress(bar))
     n = sum(r.get("extracted", 0) for r in summary["shards"])
-    out.print(f"extracted {n} clip x extractor outputs; store: {summary.get('store') or 'shard only (merge later)'}")
+    redone = sum(r.get("redone", 0) for r in summary["shards"])
+    again = f" ({redone} arrays redone: changed inputs or --overwrite)" if redone else ""
+    out.print(f"extracted {n} clip x extractor outputs{again}; store: {summary.get('store') or 'shard only (merge later)'}")
     if summary["skipped"]:
         out.print(f"[yellow]skipped {len(summary['skipped'])} bad clips[/], first: {summary['skipped'][0]}")

@@ -66,6 +66,8 @@ _COMMANDS = [
     ("reactcli.cli.render", "command", "render"),
     ("reactcli.cli.export", "command", "export"),
     ("reactcli.cli.demo", "command", "demo"),
+    ("reactcli.cli.validate", "command", "validate"),
+    ("reactcli.cli.verify", "command", "verify"),
 ]
 
 
@@ -86,6 +88,7 @@ def _register() -> None:
             obj.command("personal")(_load("reactcli.cli.evaluate_personal", "personal_command"))
             obj.command("select")(_load("reactcli.cli.evaluate_select", "select_command"))
             obj.command("compare")(_load("reactcli.cli.evaluate_compare", "compare_command"))
+            obj.command("summary")(_load("reactcli.cli.evaluate_summary", "summary_command"))
         if obj is not None:
             app.add_typer(obj, name=name)
     for module, attr, name in _COMMANDS:

@@ -19,7 +19,7 @@ def react(
     work: Path = typer.Option(..., "--work", help="Work directory: manifests, feature store, reports are written here."),
     frames: int = typer.Option(751, help="Frames per clip in the release (751 for REACT 2023/24)."),
     fps: float = typer.Option(25.0, help="Frame rate of the clips."),
-    splits: str = typer.Option("train,val,test", help="Comma-separated splits to read."),
+    splits: str = typer.Option(None, "--splits", help="Comma-separated splits to read; each named split's CSV must exist (default: those of train, val, test that the root has)."),
     mirror: bool = typer.Option(True, help="Mirror a split (roles swapped as items n..2n-1) when no neighbour matrix fixes its size."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop bad items (listed in reports/prepare-react.json) instead of failing."),
     require_media: bool = typer.Option(True, help="Require each clip's video and audio file to exist."),
@@ -28,7 +28,7 @@ def react(
     """Read the REACT clip layout: clips, mirrored items, neighbour matrices, shipped emotion/3DMM features."""
     from reactcli.corpora.react import ReactConfig, prepare_react
 
-    cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+    cfg = ReactConfig(frames=frames, fps=fps, splits=tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None,
                       mirror=mirror, skip_bad=skip_bad, require_media=require_media,
                       identities=str(identities) if identities else None)
     with progress() as bar:
@@ -41,7 +41,8 @@ def react(
         table.add_row(split, str(n), str(summary.items[split]), str(summary.mirrored[split]),
                       f"{a['mean']:.2f}, {a['min']}, {a['max']}" if a else "-")
     out.print(table)
-    out.print(f"clips: {summary.clips}  imported: {summary.imported}  already stored: {summary.already_stored}  "
+    again = f" ({summary.reimported} changed since stored)" if summary.reimported else ""
+    out.print(f"clips: {summary.clips}  imported: {summary.imported}{again}  already stored: {summary.already_stored}  "
               f"skipped items: {len(summary.skipped_items)}  problems: {len(summary.errors)}")
     if summary.identities is not None:
         out.print(f"identities: {summary.identities} persons (from {identities})")
@@ -132,7 +133,7 @@ def mars(
     """Read the MARS layout (variable-length 30 fps recordings) into manifests/sessions.jsonl."""
     from reactcli.corpora.mars import MarsConfig, prepare_mars
 
-    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()), skip_bad=skip_bad,
+    cfg = MarsConfig(splits=tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None, skip_bad=skip_bad,
                      identities=str(identities) if identities else None)
     with progress() as bar:
         summary = prepare_mars(root, work, cfg, on_progress=StageProgress(bar))

@@ -38,6 +38,9 @@ def command(
     recurring_experts: int = typer.Option(0, "--recurring-experts", min=0, help="NoXI-like sessions take their Expert from a pool of this many recurring people (as NoXI experts recur across sessions and splits); 0: every participant is in one session only. Who is who goes to truth/identities.json (give it to `prepare react --identities`, or `prepare synthetic --identities` for --layout raw)."),
 ) -> None:
     """Generate a synthetic corpus with known truth (patterns, response modes, styles)."""
+    from reactcli.io import check_output
+
+    check_output(out_dir, "--out", "dir")
     from reactcli.synthetic import SynthConfig, synthesize  # noqa: PLC0415
 
     if layout not in ("react", "raw"):

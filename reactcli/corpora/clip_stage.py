@@ -51,7 +51,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,10 +59,10 @@ import numpy as np
 
 import reactcli
 from reactcli.appropriate.mars import session_appropriateness
-from reactcli.corpora.common import EMOTION_DIM, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import EMOTION_COLUMNS, EMOTION_DIM, load_emotion_csv, load_tdmm_npy
 from reactcli.errors import ConfigError, InputError
-from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path
-from reactcli.io import atomic_open, atomic_path, save_npy, write_json
+from reactcli.execution import ExecConfig, run_shards, shard_dir, shard_path, stage_lock
+from reactcli.io import atomic_open, atomic_path, file_stamp, save_npy, stamp_changed, write_json
 from reactcli.manifest import (
     ClipRecord,
     PairRecord,
@@ -72,6 +72,7 @@ from reactcli.manifest import (
     write_manifest,
 )
 from reactcli.manifest.ids import clip_person, participant_id
+from reactcli.manifest.splitmap import read_split_map, resolve_splits
 from reactcli.media.clip import ClipConfig, ClipSpan, cut_clip, plan_clips, slice_frames
 from reactcli.media.probe import probe
 from reactcli.progress import ProgressFn, worker_progress
@@ -80,8 +81,7 @@ from reactcli.storage import ShardWriter
 log = logging.getLogger(__name__)
 
 STAGE = "clip"
-EMOTION_HEADER = ("AU1,AU2,AU4,AU6,AU7,AU9,AU10,AU12,AU14,AU15,AU17,AU23,AU24,AU25,AU26,"
-                  "valence,arousal,Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt")
+EMOTION_HEADER = ",".join(EMOTION_COLUMNS)
 #: sidecar kind -> (REACT folder, extension)
 SIDECAR_DIRS = {"emotion": ("Emotion", ".csv"), "tdmm": ("3D_FV_files", ".npy")}
 _EPS = 1e-3
@@ -126,6 +126,18 @@ class ClipStageConfig:
     """Splits whose items are repeated with roles swapped (the challenge's evaluation order)."""
     out_dir: str = "clips"
     """Folder of the clip files, relative to the work directory."""
+    split_map: str | None = None
+    """A session-to-split map (CSV ``session,split`` or JSON; :mod:`reactcli.manifest.splitmap`)
+    whose splits replace the ones ``prepare`` gave the sessions (by a cycle or a hash); every
+    session must be in it."""
+    overwrite: bool = False
+    """Cut again the sessions whose clips were cut with other settings, instead of stopping with an
+    error naming the setting that differs."""
+
+    def settings(self) -> dict[str, Any]:
+        """The options that decide the clip files (recorded per session, compared on a rerun)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("preset", "on_error", "mirror_splits", "out_dir", "overwrite", "split_map")}
 
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the option for impossible values."""
@@ -220,13 +232,75 @@ def plan_session(session: SessionRecord, cfg: ClipStageConfig) -> tuple[list[Cli
     return spans, parts
 
 
-def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) -> tuple[list[ClipRecord], int, int]:
+def _manifest_path(p: Path, work: Path | None = None) -> str:
+    """How a clip file is named in clips.jsonl: by its absolute path, so that every stage, run from
+    any directory, reads the same file (:func:`reactcli.manifest.records.resolve_path`)."""
+    return str(p.absolute())
+
+
+SOURCES_DIR = "manifests/clip-sources"
+"""Per session, how its clips were cut (settings, input stamps): ``<work>/manifests/clip-sources/<session id>.json``
+(outside the clip folder, which stays a plain REACT layout)."""
+
+
+def _session_inputs(session: SessionRecord) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for p in session.participants:
+        for kind, f in (("video", p.video), ("audio", p.audio), *sorted(p.sidecars.items())):
+            if f:
+                files[f"{p.person}/{kind}"] = f
+    return files
+
+
+def _check_sources(session: SessionRecord, out_root: Path, cfg: ClipStageConfig, work: Path | None = None) -> Path:
+    """Compare the session's record of how its clips were cut (settings, input stamps) with now.
+
+    Other settings stop with a :class:`ConfigError` naming them (``overwrite``: the session's clip
+    files are removed and cut again); a changed input file removes them (they are cut again).
+    Returns the record's path."""
+    rec_path = (work if work is not None else out_root.parent) / SOURCES_DIR / f"{session.id}.json"
+    if not rec_path.is_file():
+        return rec_path
+    try:
+        old = json.loads(rec_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    redo = None
+    now = cfg.settings()
+    if old.get("settings") != now:
+        diff = "; ".join(f"{k}: stored {old.get('settings', {}).get(k)!r}, now {v!r}"
+                         for k, v in now.items() if old.get("settings", {}).get(k) != v) or "settings differ"
+        if not cfg.overwrite:
+            raise ConfigError(f"{session.id}: its clips in {out_root} were cut with other settings ({diff}); rerun "
+                              "with --overwrite to cut them again, or with the same options")
+        redo = f"other settings ({diff})"
+    else:
+        stamps = old.get("inputs", {})
+        for key, f in _session_inputs(session).items():
+            if key not in stamps or stamp_changed(stamps[key], f):
+                redo = f"{f} changed"
+                break
+        if redo is None and set(stamps) - set(_session_inputs(session)):
+            redo = "an input file was removed"
+    if redo:
+        log.info("%s: cutting its clips again: %s", session.id, redo)
+        for p in session.participants:
+            pid = participant_id(session, p.person)
+            for sub in ("Video_files", "Audio_files", *(d for d, _ in SIDECAR_DIRS.values())):
+                shutil.rmtree(out_root / sub / pid, ignore_errors=True)
+        rec_path.unlink(missing_ok=True)
+    return rec_path
+
+
+def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig,
+                work: Path | None = None) -> tuple[list[ClipRecord], int, int]:
     """Cut one session into clips for both participants; returns (records, cut, reused).
 
     Clips whose files already exist are reused (not re-encoded). On an ``InputError`` the files
     written by this call are removed before the error propagates (earlier runs' files stay).
     """
     spans, parts = plan_session(session, cfg)
+    sources = _check_sources(session, out_root, cfg, work)
     site = session.site
     created: list[Path] = []
     records: list[ClipRecord] = []
@@ -261,16 +335,20 @@ def cut_session(session: SessionRecord, out_root: Path, cfg: ClipStageConfig) ->
                         else:
                             save_npy(path, rows.astype(np.float32))
                         created.append(path)
-                    sidecars[kind] = str(path)
+                    sidecars[kind] = _manifest_path(path, work)
                 records.append(ClipRecord(
                     id=f"{pid}/{span.index}", site=site, session=session.id, person=person,
                     index=span.index, start=span.start, end=span.start + nf / cfg.fps, fps=cfg.fps,
-                    num_frames=nf, split=session.split, video=str(video), audio=str(audio),
+                    num_frames=nf, split=session.split, video=_manifest_path(video, work),
+                    audio=_manifest_path(audio, work),
                     sidecars=sidecars, corpus=session.corpus))
     except InputError:
         for p in created:
             p.unlink(missing_ok=True)
         raise
+    if n_cut or not sources.is_file():
+        write_json(sources, {"session": session.id, "settings": cfg.settings(),
+                             "inputs": {k: file_stamp(f) for k, f in _session_inputs(session).items()}})
     return records, n_cut, n_reused
 
 
@@ -279,13 +357,23 @@ def _shard_files(work: Path, i: int, n: int) -> tuple[Path, Path]:
     return d / f"{i:04d}-of-{n:04d}.jsonl", d / f"{i:04d}-of-{n:04d}.summary.json"
 
 
+def _sessions(work: Path, cfg: ClipStageConfig) -> list[SessionRecord]:
+    """The work directory's sessions, with the splits of ``cfg.split_map`` when one is given."""
+    sessions = read_manifest(work / "manifests" / "sessions.jsonl", SessionRecord)
+    if cfg.split_map:
+        splits = resolve_splits([s.id for s in sessions], read_split_map(cfg.split_map), cfg.split_map)
+        for s in sessions:
+            s.split = splits[s.id]
+    return sessions
+
+
 def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
                on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """Cut the sessions of shard ``index`` of ``count``: the unit of work of every executor."""
     progress = worker_progress(on_progress)
     cfg = ClipStageConfig(**{**cfg_dict, "mirror_splits": tuple(cfg_dict.get("mirror_splits", ("val", "test")))})
     work_p = Path(work)
-    sessions = read_manifest(work_p / "manifests" / "sessions.jsonl", SessionRecord)
+    sessions = [s.resolved(work_p) for s in _sessions(work_p, cfg)]
     mine = shard_records(sessions, index, count)
     out_root = work_p / cfg.out_dir
     records: list[ClipRecord] = []
@@ -295,7 +383,7 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
         if progress:
             progress(f"clip shard {index}/{count}: sessions", k, len(mine))
         try:
-            recs, c, r = cut_session(s, out_root, cfg)
+            recs, c, r = cut_session(s, out_root, cfg, work=work_p)
         except InputError as exc:
             if cfg.on_error != "skip":
                 raise
@@ -312,7 +400,8 @@ def clip_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     man, summ = _shard_files(work_p, index, count)
     write_manifest(man, records)
     write_json(summ, summary)
-    with ShardWriter(shard_path(work_p, STAGE, index, count), work=work_p):
+    with ShardWriter(shard_path(work_p, STAGE, index, count), work=work_p,
+                     stage_settings=json.dumps(cfg.settings(), sort_keys=True)):
         pass  # empty committed marker: the contract's "this shard is done"
     return summary
 
@@ -356,8 +445,10 @@ def merge_clip_shards(work: str | os.PathLike, n: int, cfg: ClipStageConfig) -> 
         man, summ = _shard_files(work, i, n)
         clips += read_manifest(man, ClipRecord)
         shards.append(json.loads(summ.read_text(encoding="utf-8")))
-    sessions = read_manifest(work / "manifests" / "sessions.jsonl", SessionRecord)
+    sessions = _sessions(work, cfg)
     pairs = build_pairs(clips, sessions, cfg.mirror_splits)
+    if cfg.split_map:  # sessions.jsonl tells the splits the clips and items got
+        write_manifest(work / "manifests" / "sessions.jsonl", sessions)
     write_manifest(work / "manifests" / "clips.jsonl", clips)
     write_manifest(work / "manifests" / "pairs.jsonl", pairs)
     appropriate = {}
@@ -396,14 +487,19 @@ def run_clip(work: str | os.PathLike, cfg: ClipStageConfig | None = None, exec_c
         (out_root / ".write-test").unlink()
     except OSError as exc:
         raise ConfigError(f"{out_root}: clip output folder is not writable ({exc.strerror or exc})") from exc
-    results = run_shards(clip_shard, (str(work), asdict(cfg)), work, STAGE, exec_cfg, on_progress)
-    summary: dict[str, Any] = {"stage": STAGE, "config": asdict(cfg), "executor": exec_cfg.executor,
-                               "reactcli_version": reactcli.__version__}
-    if exec_cfg.shard is not None:
-        summary.update({"shards": results, "merged": False,
-                        "skipped": [x for r in results for x in r.get("skipped", [])]})
+    if cfg.split_map:  # checked once here (every session mapped) before any shard runs
+        cfg = replace(cfg, split_map=str(Path(cfg.split_map).resolve()))
+        _sessions(work, cfg)
+    with stage_lock(work, STAGE, exec_cfg):
+        results = run_shards(clip_shard, (str(work), asdict(cfg)), work, STAGE, exec_cfg, on_progress,
+                             settings=json.dumps(cfg.settings(), sort_keys=True), overwrite=cfg.overwrite)
+        summary: dict[str, Any] = {"stage": STAGE, "config": asdict(cfg), "executor": exec_cfg.executor,
+                                   "reactcli_version": reactcli.__version__}
+        if exec_cfg.shard is not None:
+            summary.update({"shards": results, "merged": False,
+                            "skipped": [x for r in results for x in r.get("skipped", [])]})
+            return summary
+        summary.update(merge_clip_shards(work, exec_cfg.num_jobs, cfg))
+        summary["merged"] = True
+        write_json(work / "reports" / "clip.json", summary)
         return summary
-    summary.update(merge_clip_shards(work, exec_cfg.num_jobs, cfg))
-    summary["merged"] = True
-    write_json(work / "reports" / "clip.json", summary)
-    return summary

@@ -88,7 +88,7 @@ def prepare_mars(
 ) -> RawSummary:
     """Read a MARS root into ``<work>/manifests/sessions.jsonl`` (+ ``reports/prepare-mars.json``)."""
     cfg = config or MarsConfig()
-    root, work = Path(root), Path(work)
+    root, work = Path(root).absolute(), Path(work)  # absolute media paths: any cwd reads them
     if not root.is_dir():
         raise InputError(f"{root}: MARS root folder not found")
     report = ValidationReport()

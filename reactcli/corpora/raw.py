@@ -205,7 +205,7 @@ def read_sessions(
     layouts of a corpus at once.
     """
     cfg = config or RawConfig()
-    root = Path(root)
+    root = Path(root).absolute()  # manifests name media by absolute paths: any cwd reads them
     report = report if report is not None else ValidationReport()
     patterns = {**layout.patterns, **{k: tuple(v) for k, v in cfg.patterns.items()}}
     for kind in MEDIA_KINDS:
@@ -307,7 +307,7 @@ def prepare_raw(
 ) -> RawSummary:
     """Read the raw sessions of ``root`` (all ``layouts``) into ``<work>/manifests/sessions.jsonl``."""
     cfg = config or RawConfig()
-    root, work = Path(root), Path(work)
+    root, work = Path(root).absolute(), Path(work)
     if not root.is_dir():
         raise InputError(f"{root}: corpus root folder not found")
     if cfg.split_rule not in SPLIT_RULES:

@@ -20,7 +20,6 @@ reduced to the kept items, and ``reports/prepare-react.json`` lists what was ski
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -30,11 +29,11 @@ from typing import Callable
 import numpy as np
 
 import reactcli
-from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy
+from reactcli.corpora.common import ValidationReport, load_emotion_csv, load_tdmm_npy, sidecar_settings
 from reactcli.manifest.items import check_matrix
 from reactcli.errors import InputError
-from reactcli.io import save_npy, write_json
-from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, write_manifest
+from reactcli.io import file_stamp, save_npy, write_json
+from reactcli.manifest import AppropriateRecord, ClipRecord, PairRecord, read_manifest, write_manifest
 from reactcli.manifest.identities import count_identities, read_identity_map, write_identity_map
 from reactcli.storage import FeatureStore
 
@@ -67,8 +66,9 @@ class ReactConfig:
     """Frames per clip in the release (751 for REACT 2023/24; models use the first 750)."""
     fps: float = 25.0
     """Frame rate of the clips."""
-    splits: tuple[str, ...] = SPLITS
-    """Splits to read (those whose CSV is missing are reported and skipped)."""
+    splits: tuple[str, ...] | None = None
+    """Splits to read. ``None``: those of train, val and test whose CSV exists (a missing one is
+    logged); an explicit list: each must have its CSV, or prepare stops naming the file."""
     mirror: bool = True
     """Mirror a split (items n..2n-1 = roles swapped) when no neighbour matrix tells its size."""
     skip_bad: bool = False
@@ -89,6 +89,8 @@ class ReactSummary:
     items: dict[str, int] = field(default_factory=dict)
     mirrored: dict[str, bool] = field(default_factory=dict)
     imported: int = 0
+    reimported: int = 0
+    """Of ``imported``: clips whose stored arrays came from other file contents (now replaced)."""
     already_stored: int = 0
     skipped_items: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -113,26 +115,39 @@ def _split_clip_path(clip: str, where: str) -> tuple[str, str, str, str]:
 
 
 def read_split_csv(path: Path) -> list[tuple[int, str, str]]:
-    """Rows of a split CSV as (row index, speaker_path, listener_path)."""
+    """Rows of a split CSV as (line number, speaker_path, listener_path), read with pandas.
+
+    The header must name ``speaker_path`` and ``listener_path`` (other columns, such as the
+    challenge's unnamed index, are ignored). A row naming the same speaker/listener pair as an
+    earlier row is an error naming both lines: the official neighbour matrices are indexed by row,
+    so dropping a row would shift every later item."""
+    import pandas as pd
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read split CSV ({exc})") from exc
-    if not rows:
-        raise InputError(f"{path}: split CSV is empty (expected header index,speaker_path,listener_path)")
-    header = [h.strip() for h in rows[0]]
-    try:
-        si, li = header.index("speaker_path"), header.index("listener_path")
-    except ValueError:
-        raise InputError(f"{path}: header {header} lacks speaker_path/listener_path columns") from None
-    out = []
-    for n, row in enumerate(rows[1:], start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) <= max(si, li):
-            raise InputError(f"{path}:{n}: row has {len(row)} columns, expected {len(header)}")
-        out.append((n, row[si].strip(), row[li].strip()))
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: split CSV is empty (expected header index,speaker_path,listener_path)") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read split CSV ({' '.join(str(exc).split())})") from exc
+    header = [str(h).strip() for h in df.columns]
+    if "speaker_path" not in header or "listener_path" not in header:
+        raise InputError(f"{path}: header {header} lacks speaker_path/listener_path columns")
+    df.columns = header
+    out: list[tuple[int, str, str]] = []
+    first: dict[tuple[str, str], int] = {}
+    for i, (spk, lis) in enumerate(zip(df["speaker_path"], df["listener_path"])):
+        n = i + 2  # line number: the header is line 1
+        cells = [v for v in df.iloc[i] if isinstance(v, str) and v.strip()]  # NaN: a field the row lacks
+        if not cells:
+            continue  # blank line
+        if not isinstance(spk, str) or not isinstance(lis, str) or not spk.strip() or not lis.strip():
+            raise InputError(f"{path}:{n}: row has {len(cells)} columns, expected {len(header)}")
+        key = (spk.strip().strip("/"), lis.strip().strip("/"))
+        if key in first:
+            raise InputError(f"{path}:{n}: duplicate row: the same speaker/listener pair as line {first[key]} "
+                             f"({key[0]} -> {key[1]}); remove one")
+        first[key] = n
+        out.append((n, spk.strip(), lis.strip()))
     return out
 
 
@@ -172,6 +187,32 @@ def _video_path(finder: _Finder, site, session, person, clip, alias, frames: int
     return None, f"{exp}: video not found (expected an .mp4 or a folder of PNG frames)"
 
 
+def _drop_stale_matrices(work: Path, pairs: list[PairRecord], official: dict[str, np.ndarray], changed: bool) -> None:
+    """Remove the appropriateness matrices of an earlier prepare (or ``appropriate build``) that
+    no longer fit: of a split with no official matrix now, whose items changed or whose features
+    were re-imported. (A split with an official matrix gets it written afresh.)"""
+    old_path = work / "manifests" / "pairs.jsonl"
+    old: dict[str, list[tuple[str, str]]] = {}
+    if old_path.is_file():
+        try:
+            for p in read_manifest(old_path, PairRecord):
+                old.setdefault(p.split, []).append((p.speaker, p.listener))
+        except InputError:
+            old = {}
+    new: dict[str, list[tuple[str, str]]] = {}
+    for p in pairs:
+        new.setdefault(p.split, []).append((p.speaker, p.listener))
+    for f in sorted((work / "appropriate").glob("*.npy")) if (work / "appropriate").is_dir() else []:
+        split = f.stem
+        if split in official:
+            continue
+        if changed or old.get(split) != new.get(split):
+            log.warning("%s: removed, it belongs to an earlier corpus or other features of split %s "
+                        "(run `reactcli appropriate build --split %s` for the new one)", f, split, split)
+            f.unlink()
+            (work / "manifests" / f"appropriate_{split}.jsonl").unlink(missing_ok=True)
+
+
 def prepare_react(
     root: str | os.PathLike,
     work: str | os.PathLike,
@@ -180,7 +221,7 @@ def prepare_react(
 ) -> ReactSummary:
     """Read a REACT 2023/2024 root into manifests + the feature store of ``work``."""
     cfg = config or ReactConfig()
-    root, work = Path(root), Path(work)
+    root, work = Path(root).absolute(), Path(work)  # absolute media paths: any cwd reads them
     if not root.is_dir():
         raise InputError(f"{root}: REACT root folder not found")
     report = ValidationReport()
@@ -190,10 +231,15 @@ def prepare_react(
     clip_errors: dict[str, list[str]] = {}
     split_rows: dict[str, list[tuple[int, str, str]]] = {}
 
-    for split in cfg.splits:
+    explicit = cfg.splits is not None
+    for split in cfg.splits if explicit else SPLITS:
         csv_path = root / f"{split}.csv"
         if not csv_path.is_file():
-            log.warning("%s: split CSV not found; split %s skipped", csv_path, split)
+            if explicit:
+                raise InputError(f"{csv_path}: split CSV not found, and split {split!r} was asked for "
+                                 f"(--splits {','.join(cfg.splits)}); give only the splits this root has")
+            log.warning("%s: split CSV not found; split %s skipped (name the splits with --splits to make this an error)",
+                        csv_path, split)
             continue
         rows = read_split_csv(csv_path)
         split_rows[split] = rows
@@ -331,20 +377,34 @@ def prepare_react(
     clip_list = [clips[c] for c in sorted(used)]
     summary.clips = len(clip_list)
     if cfg.import_features:
-        pending = [c for c in clip_list if not (store.has(c.id, "emotion") and store.has(c.id, "tdmm"))]
+        settings = sidecar_settings(cfg.fps)
+        # a clip is imported when an array is missing, or was stored from other file contents or
+        # with other settings (a corrected CSV, a re-synthesised corpus, another --root)
+        why = {c.id: {name: store.stale(c.id, name, settings, {name: c.sidecars[name]}) for name in ("emotion", "tdmm")}
+               for c in clip_list}
+        pending = [c for c in clip_list if any(v is not None for v in why[c.id].values())]
         summary.already_stored = len(clip_list) - len(pending)
         if pending:
             with store.writer("react-precomputed") as w:
                 for n, rec in enumerate(pending, 1):
                     for name, arr in feats[rec.id].items():
-                        if not w.has(rec.id, name):
-                            w.write(rec.id, name, arr, fps=cfg.fps, extractor="precomputed",
-                                    config={"source": rec.sidecars[name], "frames": cfg.frames})
+                        if why[rec.id][name] is None or w.has(rec.id, name):
+                            continue
+                        old = store.index.get((rec.id, name))
+                        if old is not None:
+                            log.info("%s: %s changed since it was stored (%s); imported again", rec.id, name, why[rec.id][name])
+                        w.write(rec.id, name, arr, fps=cfg.fps, extractor="precomputed",
+                                config={"fps": float(cfg.fps), "max_pad_frames": 1}, settings=settings,
+                                inputs={name: file_stamp(rec.sidecars[name])},
+                                version=old.version + 1 if old is not None else 0)
+                    if any(store.index.get((rec.id, k)) is not None for k in ("emotion", "tdmm")):
+                        summary.reimported += 1
                     summary.imported += 1
                     if on_progress:
                         on_progress("import features", n, len(pending))
         store.refresh()
     mdir = work / "manifests"
+    _drop_stale_matrices(work, pairs, matrices, changed=summary.reimported > 0)
     write_identity_map(work, idmap)  # None: removes a stale map of an earlier prepare
     if idmap is not None:
         summary.identities = count_identities(idmap, used)

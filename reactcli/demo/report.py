@@ -169,6 +169,10 @@ def _html_metrics(result: dict) -> str:
              "per-sample means that papers print. FRDiv, FRDvs and FRVar are shown x100. Bold: the best "
              "value of a column among models and baselines other than <code>gt</code> (the real "
              "listener, an upper bound)."]
+    if result.get("summary_csv"):
+        notes.append(f"The same numbers at full precision, one row per run: <a href='{_e(result['summary_csv'])}'>"
+                     f"{_e(result['summary_csv'])}</a> (<code>pandas.read_csv</code>); each run's per-item "
+                     "terms: <code>metrics/&lt;run&gt;-&lt;split&gt;-items.csv</code>.")
     if any(m.get("FRRea") is None for m in metrics.values()):
         note = next((m.get("FRRea_note") for m in metrics.values() if m.get("FRRea_note")), "unavailable")
         notes.append(f"FRRea (FID): {_e(note)}.")
@@ -337,6 +341,9 @@ def render_markdown(result: dict, loss_png_rel: str | None = None) -> str:
                 + [_num(m.get(k), mult) for k, _, mult in COLUMNS] for n, m in metrics.items()]
         md += [_md_table(["model", "kind"] + [h for _, h, _ in COLUMNS], rows), "",
                "FRCorr/FRdist: official sums over K; /K: per-sample means. FRDiv, FRDvs, FRVar x100.", ""]
+        if result.get("summary_csv"):
+            md += [f"Full precision, one row per run: [{result['summary_csv']}]({result['summary_csv']}); "
+                   "per-item terms: `metrics/<run>-<split>-items.csv`.", ""]
     else:
         md += ["No run was evaluated.", ""]
     md += ["## Appropriateness", ""]

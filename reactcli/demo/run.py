@@ -14,7 +14,9 @@ exactly as a user would run the CLI stage by stage:
 Output folder::
 
     <out>/report.html, report.md        the report (see :mod:`reactcli.demo.report`)
-    <out>/metrics/<name>.json           the evaluate JSON of every model and baseline
+    <out>/metrics/<name>-<split>.json   the evaluate JSON of every model and baseline
+    <out>/metrics/<name>-<split>-items.csv  its per-item table (one row per item)
+    <out>/metrics/summary.csv           one row per model/baseline, one column per metric
     <out>/videos/<run>-<item>.mp4/.png  rendered items and their poster frames
     <out>/plots/...                     feature-curve PNGs
     <out>/corpus/                       the synthetic corpus (with its truth)
@@ -482,14 +484,20 @@ def run_demo(
     def evaluate() -> dict[str, dict]:
         res = {}
         for k, name in enumerate(generated, 1):
+            # the names `evaluate run` and the Makefiles use (reactcli.metrics.tables); the last
+            # evaluation writes metrics/summary.csv, one row per run
             res[name] = evaluate_run(work, name, cfg.split, feature="emotion", frames=cfg.frames,
-                                     out=out / "metrics" / f"{name}.json")
-            res[name]["path"] = f"metrics/{name}.json"
+                                     out_dir=out / "metrics", summary=k == len(generated))
+            res[name]["path"] = f"metrics/{name}-{cfg.split}.json"
+            res[name]["items_path"] = f"metrics/{name}-{cfg.split}-items.csv"
+            res[name].pop("summary_path", None)
             res[name]["kind"] = generated[name]
             progress("evaluate", k, len(generated))
         return res
 
     result["metrics"] = stages.run("evaluate", evaluate)
+    if (out / "metrics" / "summary.csv").is_file():
+        result["summary_csv"] = "metrics/summary.csv"
 
     # 7. videos and plots -------------------------------------------------------------------------
     def render() -> list[dict[str, Any]]:

@@ -171,6 +171,48 @@ def cached_extractor(name: str, config: Mapping[str, Any]) -> Extractor:
     return ext
 
 
+#: options that change how an extractor runs, not the values it computes (left out of its settings)
+RUNTIME_OPTIONS = frozenset({"device", "batch_size", "num_threads", "kinds"})
+
+
+def resolved_settings(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of extractor ``name`` that determine its values: its whole resolved config
+    (defaults filled in) but the run-time ones (:data:`RUNTIME_OPTIONS`)."""
+    _load_builtins()
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown extractor {name!r}; available: {sorted(_REGISTRY)}") from None
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise ConfigError(f"extractor {name!r}: unknown option(s) {unknown}; known: {sorted(fields)}")
+    full = dataclasses.asdict(cls.Config(**config))
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(full.items()) if k not in RUNTIME_OPTIONS}
+
+
+def settings_of(name: str, config: Mapping[str, Any]) -> str:
+    """Fingerprint of :func:`resolved_settings`: stored with every array, compared on resume."""
+    from reactcli.io import settings_fingerprint
+
+    return settings_fingerprint({"extractor": name, "options": resolved_settings(name, config)})
+
+
+def input_files(name: str, config: Mapping[str, Any], inputs: ClipInputs) -> dict[str, Path]:
+    """The files extractor ``name`` reads for one clip, by kind (those the clip names)."""
+    _load_builtins()
+    cls = _REGISTRY[name]
+    kinds: list[str] = [k for k in cls.requires if k in ("audio", "video")]
+    if "sidecar" in cls.requires:
+        kinds += list(config.get("kinds") or inputs.sidecars)
+    files: dict[str, Path] = {}
+    for k in kinds:
+        p = inputs.sidecars.get(k) if k not in ("audio", "video") else getattr(inputs, k)
+        if p is not None:
+            files[k] = Path(p)
+    return files
+
+
 def extract_clip(name: str, config: Mapping[str, Any], inputs: ClipInputs) -> dict[str, np.ndarray]:
     """Run extractor ``name`` with ``config`` on one clip, reusing one instance per process.
 

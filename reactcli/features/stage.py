@@ -10,6 +10,7 @@ failing its shard.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -18,17 +19,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from reactcli.errors import ConfigError, InputError
-from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path
+from reactcli.execution import ExecConfig, merge_shards, run_shards, shard_path, stage_lock
 from reactcli.features.device import check_device_name
 from reactcli.features.registry import (
+    RUNTIME_OPTIONS,
     ClipInputs,
     available_extractors,
     cached_extractor,
     config_fields,
     extract_clip,
     get_extractor,
+    input_files,
+    resolved_settings,
+    settings_of,
 )
-from reactcli.io import write_json
+from reactcli.io import file_stamp, write_json
 from reactcli.manifest import ClipRecord, read_manifest, shard_records
 from reactcli.progress import ProgressFn, worker_progress
 from reactcli.storage import FeatureStore, ShardWriter
@@ -53,6 +58,9 @@ class ExtractConfig:
     """Torch device of the extractors that run a network (wav2vec2, the face-model adapters, FAN
     landmarks): ``cpu``, ``cuda``, ``cuda:N`` or ``auto``. Resolved inside each shard's process,
     so a Slurm task uses the GPU it was given; a per-extractor ``device`` option wins."""
+    overwrite: bool = False
+    """Redo arrays (and shard files) stored with other settings instead of stopping with an error
+    naming the setting that differs."""
 
 
 def plan_extractors(cfg: ExtractConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -74,6 +82,16 @@ def plan_extractors(cfg: ExtractConfig) -> list[tuple[str, dict[str, Any]]]:
     if not plan:
         raise ConfigError("--features: nothing to extract")
     return plan
+
+
+def stage_settings(plan: list[tuple[str, dict[str, Any]]]) -> str:
+    """What a shard file of this stage was computed with (JSON), compared before it is reused."""
+    return json.dumps({name: resolved_settings(name, opts) for name, opts in plan}, sort_keys=True, default=str)
+
+
+def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(old) | set(new) if k not in RUNTIME_OPTIONS and old.get(k) != new.get(k))
+    return ", ".join(f"{k}: stored {old.get(k)!r}, now {new.get(k)!r}" for k in keys) or "options"
 
 
 def stage_name(cfg: ExtractConfig) -> str:
@@ -103,7 +121,7 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     progress = worker_progress(on_progress)
     cfg = ExtractConfig(**cfg_dict)
     work_p = Path(work)
-    clips = read_manifest(work_p / "manifests" / "clips.jsonl", ClipRecord)
+    clips = [c.resolved(work_p) for c in read_manifest(work_p / "manifests" / "clips.jsonl", ClipRecord)]
     mine = shard_records(clips, index, count)
     plan = plan_extractors(cfg)
     # built once per process, on the device resolved here (a Slurm task's GPU), reused per clip
@@ -112,18 +130,44 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
     done = errors = 0
     skipped: list[str] = []
     slow = _slow_clip()
-    with ShardWriter(shard_path(work_p, stage_name(cfg), index, count), work=work_p) as w:
+    settings = {name: settings_of(name, opts) for name, opts in plan}
+    resolved = {name: resolved_settings(name, opts) for name, opts in plan}
+    redone = 0
+    with ShardWriter(shard_path(work_p, stage_name(cfg), index, count), work=work_p,
+                     stage_settings=stage_settings(plan)) as w:
         for k, rec in enumerate(mine):
             if progress:
                 progress(f"extract shard {index}/{count}: clips", k, len(mine))
             if slow and rec.id == slow[0]:
                 time.sleep(slow[1])
+            inputs = clip_inputs(rec)
             for name, opts in plan:
                 outs = dims[name]
-                if all(store.has(rec.id, f) or w.has(rec.id, f) for f in outs):
+                files = input_files(name, opts, inputs)
+                todo = False
+                for f in outs:
+                    if w.has(rec.id, f):
+                        continue
+                    mine_files = {f: files[f]} if name == "precomputed" and f in files else files
+                    why = store.stale(rec.id, f, settings[name], mine_files)
+                    if why is None:
+                        continue
+                    if why == "settings" and not cfg.overwrite:
+                        old = json.loads(store.attrs(rec.id, f).get("config") or "{}")
+                        raise ConfigError(
+                            f"feature {f!r} of clip {rec.id!r} is stored with other {name} settings "
+                            f"({_differs(old, resolved[name])}); rerun with --overwrite to redo it, or with the stored options")
+                    if why.startswith("inputs"):
+                        log.info("%s: %s changed since %s was stored; extracting again", rec.id, why[8:], f)
+                    todo = True
+                if not todo:
                     continue
                 try:
-                    arrays = extract_clip(name, opts, clip_inputs(rec))
+                    want = resolved[name].get("fps")
+                    if want is not None and abs(float(want) - float(rec.fps)) > 1e-6:  # options vs the data
+                        raise InputError(f"{rec.id}: clip is {rec.fps:g} fps but {name} is configured for {float(want):g} fps "
+                                         f"(option {name}.fps)")
+                    arrays = extract_clip(name, opts, inputs)
                 except InputError as exc:
                     if cfg.on_error != "skip":
                         raise
@@ -131,11 +175,16 @@ def extract_shard(work: str, cfg_dict: dict[str, Any], index: int, count: int,
                     errors += 1
                     continue
                 for f, a in arrays.items():
-                    w.write(rec.id, f, a, fps=rec.fps, extractor=name, config=opts)
+                    old_ref = store.index.get((rec.id, f))
+                    redone += old_ref is not None
+                    mine_files = {f: files[f]} if name == "precomputed" and f in files else files
+                    w.write(rec.id, f, a, fps=rec.fps, extractor=name, config={**resolved[name], **opts},
+                            settings=settings[name], inputs={kk: file_stamp(p) for kk, p in mine_files.items() if p.exists()},
+                            version=old_ref.version + 1 if old_ref is not None else 0)
                 done += 1
         if progress:
             progress(f"extract shard {index}/{count}: clips", len(mine), len(mine))
-    return {"shard": index, "count": count, "clips": len(mine), "extracted": done, "skipped": skipped}
+    return {"shard": index, "count": count, "clips": len(mine), "extracted": done, "redone": redone, "skipped": skipped}
 
 
 def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfig | None = None,
@@ -147,6 +196,7 @@ def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfi
     plan = plan_extractors(cfg)  # validate before spawning anything
     on_cluster = exec_cfg.executor == "slurm"
     for name, opts in plan:
+        resolved_settings(name, opts)  # unknown options: one line before anything runs
         # missing assets fail here with one line, not in every worker; on a cluster the driver
         # may see no GPU, so it checks on the CPU and the tasks resolve their own device
         get_extractor(name, **({**opts, "device": "cpu"} if on_cluster and "device" in opts else opts))
@@ -156,14 +206,16 @@ def run_extract(work: str | os.PathLike, cfg: ExtractConfig, exec_cfg: ExecConfi
     if not (work / "manifests" / "clips.jsonl").is_file():
         raise InputError(f"{work}/manifests/clips.jsonl: no clips (run `reactcli prepare` and `reactcli clip` first)")
     stage = stage_name(cfg)
-    results = run_shards(extract_shard, (str(work), asdict(cfg)), work, stage, exec_cfg, on_progress)
-    summary: dict[str, Any] = {"stage": stage, "shards": sorted(results, key=lambda r: r.get("shard", 0)),
-                               "config": asdict(cfg), "executor": exec_cfg.executor}
-    if exec_cfg.shard is None:
-        n = exec_cfg.num_jobs
-        merged = merge_shards(work, stage, n)
-        summary["store"] = str(merged) if merged else None
-    skipped = [s for r in results for s in r.get("skipped", [])]
-    summary["skipped"] = skipped
-    write_json(work / "reports" / f"{stage}.json", summary)
-    return summary
+    with stage_lock(work, stage, exec_cfg):
+        results = run_shards(extract_shard, (str(work), asdict(cfg)), work, stage, exec_cfg, on_progress,
+                             settings=stage_settings(plan), overwrite=cfg.overwrite)
+        summary: dict[str, Any] = {"stage": stage, "shards": sorted(results, key=lambda r: r.get("shard", 0)),
+                                   "config": asdict(cfg), "executor": exec_cfg.executor}
+        if exec_cfg.shard is None:
+            n = exec_cfg.num_jobs
+            merged = merge_shards(work, stage, n)
+            summary["store"] = str(merged) if merged else None
+        skipped = [s for r in results for s in r.get("skipped", [])]
+        summary["skipped"] = skipped
+        write_json(work / "reports" / f"{stage}.json", summary)
+        return summary

@@ -18,9 +18,9 @@ from typing import Any, Callable
 from reactcli.errors import ConfigError, InputError
 from reactcli.generation.base import GenerateConfig, Generator, seeded
 from reactcli.generation.store import check_stored_run, pending_items
-from reactcli.io import settings_fingerprint
+from reactcli.io import check_name, settings_fingerprint
 from reactcli.manifest.items import load_items
-from reactcli.models.checkpoint import load_checkpoint, sha1_of
+from reactcli.models.checkpoint import load_checkpoint, sha1_of, sha256_of
 from reactcli.models.registry import MODELS, get_spec, resolve
 from reactcli.progress import ProgressFn, worker_progress
 from reactcli.training.data import DataConfig, ReactionDataset, collate
@@ -82,7 +82,16 @@ def _meta(gen_model: Generator, checkpoint, cfg: GenerateConfig) -> dict[str, An
                                "model": {k: v for k, v in gen_model.meta.items() if not k.endswith("checkpoint")}})
     known = {gen_model.sources[role]: digest for role, digest in sums.items()}
     return {**gen_model.meta, "checkpoint": str(checkpoint), "checkpoint_sha1": known.get(str(checkpoint)) or sha1_of(checkpoint),
-            "checkpoint_sha1s": sums, "config": asdict(cfg), "fingerprint": fp}
+            "checkpoint_sha1s": sums, "checkpoint_sha256": sha256_of(checkpoint),
+            "checkpoint_sha256s": {role: sha256_of(p) for role, p in sorted(gen_model.sources.items())},
+            "config": asdict(cfg), "fingerprint": fp}
+
+
+def _shard_settings(meta: dict[str, Any]) -> str:
+    """What a shard file of a generation run was made with (compared before it is reused or merged)."""
+    import json
+
+    return json.dumps({"fingerprint": meta["fingerprint"]}, sort_keys=True)
 
 
 def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: str, index: int, count: int,
@@ -101,9 +110,10 @@ def generate_shard(work: str, checkpoint: str, cfg_dict: dict[str, Any], run: st
     table = load_items(work_p, cfg.split)
     mine = shard_records(item_batches(table.n, cfg.batch_size), index, count)
     stage = f"generate-{run}-{cfg.split}"
-    with ShardWriter(shard_path(work_p, stage, index, count), work=work_p) as w:
+    meta = _meta(gen_model, checkpoint, cfg)
+    with ShardWriter(shard_path(work_p, stage, index, count), work=work_p, stage_settings=_shard_settings(meta)) as w:
         store_batches(w, run, cfg.split, _generate_batches(work_p, gen_model, cfg, run, mine, worker_progress(on_progress)),
-                      num_samples=cfg.num_samples, seed=cfg.seed, meta=_meta(gen_model, checkpoint, cfg))
+                      num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
     return {"shard": index, "batches": len(mine)}
 
 
@@ -129,30 +139,35 @@ def generate_run(
     gen_model = load_generator(checkpoint, cfg)
     cfg = gen_model.cfg  # the options with the checkpoint's defaults filled in
     gen_model.use_work(work)
-    run = run or Path(checkpoint).parent.name + ("-personalised" if cfg.personalised else "")
+    run = check_name(run or Path(checkpoint).parent.name + ("-personalised" if cfg.personalised else ""), "--run")
+    check_name(cfg.split, "--split")
     table = load_items(work, cfg.split)
     meta = _meta(gen_model, checkpoint, cfg)
-    check_stored_run(work, run, cfg.split, meta["fingerprint"], overwrite=overwrite)
-    sharded = exec_cfg is not None and (exec_cfg.num_jobs > 1 or exec_cfg.shard is not None or exec_cfg.executor != "local")
-    if not sharded:
-        from reactcli.storage import FeatureStore
+    from reactcli.execution import stage_lock
 
-        pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
-        if not pending:  # all stored: just (re)write the manifest
+    with stage_lock(work, f"generate-{run}-{cfg.split}", exec_cfg, what=f"run {run!r} ({cfg.split})"):
+        check_stored_run(work, run, cfg.split, meta["fingerprint"], overwrite=overwrite)
+        sharded = exec_cfg is not None and (exec_cfg.num_jobs > 1 or exec_cfg.shard is not None or exec_cfg.executor != "local")
+        if not sharded:
+            from reactcli.storage import FeatureStore
+
+            pending = set(pending_items(work, run, cfg.split, table, gen_model.features))
+            if not pending:  # all stored: just (re)write the manifest
+                return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
+                                    features=gen_model.features)
+            batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress,
+                                        pending)
+            with FeatureStore(work).writer(f"gen-{run}-{cfg.split}") as w:
+                feats = store_batches(w, run, cfg.split, batches, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
             return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
-                                features=gen_model.features)
-        batches = _generate_batches(work, gen_model, cfg, run, item_batches(table.n, cfg.batch_size), on_progress,
-                                    pending)
-        with FeatureStore(work).writer(f"gen-{run}-{cfg.split}") as w:
-            feats = store_batches(w, run, cfg.split, batches, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta)
-        return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
-                            features=feats or gen_model.features)
-    from reactcli.execution import merge_shards, run_shards
+                                features=feats or gen_model.features)
+        from reactcli.execution import merge_shards, run_shards
 
-    stage = f"generate-{run}-{cfg.split}"
-    run_shards(generate_shard, (str(work), str(checkpoint), asdict(cfg), run), work, stage, exec_cfg, on_progress)
-    if exec_cfg.shard is not None:
-        return work / "features" / "shards" / stage
-    merge_shards(work, stage, exec_cfg.num_jobs, name=f"gen-{run}-{cfg.split}")
-    return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
-                        features=gen_model.features)
+        stage = f"generate-{run}-{cfg.split}"
+        run_shards(generate_shard, (str(work), str(checkpoint), asdict(cfg), run), work, stage, exec_cfg, on_progress,
+                   settings=_shard_settings(meta), overwrite=overwrite)
+        if exec_cfg.shard is not None:
+            return work / "features" / "shards" / stage
+        merge_shards(work, stage, exec_cfg.num_jobs, name=f"gen-{run}-{cfg.split}")
+        return finalize_run(work, run, cfg.split, table, num_samples=cfg.num_samples, seed=cfg.seed, meta=meta,
+                            features=gen_model.features)

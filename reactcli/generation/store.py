@@ -22,7 +22,7 @@ import numpy as np
 
 import reactcli
 from reactcli.errors import InputError
-from reactcli.io import write_json
+from reactcli.io import check_name, write_json
 from reactcli.manifest import GeneratedRecord, read_manifest, write_manifest
 from reactcli.storage import FeatureStore, ShardWriter
 from reactcli.manifest.items import ItemTable
@@ -35,6 +35,8 @@ def gen_clip_key(run: str, split: str, index: int) -> str:
 
 
 def manifest_path(work: str | os.PathLike, run: str, split: str) -> Path:
+    check_name(run, "--run")
+    check_name(split, "--split")
     return Path(work) / "manifests" / f"generated-{run}-{split}.jsonl"
 
 

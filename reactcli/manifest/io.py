@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 from reactcli.errors import InputError
 from reactcli.io import atomic_path, dumps
 from reactcli.manifest.records import Record
+from reactcli.manifest.schema import check_record, schema_for_file, validate_on_write
 
 R = TypeVar("R", bound=Record)
 
@@ -53,14 +54,20 @@ def read_manifest(path: str | os.PathLike, cls: type[R] = Record) -> list[R]:  #
 
 
 def write_manifest(path: str | os.PathLike, records: Iterable[Record]) -> int:
-    """Write records atomically; returns how many were written."""
+    """Write records atomically; returns how many were written. With ``REACTCLI_VALIDATE_MANIFESTS``
+    set (the tests set it), every record is first checked against its shipped JSON Schema."""
     path = Path(path)
     n = 0
     suffix = ".tmp.jsonl.gz" if path.name.endswith(".gz") else ".tmp.jsonl"
+    check = validate_on_write()
+    expected = schema_for_file(path) if check else None
     with atomic_path(path, suffix=suffix) as tmp:
         with _open_text(tmp, "wt") as fh:
             for rec in records:
-                fh.write(dumps(rec.to_dict()))
+                line = dumps(rec.to_dict())
+                if check:  # against the shipped JSON Schema (reactcli.manifest.schema)
+                    check_record(json.loads(line), f"{path}: record {n + 1} (line {n + 1})", expected, shipped=False)
+                fh.write(line)
                 fh.write("\n")
                 n += 1
     return n

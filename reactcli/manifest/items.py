@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from reactcli.errors import InputError
+from reactcli.io import check_name
 from reactcli.manifest.identities import IdentityResolver
 from reactcli.manifest.io import read_manifest
 from reactcli.manifest.records import PairRecord
@@ -48,6 +49,7 @@ def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLi
                require_appropriate: bool = False) -> ItemTable:
     """The items of ``split`` and their appropriateness matrix from a work directory."""
     work = Path(work)
+    check_name(split, "--split")
     pairs = [p for p in read_manifest(work / "manifests/pairs.jsonl", PairRecord) if p.split == split]
     if not pairs:
         raise InputError(f"{work}/manifests/pairs.jsonl: no items of split {split!r}")
@@ -56,7 +58,10 @@ def load_items(work: str | os.PathLike, split: str, appropriate: str | os.PathLi
         raise InputError(f"{work}/manifests/pairs.jsonl: item indices of split {split!r} are not 0..{len(pairs) - 1}")
     mpath = Path(appropriate) if appropriate else work / "appropriate" / f"{split}.npy"
     if mpath.is_file():
-        m = np.load(mpath, allow_pickle=False)
+        try:
+            m = np.load(mpath, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise InputError(f"{mpath}: cannot read appropriateness matrix ({exc}); rebuild or re-import it") from exc
         if m.shape != (len(pairs), len(pairs)):
             raise InputError(f"{mpath}: appropriateness matrix is {m.shape}, expected ({len(pairs)}, {len(pairs)}) for split {split!r}")
         m = (m > 0).astype(np.uint8)

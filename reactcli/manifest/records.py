@@ -11,7 +11,9 @@ each JSON line, so a manifest can be read back into the right classes without a 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 RECORD_TYPES: dict[str, type] = {}
@@ -56,6 +58,17 @@ class Record:
         return target(**data)
 
 
+def resolve_path(work: str | os.PathLike, path: str | None) -> str | None:
+    """A media path as a manifest stores it, made usable from any working directory: absolute
+    paths stay, a relative one is relative to the work directory (the clip stage's own outputs,
+    ``clips/...``, so a work directory can be moved with its clips). Every stage resolves paths
+    through this function."""
+    if path is None or path == "":
+        return path
+    p = Path(path)
+    return str(p if p.is_absolute() else Path(work).absolute() / p)
+
+
 @record("participant")
 class ParticipantRecord(Record):
     """One person of a raw session and their media (absolute paths)."""
@@ -79,6 +92,13 @@ class SessionRecord(Record):
     split: str | None = None
 
     nested: ClassVar[dict[str, type]] = {"participants": ParticipantRecord}
+
+    def resolved(self, work: str | os.PathLike) -> "SessionRecord":
+        """A copy whose media paths are absolute (:func:`resolve_path`)."""
+        parts = [dataclasses.replace(p, video=resolve_path(work, p.video), audio=resolve_path(work, p.audio),
+                                     sidecars={k: resolve_path(work, v) for k, v in p.sidecars.items()})
+                 for p in self.participants]
+        return dataclasses.replace(self, participants=parts)
 
     def participant(self, person: str) -> ParticipantRecord:
         for p in self.participants:
@@ -110,6 +130,11 @@ class ClipRecord(Record):
     sidecars: dict[str, str] = field(default_factory=dict)
     corpus: str = "react"
 
+    def resolved(self, work: str | os.PathLike) -> "ClipRecord":
+        """A copy whose media paths are absolute (:func:`resolve_path`)."""
+        return dataclasses.replace(self, video=resolve_path(work, self.video), audio=resolve_path(work, self.audio),
+                                   sidecars={k: resolve_path(work, v) for k, v in self.sidecars.items()})
+
 
 @record("pair")
 class PairRecord(Record):
@@ -136,6 +161,15 @@ class ArrayRef(Record):
     shape: list[int]
     dtype: str = "float32"
     extractor: str = ""
+    settings: str = ""
+    """Fingerprint (16 hex digits) of what determines the values: the extractor and its options
+    but the run-time ones (device, batch size, threads); "" when not recorded (older stores)."""
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Content digest (SHA-1 hex) of each input file the array was computed from, by kind
+    (``audio``, ``video``, ``emotion``, ``tdmm``); a stage redoes the array when one changes."""
+    version: int = 0
+    """Write generation of this (clip, feature): a redo (changed input, ``--overwrite``) writes
+    ``version + 1`` into a new store file, and the highest version is the one read."""
 
 
 @record("appropriate")

@@ -314,6 +314,51 @@ def _frdvs_kernel(P, out):  # pragma: no cover - compiled
         out[k, t] = s
 
 
+@njit(parallel=True, cache=True, nogil=True)
+def _spread_items_kernel(P, mu, out):  # pragma: no cover - compiled
+    """out[n] = sum_{k,t,d} (P[n,k,t,d] - mu[k,t,d])^2 in float64 (parallel over items)."""
+    N, K, T, D = P.shape
+    for n in prange(N):
+        total = 0.0
+        for k in range(K):
+            for t in range(T):
+                for d in range(D):
+                    c = P[n, k, t, d] - mu[k, t, d]
+                    total += c * c
+        out[n] = total
+
+
+def frdiv_items(P: np.ndarray) -> np.ndarray:
+    """Per-item FRDiv terms ``sum_{a != b} ||P[k,a] - P[k,b]||^2 / (K (K-1) T D)``, shape (N,);
+    their mean is :func:`frdiv` (up to float rounding); zeros when K = 1."""
+    N, K, T, D = P.shape
+    if K == 1:
+        return np.zeros(N)
+    per_item = np.empty(N)
+    _frdiv_kernel(_as_float(P), per_item)
+    return 2.0 * K * per_item / (K * (K - 1) * T * D)
+
+
+def frdvs_items(P: np.ndarray) -> np.ndarray:
+    """Per-item FRDvs terms, shape (N,): item n's share ``2 N sum_{k,t,d} (P[n,k,t,d] -
+    mean_n' P[n',k,t,d])^2 / ((N-1) K T D)`` of the cross-item spread; their mean is :func:`frdvs`
+    (up to float rounding). High: the item's reactions are far from the other items' (not
+    collapsed onto a mean reaction)."""
+    N, K, T, D = P.shape
+    P = _as_float(P)
+    mu = P.mean(axis=0, dtype=np.float64)
+    q = np.empty(N)
+    _spread_items_kernel(P, np.ascontiguousarray(mu), q)
+    return 2.0 * N * q / ((N - 1) * K * T * D)
+
+
+def frvar_items(P: np.ndarray, *, p_stats: SeqStats | None = None) -> np.ndarray:
+    """Per-item FRVar terms: the unbiased variance over time averaged over K and D, shape (N,)."""
+    T = P.shape[2]
+    ps = p_stats or seq_stats(P)
+    return (ps.m2 / (T - 1)).mean(axis=(1, 2))
+
+
 def frdiv(P: np.ndarray, chunk: int = 64) -> float:
     """FRDiv (S-MSE): ``mean_k sum_{a != b} ||P[k,a] - P[k,b]||^2 / (K (K-1) T D)``; 0 when K = 1.
 
@@ -426,7 +471,18 @@ def validate_inputs(
     return as32(P), as32(L), as32(S), A.astype(bool)
 
 
-def evaluate_arrays(
+def evaluate_arrays(pred: Any, listener: Any, speaker: Any, appropriate: Any, **kwargs: Any) -> dict:
+    """All REACT metrics as a JSON-ready dict (keyword arguments: :func:`evaluate_with_items`).
+
+    Returns:
+        dict with FRCorr (official sum over K), FRCorr_per_sample, FRdist, FRdist_per_sample,
+        FRDiv, FRDvs, FRVar, FRSyn, FRRea (+ notes), protocol, feature, compat, N, K, T, D,
+        reactcli_version and timings_s per metric.
+    """
+    return evaluate_with_items(pred, listener, speaker, appropriate, with_items=False, **kwargs)[0]
+
+
+def evaluate_with_items(
     pred: Any,
     listener: Any,
     speaker: Any,
@@ -438,8 +494,9 @@ def evaluate_arrays(
     fid: float | dict | None = None,
     allow_single_sample: bool = False,
     metrics: tuple[str, ...] | None = None,
-) -> dict:
-    """All REACT metrics as a JSON-ready dict.
+    with_items: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """All REACT metrics as a JSON-ready dict, and each metric's per-item terms.
 
     Args:
         pred, listener, speaker, appropriate: P (N,K,T,D), L (N,T,D), S (N,T,D), A (N,N) 0/1.
@@ -450,10 +507,16 @@ def evaluate_arrays(
         allow_single_sample: accept K = 1 and report FRDiv = 0 (otherwise an InputError).
         metrics: subset of metric names to compute (default: all).
 
+        with_items: also return the per-item terms of FRDiv, FRDvs, FRVar and FRSyn (FRCorr's and
+            FRdist's come at no cost; the others take one more cheap pass each).
+
     Returns:
-        dict with FRCorr (official sum over K), FRCorr_per_sample, FRdist, FRdist_per_sample,
-        FRDiv, FRDvs, FRVar, FRSyn, FRRea (+ notes), protocol, feature, compat, N, K, T, D,
-        reactcli_version and timings_s per metric.
+        ``(result, items)``: ``result`` as :func:`evaluate_arrays`; ``items`` maps a metric name to
+        its (N,) float64 per-item terms: ``FRCorr``, ``FRdist`` (and their ``_per_sample``
+        forms), ``FRDiv``, ``FRDvs``, ``FRVar`` (each item's share: their mean is the official
+        value, exactly for FRCorr/FRdist, up to float rounding for the others) and ``FRSyn`` (the
+        mean |best lag| of the item's defined samples, NaN when none is defined; the official
+        FRSyn is the mean over all defined samples, so it weighs items by their defined samples).
     """
     P, L, S, A = validate_inputs(pred, listener, speaker, appropriate, feature=feature,
                                  compat=compat, allow_single_sample=allow_single_sample)
@@ -466,6 +529,7 @@ def evaluate_arrays(
         set_num_threads(max(1, min(int(num_threads), os.cpu_count() or 1)))
     timings: dict[str, float] = {}
     result: dict[str, Any] = {}
+    items: dict[str, np.ndarray] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
@@ -477,23 +541,39 @@ def evaluate_arrays(
     if wanted & {"FRCorr", "FRVar"}:
         p_stats = timed("stats", lambda: seq_stats(P))
     if "FRCorr" in wanted:
-        result["FRCorr"], result["FRCorr_per_sample"] = timed(
-            "FRCorr", lambda: frcorr(P, L, A, p_stats=p_stats))
+        # frcorr() is the mean of these terms: the same float as calling it
+        terms = timed("FRCorr", lambda: frcorr_items(P, L, A, p_stats=p_stats))
+        result["FRCorr"] = float(terms.mean())
+        result["FRCorr_per_sample"] = result["FRCorr"] / K
+        items["FRCorr"], items["FRCorr_per_sample"] = terms, terms / K
     if "FRdist" in wanted:
-        result["FRdist"], result["FRdist_per_sample"] = timed(
-            "FRdist", lambda: frdist(P, L, A, feature=feature, num_threads=num_threads))
+        terms = timed("FRdist", lambda: frdist_items(P, L, A, feature=feature, num_threads=num_threads))
+        result["FRdist"] = float(terms.mean())
+        result["FRdist_per_sample"] = result["FRdist"] / K
+        items["FRdist"], items["FRdist_per_sample"] = terms, terms / K
     if "FRDiv" in wanted:
         result["FRDiv"] = timed("FRDiv", lambda: frdiv(P))
+        if with_items:
+            items["FRDiv"] = frdiv_items(P)
     if "FRDvs" in wanted:
         result["FRDvs"] = timed("FRDvs", lambda: frdvs(P))
+        if with_items:
+            items["FRDvs"] = frdvs_items(P)
     if "FRVar" in wanted:
         result["FRVar"] = timed("FRVar", lambda: frvar(P, p_stats=p_stats))
+        if with_items:
+            items["FRVar"] = frvar_items(P, p_stats=p_stats)
     if "FRSyn" in wanted:
-        value, undefined = timed("FRSyn", lambda: frsyn(P, S, compat=compat))
+        scores, _ = timed("FRSyn", lambda: frsyn_scores(P, S, max_lag=MAX_LAG, compat=compat))
+        undefined = int(np.isnan(scores).sum())  # as frsyn()
+        value = None if undefined == scores.size else float(np.nanmean(scores))
         result["FRSyn"] = value
         result["FRSyn_undefined_samples"] = undefined
         if value is None:
             result["FRSyn_note"] = "every sample has only constant channels at every lag"
+        if with_items:
+            defined = (~np.isnan(scores)).sum(axis=1)
+            items["FRSyn"] = np.where(defined > 0, np.nansum(scores, axis=1) / np.maximum(defined, 1), np.nan)
     if fid is None:
         result["FRRea"] = None
         result["FRRea_note"] = ("unavailable: FID needs rendered frames and local InceptionV3 "
@@ -509,4 +589,4 @@ def evaluate_arrays(
         reactcli_version=reactcli.__version__,
         timings_s=timings,
     )
-    return result
+    return result, items

@@ -33,10 +33,12 @@ from typing import Sequence
 
 import numpy as np
 
+import reactcli
 from reactcli.errors import InputError
 from reactcli.io import write_json
 from reactcli.metrics.core import frcorr_items, frdist_items
-from reactcli.metrics.store import protocol, run_arrays
+from reactcli.metrics.store import generation_record, protocol, run_arrays, write_summary
+from reactcli.metrics.tables import metrics_path, personal_path
 from reactcli.manifest.items import ItemTable, load_items
 
 __all__ = ["personal_matrix", "personal_scores", "listener_ids", "seen_groups", "evaluate_personal"]
@@ -139,10 +141,15 @@ def evaluate_personal(work: str | os.PathLike, run: str, split: str, *, feature:
     table = load_items(work, split)
     res = personal_scores(P, L, A, listener_ids(table), feature=protocol(feature),
                           groups=seen_groups(work, split, table))
-    res.update(run=run, split=split, work=str(work), feature_name=feature)
-    path = Path(out) if out else Path(work) / "metrics" / f"{run}-{split}-personal.json"
+    gen = generation_record(work, run, split)
+    res.update(run=run, split=split, work=str(work), feature_name=feature, generation=gen,
+               seed=gen["seed"] if gen else None, checkpoint_sha256=gen["checkpoint_sha256"] if gen else None,
+               reactcli_version=reactcli.__version__)
+    path = Path(out) if out else personal_path(Path(work) / "metrics", run, split)
     write_json(path, res)
     res["path"] = str(path)
+    if metrics_path(path.parent, run, split).is_file():  # its columns join the run's summary row
+        res["summary_path"] = str(write_summary(path.parent))
     return res
 
 
@@ -153,13 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--run", required=True, action="append", help="Generation run (repeatable).")
     ap.add_argument("--split", default="test", help="Split the run generated.")
     ap.add_argument("--feature", default="emotion", help="emotion (challenge protocol) or tdmm.")
-    ap.add_argument("--out-dir", default=None, help="Folder for <run>-personal.json (default WORK/metrics).")
+    ap.add_argument("--out-dir", default=None, help="Folder for <run>-<split>-personal.json (default WORK/metrics).")
     args = ap.parse_args(argv)
     from reactcli.errors import ReactcliError
 
     try:
         for r in args.run:
-            out = Path(args.out_dir) / f"{r}-personal.json" if args.out_dir else None
+            out = personal_path(args.out_dir, r, args.split) if args.out_dir else None
             res = evaluate_personal(args.work, r, args.split, feature=args.feature, out=out)
             seen = "".join(f"  {g} ({res[f'N_{g}']} items) {res[f'personal_FRCorr_{g}']:.4f} / {res[f'personal_FRdist_{g}']:.3f}"
                            for g in ("seen", "unseen") if f"personal_FRCorr_{g}" in res)

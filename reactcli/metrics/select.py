@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from reactcli.errors import ConfigError, InputError
 from reactcli.io import write_json
+from reactcli.metrics.tables import metrics_path
 
 LOWER_IS_BETTER = {"FRdist", "FRdist_per_sample", "FRRea"}
 SELECTABLE = ("FRdist", "FRCorr", "FRDiv", "FRDvs", "FRdist_per_sample", "FRCorr_per_sample", "FRRea")
@@ -41,8 +42,8 @@ def select_run(
     require_diversity: bool = True,
     out: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """The best of ``runs`` on ``metric`` (scores from ``metrics_dir/<run>.json``, default
-    ``WORK/metrics/<run>-<split>.json``). With ``require_diversity`` a run whose FRDiv is 0
+    """The best of ``runs`` on ``metric`` (scores from ``<metrics_dir>/<run>-<split>.json``,
+    default ``metrics_dir``: ``WORK/metrics``). With ``require_diversity`` a run whose FRDiv is 0
     (K identical samples) cannot win. Ties go to the run named first. Writes ``out`` (JSON) if given.
     """
     if metric not in SELECTABLE:
@@ -53,7 +54,7 @@ def select_run(
     sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
     rows = []
     for run in runs:
-        path = Path(metrics_dir) / f"{run}.json" if metrics_dir else work / "metrics" / f"{run}-{split}.json"
+        path = metrics_path(Path(metrics_dir) if metrics_dir else work / "metrics", run, split)
         scores = _read(path, f"scores of run {run!r} (run `reactcli evaluate run` on split {split!r} first)")
         value = scores.get(metric)
         if not isinstance(value, (int, float)) or not math.isfinite(value):

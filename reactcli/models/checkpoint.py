@@ -52,6 +52,15 @@ def sha1_of(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the checksum the metrics JSON records for a run's checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def input_record(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
     """``{path: sha1}`` of the files among ``paths`` that exist."""
     return {str(p): sha1_of(p) for p in paths if Path(p).is_file()}

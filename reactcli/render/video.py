@@ -151,7 +151,7 @@ def clip_table(work: str | os.PathLike) -> dict[str, ClipRecord]:
     path = Path(work) / "manifests" / "clips.jsonl"
     if not path.is_file():
         return {}
-    return {c.id: c for c in read_manifest(path, ClipRecord)}
+    return {c.id: c.resolved(work) for c in read_manifest(path, ClipRecord)}
 
 
 def _fit(arr: np.ndarray, T: int) -> np.ndarray:

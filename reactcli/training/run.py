@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 import reactcli
-from reactcli.io import atomic_open, settings_fingerprint
+from reactcli.io import atomic_open, check_name, process_lock, settings_fingerprint
 from reactcli.manifest.identities import MANIFEST_NAME as IDENTITY_MANIFEST
 from reactcli.manifest.items import ItemTable, load_items
 from reactcli.models.checkpoint import input_record, sha1_of
@@ -87,7 +87,8 @@ def train_recipe(
     # Seed before any model is built: initial weights come from the global RNG (train() seeds it
     # again, per DDP rank, for what happens during training).
     seed_everything(parsed.seed)
-    run = run or run_name(recipe)
+    run = check_name(run or run_name(recipe), "--run")
+    check_name(parsed.split, "split")
     run_dir = work / "runs" / run
     table = load_items(work, parsed.split)
     dataset = ReactionDataset(work, table, parsed.data, seed=parsed.seed, train=True)
@@ -101,10 +102,13 @@ def train_recipe(
                              "recipe": recipe, "run": run, "inputs": inputs, "reactcli_version": reactcli.__version__,
                              "data_config": asdict(parsed.data), "split": parsed.split,
                              "settings_key": _settings_key(recipe, inputs, plan.parents)}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_open(run_dir / "config.yaml", "w") as fh:
-        yaml.safe_dump({**recipe, "run": run, "reactcli_version": reactcli.__version__}, fh, sort_keys=False)
-    train(plan.model, plan.step, dataset, parsed.train, run_dir, seed=parsed.seed, device=device,
-          checkpoint_extra=extra, parameters=plan.parameters, resume=resume, overwrite=overwrite,
-          optimizer_factory=plan.optimizer_factory, on_epoch=on_epoch, on_step=on_step)
+    # one process per run: a second `train --run` of the same run stops at once (the lock is
+    # outside the run folder, which --overwrite may replace)
+    with process_lock(work / "locks" / f"train-{run}.lock", f"run {run!r}"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_open(run_dir / "config.yaml", "w") as fh:
+            yaml.safe_dump({**recipe, "run": run, "reactcli_version": reactcli.__version__}, fh, sort_keys=False)
+        train(plan.model, plan.step, dataset, parsed.train, run_dir, seed=parsed.seed, device=device,
+              checkpoint_extra=extra, parameters=plan.parameters, resume=resume, overwrite=overwrite,
+              optimizer_factory=plan.optimizer_factory, on_epoch=on_epoch, on_step=on_step)
     return run_dir / "model.pt"

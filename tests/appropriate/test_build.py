@@ -95,6 +95,7 @@ def test_cli_build_import_check(cli, tmp_path):
     np.save(tmp_path / "truth.npy", a)
     res = cli("appropriate", "check", "--work", work, "--split", "val", "--truth", tmp_path / "truth.npy")
     assert res.exit_code == 0 and "F1 1.000" in res.output
+    assert res.output.count("\n") == 1  # one plain line, not wrapped to a console width (Makefiles tee it)
     # import: validated against the split's items
     np.save(tmp_path / "bad.npy", np.eye(7))
     res = cli("appropriate", "import", "--work", work, "--split", "val", "--matrix", tmp_path / "bad.npy")

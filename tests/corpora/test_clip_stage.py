@@ -437,3 +437,35 @@ def test_rawsessions_pipeline_rerun_is_noop(synth_runs) -> None:
     out = run_pipeline(root, works[1], "", "--preset ultrafast", targets=("all",))
     assert "extracted 0 " in out
     assert len(FeatureStore(works[1]).refresh()) == 4 * 3
+
+
+# ------------------------------------------------------------------ changed inputs and settings (issue 27)
+
+
+def test_clip_rerun_with_other_settings_stops_and_changed_input_is_cut_again(tmp_path) -> None:
+    root = tmp_path / "r"
+    make_session(root, "001_a")
+    work = _prepared(tmp_path, root)
+    res, flat = invoke("clip", "--work", work, *SHORT)
+    assert res.exit_code == 0, flat
+    wav = sorted((work / "clips/Audio_files").rglob("1.wav"))[0]
+    assert sf.info(wav).samplerate == 44100
+    res, flat = invoke("clip", "--work", work, *SHORT, "--sample-rate", "16000")
+    assert res.exit_code == 1 and "sample_rate: stored 44100, now 16000" in flat and "--overwrite" in flat
+    assert "Traceback" not in res.output and sf.info(wav).samplerate == 44100
+    res, flat = invoke("clip", "--work", work, *SHORT, "--sample-rate", "16000", "--overwrite")
+    assert res.exit_code == 0, flat
+    assert sf.info(wav).samplerate == 16000
+    # a corrected sidecar: the session is cut again and the clip's CSV follows it
+    emo_in = root / "NoXI/001_a/Expert/emotion.csv"
+    emo = np.loadtxt(emo_in, delimiter=",", skiprows=1)
+    emo[:, 1] = 7.0
+    np.savetxt(emo_in, emo, fmt="%.9g", delimiter=",", header=",".join(f"c{k}" for k in range(25)), comments="")
+    res, flat = invoke("clip", "--work", work, *SHORT, "--sample-rate", "16000")
+    assert res.exit_code == 0, flat
+    clip_csv = sorted((work / "clips/Emotion").rglob("Expert_video/1.csv"))[0]
+    assert np.all(load_emotion_csv(clip_csv)[:, 1] == 7.0)
+    # nothing changed: everything reused
+    res, flat = invoke("clip", "--work", work, *SHORT, "--sample-rate", "16000")
+    assert res.exit_code == 0, flat
+    assert json.loads((work / "reports/clip.json").read_text())["cut"] == 0

@@ -129,7 +129,7 @@ def test_device_is_resolved_in_the_shards_not_in_the_driver(work: dict[str, Path
 
     sent = {}
 
-    def fake_run_shards(fn, args, work_dir, name, exec_cfg, on_progress):
+    def fake_run_shards(fn, args, work_dir, name, exec_cfg, on_progress, **kw):
         sent.update(fn=fn, args=args)
         return []
 

@@ -1,7 +1,9 @@
 """train -> generate -> evaluate through the library on a tiny work dir (random MFCC stand-in)."""
 
+import hashlib
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +238,13 @@ def test_personalised_generation_with_listener_codes(work, monkeypatch):
     assert sorted(hashed) == sorted(map(str, own.sources.values()))  # each checkpoint hashed once per run
     record = json.loads((work / "runs" / "pers-own-codes" / "generate-val.json").read_text())
     assert record["checkpoint_sha1"] == sha1_of(ck) and record["checkpoint_sha1s"] == {r: sha1_of(p) for r, p in own.sources.items()}
+    assert record["checkpoint_sha256"] == hashlib.sha256(Path(ck).read_bytes()).hexdigest()
+    assert record["checkpoint_sha256s"] == {r: hashlib.sha256(Path(p).read_bytes()).hexdigest() for r, p in own.sources.items()}
+    scored = evaluate_run(work, "pers-own-codes", "val", frames=60, out_dir=work / "m")
+    stored = json.loads((work / "m" / "pers-own-codes-val.json").read_text())  # what made the run, in its metrics
+    assert stored["checkpoint_sha256"] == record["checkpoint_sha256"] == stored["generation"]["checkpoint_sha256"]
+    assert stored["generation"]["seed"] == cfg.seed and stored["generation"]["options"]["num_samples"] == 2
+    assert stored["reactcli_version"] and scored["items_path"].endswith("pers-own-codes-val-items.csv")
     assert load_generated(work, "pers-own-codes", "val", "emotion").shape == (6, 2, 60, 25)
     assert own.meta["style"]["own"] == sorted({table.resolver(p.listener) for p in table.pairs})  # in the fingerprint
     off = load_generator(ck, cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -35,10 +36,14 @@ def test_cli_round_trip(tmp_path):
         np.save(tmp_path / f"{key}.npy", arr)
         args += [f"--{key}", str(tmp_path / f"{key}.npy")]
     out = tmp_path / "m.json"
-    res = CliRunner().invoke(_app(), args + ["--out", str(out), "--compat", "official"])
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    res = CliRunner().invoke(_app(), args + ["--out", str(out), "--compat", "official",
+                                             "--checkpoint", str(tmp_path / "model.pt"), "--generation-seed", "5"])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["compat"] == "official" and data["N"] == 3 and data["FRRea"] is None
+    assert data["checkpoint_sha256"] == hashlib.sha256(b"weights").hexdigest() and data["seed"] == 5
+    assert data["reactcli_version"]
     from reactcli.metrics import evaluate_arrays
 
     direct = evaluate_arrays(*arrays.values(), compat="official")
@@ -176,7 +181,7 @@ def test_evaluate_run_fid_options(scored_work, tmp_path):
     # without FID options FRRea stays unavailable
     res = runner.invoke(_run_app(), base + ["--out-dir", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "m" / "r1.json").read_text())["FRRea"] is None
+    assert json.loads((tmp_path / "m" / "r1-test.json").read_text())["FRRea"] is None
 
 
 @pytest.mark.slow
@@ -192,7 +197,7 @@ def test_evaluate_run_reports_frrea(scored_work, tmp_path):
                                           "--out-dir", str(tmp_path / "m"), "--fid-frames", str(tmp_path / "fid"),
                                           "--inception-weights", str(weights)])
     assert res.exit_code == 0, res.output
-    data = json.loads((tmp_path / "m" / "r1.json").read_text())
+    data = json.loads((tmp_path / "m" / "r1-test.json").read_text())
     direct = fidmod.fid_from_frames(tmp_path / "fid" / "real", tmp_path / "fid" / "fake", weights)
     assert data["FRRea"] == pytest.approx(direct["fid"])
     assert data["FRRea_detail"]["n_real"] == 6 and data["FRRea_detail"]["preprocess"] == "pytorch-fid"

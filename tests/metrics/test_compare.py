@@ -125,5 +125,5 @@ def test_cli_prints_the_table_and_names_a_missing_run(work, cli):
 def test_evaluate_personal_cli_prints_the_scores(work, cli):
     res = cli("evaluate", "personal", "--work", work, "--split", "val", "--run", "random", "--out-dir", work / "pp")
     assert res.exit_code == 0, res.output
-    stored = json.loads((work / "pp" / "random-personal.json").read_text())
+    stored = json.loads((work / "pp" / "random-val-personal.json").read_text())
     assert f"personal FRCorr {stored['personal_FRCorr']:.4g}" in res.output and "nan" not in res.output

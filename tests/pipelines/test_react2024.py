@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -35,10 +36,13 @@ def test_react2024_recipe_end_to_end(tmp_path):
            "RENDER_ITEMS=1", "DEVICE=cpu", "PREPARE_ARGS=--no-require-media"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    for run in ("reactface", "perfrdiff-generic", "perfrdiff-personalised", "mime", "meanseq", "gt"):
-        data = json.loads((work / "metrics" / f"{run}.json").read_text())
+    runs = ("reactface", "perfrdiff-generic", "perfrdiff-personalised", "mime", "random", "meanseq", "meanfr", "gt")
+    for run in runs:
+        data = json.loads((work / "metrics" / f"{run}-test.json").read_text())
         assert data["K"] == 2 and data["T"] == FRAMES
-    assert (work / "metrics" / "summary.txt").is_file()
+    summary = pd.read_csv(work / "metrics" / "summary.csv")
+    assert sorted(summary["run"]) == sorted(runs)
+    assert not (work / "metrics" / "summary.txt").exists()
     assert list((work / "videos" / "reactface" / "test").glob("*.mp4"))
     # a second `make` has nothing left to do (every step is a file target)
     again = subprocess.run(cmd + ["-q"], capture_output=True, text=True, env=env)
