@@ -21,8 +21,11 @@ def summary_command(
     """Write and print one row per stored run, one column per metric (loads with pandas.read_csv)."""
     from rich.table import Table
 
+    from reactcli.io import check_output
     from reactcli.metrics.tables import SUMMARY_NAME, summary_frame, write_table
 
+    if out_path is not None:
+        check_output(out_path, "--out")
     folder = metrics_dir or work / "metrics"
     df = summary_frame(folder)
     path = write_table(df, out_path or folder / SUMMARY_NAME)

@@ -75,6 +75,10 @@ def command(
     exec_cfg: ExecConfig = None,  # the execution options (@execution_options)
 ) -> None:
     """Render generated reactions: speaker | K samples | real listener, with the speaker's audio."""
+    from reactcli.io import check_output  # noqa: PLC0415
+
+    if fid_frames is not None:
+        check_output(fid_frames, "--fid-frames", "dir")
     from reactcli.render.base import RendererConfig  # noqa: PLC0415
     from reactcli.render.stage import render_sharded  # noqa: PLC0415
     from reactcli.render.video import RenderConfig  # noqa: PLC0415

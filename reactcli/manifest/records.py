@@ -11,6 +11,8 @@ each JSON line, so a manifest can be read back into the right classes without a 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +54,49 @@ class Record:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)} for record type {target.record_type!r}")
+        checks = _field_checks(target)
+        for name, value in data.items():  # cheap type check of what a line holds (the schema's types)
+            ok, what = checks[name]
+            if not ok(value):
+                raise ValueError(f"field {name!r}: expected {what}, got {value!r:.60}")
         for name, sub in getattr(target, "nested", {}).items():
             if name in data and data[name] is not None:
                 data[name] = [x if isinstance(x, sub) else sub.from_dict(x) for x in data[name]]
         return target(**data)
+
+
+_CHECKS: dict[type, dict[str, tuple[Any, str]]] = {}
+_SIMPLE = {str: (lambda v: isinstance(v, str), "a string"),
+           int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+           float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+           bool: (lambda v: isinstance(v, bool), "true or false")}
+
+
+def _field_checks(cls: type) -> dict[str, tuple[Any, str]]:
+    """Per field of a record class, (value -> ok, what is expected) from its type hints: the
+    scalar types exactly, lists and dicts by kind, ``X | None`` also None (cached per class)."""
+    if cls not in _CHECKS:
+        hints = typing.get_type_hints(cls)
+        checks = {}
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            args = typing.get_args(tp)
+            optional = type(None) in args and typing.get_origin(tp) in (typing.Union, types.UnionType)
+            if optional:
+                rest = [a for a in args if a is not type(None)]
+                tp = rest[0] if len(rest) == 1 else Any
+            origin = typing.get_origin(tp) or tp
+            if origin in _SIMPLE:
+                ok, what = _SIMPLE[origin]
+            elif origin in (list, dict):
+                ok, what = (lambda v, o=origin: isinstance(v, o)), ("a list" if origin is list else "an object")
+            else:
+                ok, what = (lambda v: True), "any value"
+            if optional:
+                ok, what = (lambda v, f=ok: v is None or f(v)), f"{what} or null"
+            checks[f.name] = (ok, what)
+        _CHECKS[cls] = checks
+    return _CHECKS[cls]
 
 
 def resolve_path(work: str | os.PathLike, path: str | None) -> str | None:

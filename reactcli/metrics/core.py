@@ -522,6 +522,12 @@ def evaluate_with_items(
         value, exactly for FRCorr/FRdist, up to float rounding for the others) and ``FRSyn`` (the
         mean |best lag| of the item's defined samples, NaN when none is defined; the official
         FRSyn is the mean over all defined samples, so it weighs items by their defined samples).
+
+        With ``naturalness`` (not one of the six challenge metrics, see
+        :mod:`reactcli.metrics.naturalness`) ``result`` also holds the dict ``naturalness`` and its
+        headline ratios at the top level (``seam_score``, ``velocity_ratio``, ``acceleration_ratio``,
+        ``jerk_ratio``, ``window_variance_ratio``), on dims 15:25 for the emotion protocol and all
+        dims otherwise.
     """
     P, L, S, A = validate_inputs(pred, listener, speaker, appropriate, feature=feature,
                                  compat=compat, allow_single_sample=allow_single_sample)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from reactcli.metrics.tables import SUMMARY_NAME, items_frame, metrics_path, sum
 from reactcli.models.checkpoint import sha1_of, sha256_of
 from reactcli.storage.items import real_arrays
 
+log = logging.getLogger(__name__)
+
 
 def protocol(feature: str) -> str:
     """The metrics' feature protocol of a stored feature: ``emotion`` (the challenge's weighted
@@ -33,6 +36,8 @@ def run_arrays(work: str | os.PathLike, run: str, split: str, feature: str,
     not the split's."""
     P = load_generated(work, run, split, feature)
     T = min(frames, P.shape[2])
+    if T < frames:  # the protocol option against the data: say so, the JSON records T
+        log.warning("run %r has %d frames per reaction: scored on %d, not the %d of --frames", run, P.shape[2], T, frames)
     L, S, A = real_arrays(work, split, feature, T)
     if P.shape[0] != L.shape[0]:
         raise InputError(f"run {run!r} has {P.shape[0]} items but split {split!r} has {L.shape[0]}")

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.io import write_json
+from reactcli.io import atomic_directory, write_json
 from reactcli.models.checkpoint import save_checkpoint, sha1_of
 
 __all__ = ["AUTHORS_COMMIT", "import_released_transvae", "import_released_belfusion"]
@@ -45,23 +43,9 @@ def _check_run(run: str) -> None:
 
 def _write(run_dir: Path, payload: dict[str, Any], record: dict[str, Any], overwrite: bool) -> Path:
     """``model.pt`` and ``import.json`` into a temporary folder beside ``run_dir``, renamed into place."""
-    if run_dir.exists() and not overwrite:
-        raise InputError(f"{run_dir}: exists; choose another --run or pass --overwrite")
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.import-", dir=run_dir.parent))
-    try:
+    with atomic_directory(run_dir, overwrite) as tmp:
         save_checkpoint(tmp / "model.pt", payload)
         write_json(tmp / "import.json", record)
-        if run_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
-            os.replace(run_dir, old / "run")
-            os.replace(tmp, run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, run_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return run_dir
 
 

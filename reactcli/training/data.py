@@ -77,6 +77,24 @@ class ReactionDataset(Dataset):
         for p in table.pairs[:1]:
             for f in feats:
                 self.store.ref(p.speaker, f)  # fail early, naming the missing feature
+        # every clip's arrays of a feature must have one width (and emotion/3DMM the challenge's):
+        # a store mixing two extractions fails here, naming two clips, not in a collate traceback
+        expected = {"emotion": 25, "tdmm": 58}
+        clips = sorted({c for p in table.pairs for c in (p.speaker, p.listener)})
+        for f in feats:
+            first: tuple[str, int] | None = None
+            for c in clips:
+                ref = self.store.index.get((c, f))
+                if ref is None:
+                    continue
+                width = int(ref.shape[-1]) if ref.shape else 0
+                if f in expected and width != expected[f]:
+                    raise InputError(f"{f} of clip {c} has {width} dims, expected {expected[f]} ({ref.store})")
+                if first is None:
+                    first = (c, width)
+                elif width != first[1]:
+                    raise InputError(f"{f} of clip {c} has {width} dims but clip {first[0]} has {first[1]}: "
+                                     "the store mixes two extractions (redo `reactcli extract`)")
 
     def __len__(self) -> int:
         return self.table.n

@@ -136,3 +136,23 @@ def test_validate_checks_references_gzip_and_json_syntax(tmp_path):
         validate_file(work / "manifests" / "identities.json")
     with pytest.raises(InputError, match="no manifests folder"):
         validate_work(tmp_path / "nowhere")
+
+
+def test_readers_check_field_types_cheaply(tmp_path):
+    from reactcli.manifest import read_manifest
+
+    good = dict(GOOD)
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({**good, "index": "five"}) + "\n")
+    with pytest.raises(InputError, match=r"pairs.jsonl:2: bad manifest record \(field 'index': expected an integer, got 'five'\)"):
+        read_manifest(tmp_path / "pairs.jsonl", PairRecord)
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({**good, "mirrored": None}) + "\n")
+    with pytest.raises(InputError, match=r"field 'mirrored': expected true or false, got None"):
+        read_manifest(tmp_path / "pairs.jsonl", PairRecord)
+    s = {"type": "session", "id": "a", "corpus": "c", "site": "s", "fps": 25, "split": None,
+         "participants": [{"person": "E", "video": 3}]}
+    (tmp_path / "sessions.jsonl").write_text(json.dumps(s) + "\n")
+    with pytest.raises(InputError, match=r"sessions.jsonl:1: .*field 'video': expected a string or null, got 3"):
+        read_manifest(tmp_path / "sessions.jsonl", SessionRecord)
+    s["participants"][0]["video"] = None
+    (tmp_path / "sessions.jsonl").write_text(json.dumps(s) + "\n")
+    assert read_manifest(tmp_path / "sessions.jsonl", SessionRecord)[0].fps == 25  # an int is a number

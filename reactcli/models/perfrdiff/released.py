@@ -45,8 +45,6 @@ import hashlib
 import math
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,7 @@ from torch import nn
 
 import reactcli
 from reactcli.errors import ConfigError, InputError
-from reactcli.io import write_json
+from reactcli.io import atomic_directory, write_json
 from reactcli.models.checkpoint import save_checkpoint
 
 from .diffusion import DiffusionConfig
@@ -629,11 +627,7 @@ def write_run(run_dir: Path, parts: list[_Part], record: dict[str, Any], overwri
     save_checkpoint`) and ``import.json`` go to a temporary folder beside ``run_dir`` that is then
     renamed into place, so a failure leaves no trace. The PWSG checkpoint names its GAFRG and PSSL
     by their final paths."""
-    if run_dir.exists() and not overwrite:
-        raise InputError(f"{run_dir}: exists; choose another --run or pass --overwrite")
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.import-", dir=run_dir.parent))
-    try:
+    with atomic_directory(run_dir, overwrite) as tmp:
         for part in parts:
             payload = dict(part.payload, source=record["files"][part.name], authors_commit=AUTHORS_COMMIT)
             if part.payload["model"] == "perfrdiff-pwsg":
@@ -641,14 +635,4 @@ def write_run(run_dir: Path, parts: list[_Part], record: dict[str, Any], overwri
                 payload.update(gafrg_checkpoint=str(run_dir / base), pssl_checkpoint=str(run_dir / "pssl.pt"))
             save_checkpoint(tmp / part.name, payload)
         write_json(tmp / "import.json", record)
-        if run_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.old-", dir=run_dir.parent))
-            os.replace(run_dir, old / "run")
-            os.replace(tmp, run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, run_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return run_dir
