@@ -194,6 +194,7 @@ def train(
     """
     run_dir = Path(run_dir)
     dev = resolve_device(device)
+    owns_group = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(str(dev))
     if dev.type == "cuda" and info.world_size > 1:
         dev = torch.device("cuda", info.local_rank)
@@ -317,4 +318,11 @@ def train(
             ck["state_dict"] = {k[len("module."):]: v for k, v in averaged.items() if k.startswith("module.")}
             ck["ema_decay"] = cfg.ema_decay
         save_checkpoint(final, ck)
+    if info.world_size > 1:
+        # no rank leaves before rank 0 has written model.pt, and a group this call created is
+        # taken down here: a process exiting with live gloo threads can abort (SIGABRT) and make
+        # torchrun kill the others
+        dist.barrier()
+        if owns_group:
+            dist.destroy_process_group()
     return {"history": history, "step": step, "run_dir": str(run_dir)}

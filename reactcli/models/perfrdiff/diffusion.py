@@ -213,6 +213,27 @@ def _fold(x: torch.Tensor, idx: torch.Tensor, length: int, weights: torch.Tensor
     return (num / den[None, :, None]).reshape(*lead, length, d)
 
 
+def _speaker_memory(gafrg: GAFRG, speaker: tuple[torch.Tensor, ...], starts: torch.Tensor,
+                    style: torch.Tensor | None, editor: Any | None, b: int, c: int, dev: torch.device,
+                    dtype: torch.dtype) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+    """The speaker memory of every window, ``(b, c, nw, ...)`` (``c`` = 2 adds one null memory per
+    window for classifier-free guidance, keeping the window's clip position if the model has one),
+    and the personalised weight shifts of ``style`` (None without one). The memory is encoded once
+    per generation, in float32 whatever the precision (this also keeps the emotion GRU off bf16,
+    which cuDNN supports only in recent versions)."""
+    nw = len(starts)
+    win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in speaker), starts)
+    shifts = None
+    if style is not None:
+        shifts = {name: s.to(dtype) for name, s in editor.to(dev)(style.to(dev, torch.float32)).items()}
+    mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
+    mem = mem.reshape(b, 1, nw, *mem.shape[1:])
+    if c == 2:
+        null = gafrg.null_memory(nw, starts=starts, device=dev)
+        mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
+    return mem, shifts
+
+
 def generate(
     gafrg: GAFRG,
     speaker_audio: torch.Tensor,
@@ -295,19 +316,8 @@ def generate(
     net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
     try:
         with torch.inference_mode():
-            win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
-                                        starts)
-            shifts = None
-            if style is not None:
-                shifts = {name: s.to(dtype) for name, s in editor.to(dev)(style.to(dev, torch.float32)).items()}
-            # the speaker memory is encoded once per generation, in float32 whatever the precision
-            # (this also keeps the emotion GRU off bf16, which cuDNN supports only in recent versions)
-            mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
-            mem = mem.reshape(b, 1, nw, *mem.shape[1:])
-            if c == 2:
-                # one null memory per window (it keeps the window's clip position, if the model has one)
-                null = gafrg.null_memory(nw, starts=starts, device=dev)
-                mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
+            mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
+                                          style, editor, b, c, dev, dtype)
             # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
             kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]).to(dtype), shifts)
 
@@ -364,7 +374,7 @@ def _generate_continued(gafrg: GAFRG, speaker_audio: torch.Tensor, speaker_emoti
     w, d_out = cfg.window, cfg.reaction_dim
     starts_l = window_starts(t_len, w, w - ctx)
     starts = torch.tensor(starts_l, device=dev)
-    nw, t_pad = len(starts_l), starts_l[-1] + w
+    t_pad = starts_l[-1] + w
     c = 1 if guidance == 1.0 else 2
     scheduler = make_scheduler(dcfg)
     scheduler.set_timesteps(steps, device=dev)
@@ -374,16 +384,8 @@ def _generate_continued(gafrg: GAFRG, speaker_audio: torch.Tensor, speaker_emoti
     net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
     try:
         with torch.inference_mode():
-            win = gafrg.speaker_windows(*(x.to(dev, torch.float32) for x in (speaker_audio, speaker_emotion, speaker_tdmm)),
-                                        starts)
-            shifts = None
-            if style is not None:
-                shifts = {name: s.to(dtype) for name, s in editor.to(dev)(style.to(dev, torch.float32)).items()}
-            mem = gafrg.encode_speaker(*win, starts=starts.repeat(b))
-            mem = mem.reshape(b, 1, nw, *mem.shape[1:])
-            if c == 2:
-                null = gafrg.null_memory(nw, starts=starts, device=dev)
-                mem = torch.cat([mem, null[None, None].expand(b, 1, nw, *null.shape[1:])], dim=1)
+            mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
+                                          style, editor, b, c, dev, dtype)
             seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
             y = torch.zeros(b, k, t_pad, d_out, device=dev)  # the reaction generated so far
             for j, s in enumerate(starts_l):
