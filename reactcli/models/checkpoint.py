@@ -147,6 +147,16 @@ def load_checkpoint(path: str | os.PathLike | None, map_location: str | torch.de
     return ck
 
 
+def tensor_mismatch(missing: list[str], unexpected: list[str], shapes: list[str], limit: int = 4) -> str:
+    """One line naming the tensors a released checkpoint lacks, has extra and has misshapen
+    (``"missing a, b (+3 more); wrong shape c"``); ``""`` when all three lists are empty."""
+    def short(names: list[str]) -> str:
+        return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+    return "; ".join(f"{label} {short(keys)}" for label, keys in
+                     (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys)
+
+
 def load_state_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
     """``module.load_state_dict(state_dict)`` with every tensor used and none left over; a missing,
     unexpected or wrongly shaped tensor is one :class:`InputError` naming the file and the keys."""

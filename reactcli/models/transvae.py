@@ -76,6 +76,7 @@ from torch import nn
 
 from reactcli.config import NonNegativeFloat, PositiveFloat, PositiveInt, Range
 from reactcli.errors import ConfigError, InputError
+from reactcli.models.checkpoint import tensor_mismatch
 from reactcli.models.layers import sinusoidal_encoding
 
 __all__ = [
@@ -693,11 +694,6 @@ def _read_released(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _short(names: list[str], limit: int = 4) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def released_state_dict(state: dict[str, torch.Tensor], model: TransVAE, where: str) -> dict[str, torch.Tensor]:
     """The authors' ``TransformerVAE`` state dict renamed into ``model``'s, strictly.
 
@@ -728,15 +724,11 @@ def released_state_dict(state: dict[str, torch.Tensor], model: TransVAE, where: 
         else:
             out[new] = val
     missing = sorted(set(own) - set(out))
-    if missing or unexpected or shapes:
-        parts = [
-            f"missing {_short(missing)}" if missing else "",
-            f"unexpected {_short(unexpected)}" if unexpected else "",
-            f"wrong shape {_short(shapes)}" if shapes else "",
-        ]
+    problems = tensor_mismatch(missing, unexpected, shapes)
+    if problems:
         raise InputError(
             f"{where}: not a REACT Trans-VAE ({'online' if online else 'offline'}) checkpoint: "
-            + "; ".join(p for p in parts if p)
+            + problems
         )
     return out
 

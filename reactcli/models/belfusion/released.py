@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from reactcli.errors import ConfigError, InputError
+from reactcli.models.checkpoint import tensor_mismatch
 
 from .autoencoder import BehaviourAEConfig, BehaviourAutoencoder
 from .model import STAT_KEYS, BeLFusion, BeLFusionConfig
@@ -63,11 +64,6 @@ def _arch_args(folder: Path) -> dict[str, Any]:
     return args
 
 
-def _short(names: list[str], limit: int = 4) -> str:
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
 def _strict(
     state: dict[str, torch.Tensor],
     rename: dict[str, str],
@@ -94,13 +90,9 @@ def _strict(
         else:
             out[new] = val
     missing = sorted(set(own) - set(out))
-    if missing or unexpected or shapes:
-        parts = [
-            f"missing {_short(missing)}" if missing else "",
-            f"unexpected {_short(unexpected)}" if unexpected else "",
-            f"wrong shape {_short(shapes)}" if shapes else "",
-        ]
-        raise InputError(f"{where}: not a released {what} checkpoint: " + "; ".join(p for p in parts if p))
+    problems = tensor_mismatch(missing, unexpected, shapes)
+    if problems:
+        raise InputError(f"{where}: not a released {what} checkpoint: " + problems)
     return out
 
 
