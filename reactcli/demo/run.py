@@ -95,7 +95,7 @@ QUICK_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
 BASELINES: tuple[str, ...] = ("gt", "mime", "random", "meanseq", "meanfr")
 
 #: Epoch caps of the challenge baselines in the demo (their synthetic recipes have 60).
-DEMO_CHALLENGE_EPOCHS: dict[str, int] = {"transvae": 8, "belfusion-autoencoder": 20, "belfusion-diffusion": 20}
+DEMO_CHALLENGE_EPOCHS: dict[str, int] = {"transvae": 16, "belfusion-autoencoder": 60, "belfusion-diffusion": 60}
 
 
 @dataclass
@@ -116,7 +116,7 @@ class DemoConfig:
     """The recipes trained: a shipped set (:mod:`reactcli.recipes`) or a folder holding the files
     of :data:`RECIPES`."""
     epochs: dict[str, int] = field(default_factory=lambda: {
-        "reactface": 48, "perfrdiff-gafrg": 48, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3,
+        "reactface": 48, "perfrdiff-gafrg": 120, "perfrdiff-pssl": 3, "perfrdiff-pwsg": 3,
         "transvae": DEMO_CHALLENGE_EPOCHS["transvae"],
         "belfusion-autoencoder": DEMO_CHALLENGE_EPOCHS["belfusion-autoencoder"],
         "belfusion-diffusion": DEMO_CHALLENGE_EPOCHS["belfusion-diffusion"]})

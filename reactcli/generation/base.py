@@ -51,9 +51,10 @@ class GenerateConfig:
     guidance: float | None = None
     """PerFRDiff: classifier-free guidance scale, 1 = conditional only (default: the checkpoint's
     ``diffusion.guidance_scale``)."""
-    overlap: bool = False
+    overlap: bool | None = None
     """PerFRDiff: overlapping windows (stride w/2, shared noise) to avoid seams (not strictly
-    online: a frame is blended with a window that sees later speaker frames)."""
+    online: a frame is blended with a window that sees later speaker frames); None: the
+    checkpoint's ``diffusion.overlap`` (off when ``context`` > 0 is given)."""
     context: int | None = None
     """PerFRDiff: frames of the reaction generated so far that each window continues (online, no
     seams; 0 = independent windows); default: the checkpoint's ``diffusion.context_frames``."""
@@ -87,7 +88,7 @@ class GenerateConfig:
 
 
 #: Sampler options of one family each, at their "not given" value (``refuse_options``).
-FAMILY_OPTIONS: dict[str, Any] = {"window": None, "momentum": None, "steps": None, "guidance": None, "overlap": False,
+FAMILY_OPTIONS: dict[str, Any] = {"window": None, "momentum": None, "steps": None, "guidance": None, "overlap": None,
                                   "timestep_spacing": None, "personalised": False, "pwsg_checkpoint": None,
                                   "precision": "fp32", "eta": None}
 

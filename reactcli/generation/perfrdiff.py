@@ -70,9 +70,12 @@ class PerFRDiffGenerator(Generator):
         if cfg.timestep_spacing is not None:
             self.diffusion = replace(self.diffusion, timestep_spacing=cfg.timestep_spacing)  # validated again
         # sampler options left out take the values the GAFRG was trained for (its recipe)
+        # an explicit --context N > 0 asks for continued windows, so it turns the checkpoint's overlap off
+        overlap = (self.diffusion.overlap and not cfg.context) if cfg.overlap is None else cfg.overlap
         cfg = replace(cfg, steps=self.diffusion.num_inference_steps if cfg.steps is None else cfg.steps,
                       guidance=self.diffusion.guidance_scale if cfg.guidance is None else cfg.guidance,
-                      context=(0 if cfg.overlap else self.diffusion.context_frames) if cfg.context is None else cfg.context)
+                      overlap=overlap,
+                      context=(0 if overlap else self.diffusion.context_frames) if cfg.context is None else cfg.context)
         if not 0 <= cfg.context < gafrg.config.window:
             raise ConfigError(f"--context must be in [0, {gafrg.config.window - 1}] (the GAFRG's window is "
                               f"{gafrg.config.window} frames), got {cfg.context}")

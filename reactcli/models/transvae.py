@@ -60,6 +60,16 @@ How reactcli runs it, and where it departs from the authors' code:
   own-listener MSE, or the minimum over the appropriate reactions), ``diversity_gradient``
   (theirs: the second sample of the diversity loss carries no gradient), ``detach_history``
   (theirs: gradients flow through all earlier windows).
+* **Window edges** (issue 29; off by default, on in the shipped recipes). The authors draw a new
+  latent for every 8-frame window, independently, and switch to it at the window's first frame:
+  every window edge jumps (seam score 27 on the synthetic recipe) and the motion is 2.7x the real
+  listeners'. ``crossfade`` lets each latent also decode the next window's frames and fades the
+  new latent in over them (linear weights); ``noise_correlation`` makes a sample's latent noise
+  AR(1) across windows (``rho = 1 - generate_window / window`` = 0.5 in the recipes: the noise
+  then changes per frame as fast as in training, where every 16-frame window drew its own), each
+  window's latent keeping the model's N(mu, sigma). The decoder's self-attention layer reads its
+  whole (longer) window as memory, so a crossfaded window's own frames also differ from the hard
+  switch's; window-level causality is unchanged (tested).
 """
 
 from __future__ import annotations
@@ -86,6 +96,7 @@ __all__ = [
     "TransVAEOutput",
     "load_released_transvae",
     "released_state_dict",
+    "window_noise",
 ]
 
 #: Per-frame size of each reaction feature (data.md).
@@ -121,6 +132,17 @@ class TransVAEConfig:
     """Online training window ``w`` (authors' README: 16)."""
     generate_window: PositiveInt = 8
     """Online generation window (authors' evaluation: 8)."""
+    crossfade: bool = False
+    """Online generation: each window's latent also decodes the next window's frames, and those
+    frames are the crossfade (weights rising linearly) of that decoding and the next window's own,
+    so a new latent fades in over a window instead of switching on at its first frame (False: the
+    authors' hard switch, a jump at every window edge: seam score 27 on the synthetic recipe,
+    issue 29). A frame still depends only on the speaker before the end of its window."""
+    noise_correlation: Annotated[float, Range(min=0, max=1)] = 0.0
+    """Online generation: correlation ``rho`` of one sample's latent noise between consecutive
+    windows, ``eps_i = rho eps_{i-1} + sqrt(1 - rho^2) xi_i`` (each ``eps_i`` is still N(0, I), so
+    every window's latent has the model's distribution). 0: independent windows (authors'); 1: one
+    noise for the whole clip."""
     detach_history: bool = False
     """Online training: stop gradients through the generated history fed to later windows
     (authors: not stopped, gradients run back through every window)."""
@@ -171,6 +193,8 @@ class TransVAEConfig:
             raise ConfigError(f"TransVAEConfig.diversity_gradient must be one or both, got {self.diversity_gradient!r}")
         if self.diversity_sigma <= 0:
             raise ConfigError(f"TransVAEConfig.diversity_sigma must be > 0, got {self.diversity_sigma}")
+        if not 0.0 <= self.noise_correlation <= 1.0:
+            raise ConfigError(f"TransVAEConfig.noise_correlation must be in [0, 1], got {self.noise_correlation}")
 
     @property
     def visual_dim(self) -> int:
@@ -204,6 +228,17 @@ class TransVAEOutput:
 
 # --------------------------------------------------------------------------------------------
 # attention with cached keys/values, on nn.MultiheadAttention's own parameters
+
+
+def window_noise(windows: int, rows: int, dim: int, rho: float, generator: torch.Generator) -> torch.Tensor:
+    """Latent noise ``(windows, rows, dim)``: N(0, I) for every window, correlated ``rho`` between
+    consecutive windows of a row (AR(1): ``eps_i = rho eps_{i-1} + sqrt(1 - rho^2) xi_i``). ``rho = 0``
+    is one plain ``torch.randn`` draw (the authors' independent windows, the same numbers)."""
+    noise = torch.randn(windows, rows, dim, generator=generator, device=generator.device)
+    if rho > 0:
+        for i in range(1, windows):
+            noise[i] = rho * noise[i - 1] + math.sqrt(max(0.0, 1 - rho * rho)) * noise[i]
+    return noise
 
 
 def _kv(attn: nn.MultiheadAttention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -443,6 +478,7 @@ class TransVAE(nn.Module):
         noise: torch.Tensor,
         detach_history: bool,
         prefix_stable: bool,
+        crossfade: bool = False,
     ) -> tuple[torch.Tensor, ...]:
         """Online windows for ``n_rows`` rows. ``encode(e)`` gives speaker tokens ``(n_rows, >= e, d)``
         of the prefix ``[0, e)``; ``prefix_stable``: a frame's token does not depend on ``e``
@@ -454,6 +490,7 @@ class TransVAE(nn.Module):
         empty = noise.new_zeros(n_rows, 0, d)
         cache_k, cache_v = empty, empty  # latent-head keys/values of the generated frames
         hist: _History | None = None
+        pending: tuple[torch.Tensor, torch.Tensor] | None = None  # the previous latent's decoding of this window
         for wi, s in enumerate(range(0, t, window)):
             e = min(s + window, t)
             enc = encode(e)
@@ -465,7 +502,17 @@ class TransVAE(nn.Module):
                 cache_k, cache_v = self.latent.keys_values(self.reaction_fusion(torch.cat([enc[:, :s], past], -1)))
             mu, logvar = self.latent(torch.cat([cache_k, cur_k], 1), torch.cat([cache_v, cur_v], 1))
             z = mu + torch.exp(0.5 * logvar) * noise[wi]
-            tdmm, emo = self._decode_window(z, e - s, hist)
+            if not crossfade:
+                tdmm, emo = self._decode_window(z, e - s, hist)
+            else:
+                ext = min(e + window, t)  # this latent also decodes the next window's frames
+                tdmm_all, emo_all = self._decode_window(z, ext - s, hist)
+                tdmm, emo = tdmm_all[:, : e - s], emo_all[:, : e - s]
+                if pending is not None:
+                    lam = (torch.arange(1, e - s + 1, device=z.device, dtype=z.dtype) / (window + 1))[None, :, None]
+                    tdmm = (1 - lam) * pending[0][:, : e - s] + lam * tdmm
+                    emo = (1 - lam) * pending[1][:, : e - s] + lam * emo
+                pending = (tdmm_all[:, e - s :], emo_all[:, e - s :])
             tdmm_out.append(tdmm)
             emo_out.append(emo)
             mus.append(mu)
@@ -535,6 +582,7 @@ class TransVAE(nn.Module):
         speaker_video: torch.Tensor | None = None,
         detach_history: bool | None = None,
         noise: torch.Tensor | None = None,
+        crossfade: bool = False,
     ) -> TransVAEOutput:
         """Differentiable rollout of ``num_samples`` reactions per clip (training and
         :meth:`generate` share it). ``window`` defaults to ``config.window`` (online only).
@@ -558,7 +606,7 @@ class TransVAE(nn.Module):
         n = b * num_samples
         n_windows = math.ceil(t / window) if cfg.online else 1
         if noise is None:
-            noise = torch.randn(n_windows, n, cfg.feature_dim, generator=generator, device=generator.device)
+            noise = window_noise(n_windows, n, cfg.feature_dim, cfg.noise_correlation if cfg.online else 0.0, generator)
         elif tuple(noise.shape) != (n_windows, n, cfg.feature_dim):
             raise InputError(
                 f"noise: expected ({n_windows}, {n}, {cfg.feature_dim}) (windows, B*K, d), got {tuple(noise.shape)}"
@@ -580,7 +628,8 @@ class TransVAE(nn.Module):
                 return self.encode_speaker(speaker_audio[:, :e], visual[:, :e]).repeat_interleave(num_samples, 0)
 
             detach = cfg.detach_history if detach_history is None else detach_history
-            tdmm, emo, mu, logvar = self._rollout(encode, n, t, window, noise, detach, prefix_stable=not video)
+            tdmm, emo, mu, logvar = self._rollout(encode, n, t, window, noise, detach, prefix_stable=not video,
+                                                  crossfade=crossfade)
         w = mu.shape[1]
         return TransVAEOutput(
             outputs={"emotion": emo.reshape(b, num_samples, t, _EMO), "tdmm": tdmm.reshape(b, num_samples, t, _TDMM)},
@@ -639,6 +688,7 @@ class TransVAE(nn.Module):
                 generator=generator,
                 speaker_video=prep(speaker_video),
                 detach_history=True,
+                crossfade=self.config.crossfade,
             )
         finally:
             self.train(was_training)

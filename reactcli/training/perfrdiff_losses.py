@@ -116,6 +116,25 @@ def _denoiser_target(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, t: t
     return scheduler.get_velocity(x0, noise, t)
 
 
+def loss_weights(scheduler: Any, t: torch.Tensor) -> torch.Tensor | None:
+    """Per-window loss weights of steps ``t`` (N,), or None for the plain mean (``uniform``).
+
+    ``min_snr`` (``DiffusionConfig.loss_weighting``): ``min(SNR, gamma)`` in x0 terms, i.e. that
+    divided by ``SNR`` for an epsilon target and by ``SNR + 1`` for a v target (the MSE of those
+    targets is ``SNR`` and ``SNR + 1`` times the x0 MSE)."""
+    if getattr(scheduler, "loss_weighting", "uniform") != "min_snr":
+        return None
+    ab = scheduler.alphas_cumprod.to(t.device)[t].to(torch.float32)
+    snr = ab / (1 - ab).clamp_min(1e-12)
+    w = snr.clamp(max=float(scheduler.min_snr_gamma))
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        w = w / snr
+    elif kind == "v_prediction":
+        w = w / (snr + 1)
+    return w
+
+
 def _diffusion_loss(
     model: GAFRG,
     scheduler: Any,
@@ -135,7 +154,11 @@ def _diffusion_loss(
     noise = _randn(tuple(x0.shape), gen, dev)
     keep = (_rand((n, 3), gen, dev) >= drop_prob).to(x0.dtype)
     pred, target = _prediction_and_target(model, scheduler, x0, speaker, t, noise, shifts, starts, keep)
-    loss = F.mse_loss(pred, target)
+    weights = loss_weights(scheduler, t)
+    if weights is None:
+        loss = F.mse_loss(pred, target)
+    else:
+        loss = ((pred - target).pow(2).flatten(1).mean(1) * weights.to(pred.dtype)).mean()
     return loss, {"loss": float(loss.detach()), "cond_kept": float(keep.mean())}
 
 

@@ -47,7 +47,7 @@ SHRINK = {
     # the challenge baselines
     "transvae": {"feature_dim": 16, "ffn_dim": 32, "window": 10, "generate_window": 10},
     "autoencoder": {"window": 10, "hidden_dim": 16, "z_dim": 16, "mlp_dims": [8]},
-    "diffusion": {"hidden_channels": 32, "num_layers": 2, "time_channels": 8, "k": 2},
+    "diffusion": {"hidden_channels": 32, "num_layers": 2, "time_channels": 8, "k": 2, "window_stride": 5},
 }
 
 
@@ -275,11 +275,12 @@ def test_makefile_wires_the_recipes(tmp_path):
     # selection and the test runs; the DDIM_STEPS runs keep the checkpoint's spacing unless SPACING is set
     lines = cmds.replace("\\\n", " ").splitlines()  # join the recipe's continued lines
     few = [c for c in lines if " generate " in c and "--steps 2" in c]
-    full = [c for c in lines if " generate " in c and "--steps 10" in c]
+    # the full runs take the checkpoint's DDIM steps (DDIM_STEPS empty: the recipe's 50)
+    full = [c for c in lines if " generate " in c and "--run perfrdiff-" in c and "--steps" not in c]
     assert len(few) == 3 + 2 and all("--timestep-spacing trailing" in c for c in few)
     assert len(full) == 2 and not any("--timestep-spacing" in c for c in full)
     other = subprocess.run(["make", "-n", "-C", str(MAKEDIR), "perfrdiff", f"OUT={tmp_path}/o", "SPACING=linspace",
-                            "SPACING_FEW="], capture_output=True, text=True)
+                            "SPACING_FEW=", "DDIM_STEPS=10"], capture_output=True, text=True)
     assert other.returncode == 0, other.stderr
     lead = [c for c in other.stdout.replace("\\\n", " ").splitlines() if " generate " in c]
     full = [c for c in lead if "--steps 10" in c]

@@ -16,14 +16,15 @@ denoised together:
 * **Guidance in one forward.** Conditional and unconditional rows (null condition = zeros) are
   concatenated into one batch; the combination is ``u + s * (c - u)``. With scale 1 the
   unconditional half is skipped (it cancels exactly).
-* **Overlapping windows** (render variant): windows of w frames with stride w/2, all cut from ONE
+* **Overlapping windows** (render variant; ``DiffusionConfig.overlap``, the shipped recipes'
+  default for every feature since issue 29): windows of w frames with stride w/2, all cut from ONE
   initial noise sequence (so overlapping frames start identical), and after every DDIM step the
   overlapping predictions are blended back into one sequence with triangular weights, so the
   windows never drift apart and no seam appears at window edges. The blending lets a frame
   feel windows that start up to ``w - stride`` frames later, so this mode is not strictly online
-  (use it for rendering; the default non-overlapping mode is causal, and tested to be).
+  (``--context`` / the independent windows are causal, and tested to be).
 
-* **Continued windows** (``context_frames`` / ``context`` > 0, the shipped recipes' default): the
+* **Continued windows** (``context_frames`` / ``context`` > 0; online, unlike overlap): the
   windows are sampled one after the other with stride ``w - c``; the first ``c`` frames of a window
   are the last ``c`` frames already generated, re-noised to every DDIM step's level with the noise
   the shared noise sequence gave them, so the new frames continue them (no step at window edges)
@@ -53,6 +54,7 @@ from diffusers import DDIMScheduler
 from reactcli.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, from_mapping
 from reactcli.errors import ConfigError, InputError
 
+from ..windows import blend_weights, fold_windows
 from .gafrg import GAFRG, window_starts
 
 __all__ = ["DiffusionConfig", "ClampedDDIMScheduler", "make_scheduler", "as_generator", "guided", "generate", "EMOTION_DIM", "PRECISIONS",
@@ -112,7 +114,24 @@ class DiffusionConfig:
     speaker window before it). 0: windows are sampled independently in one batch (the paper's
     emotion variant), which puts a step at every window edge. Needs a denoiser that reads its
     noisy input (x0 prediction models that learned only the conditional mean cannot continue
-    anything, see ``prediction_type``). The shipped recipes set 10."""
+    anything, see ``prediction_type`` and ``loss_weighting``). Measured on the demo corpus with
+    the paper's plain x0 loss (issue 29): seam score 14-23, because the denoiser ignores the known
+    frames; the shipped recipes use ``overlap`` instead."""
+    overlap: bool = False
+    """Generation default: overlapping windows (stride w/2, one shared noise sequence, the
+    windows blended after every DDIM step; the paper's render variant). No seams and, unlike
+    ``context_frames``, it works with a denoiser that barely reads its noisy input, but a frame
+    then feels windows that start up to w/2 frames later (not strictly online). ``reactcli
+    generate --overlap/--no-overlap`` overrides it; the shipped recipes set it (issue 29)."""
+    loss_weighting: Literal["uniform", "min_snr"] = "uniform"
+    """Training: how the per-window losses of different noise levels are weighted. ``uniform``
+    (the paper's plain MSE) or ``min_snr`` (Hang et al., ICCV 2023: each window's loss times
+    ``min(SNR(t), gamma)``, expressed for the prediction type, so that in x0 terms the weight is
+    ``min(SNR, gamma)``). With x0 prediction the uniform loss spends almost nothing on the low
+    noise levels where the denoiser must read its noisy input; measured (issue 29): a uniform-loss
+    GAFRG ignores ``x_t`` even at ``t = 1`` and its samples hold one expression per window."""
+    min_snr_gamma: PositiveFloat = 5.0
+    """``gamma`` of ``min_snr`` (the paper's 5)."""
     clamp_emotion: bool = True
     """``reactcli generate`` clips an emotion output to its valid ranges after sampling (AUs and
     expression probabilities in [0, 1], valence/arousal in [-1, 1]). False for the authors'
@@ -129,6 +148,12 @@ class DiffusionConfig:
             raise ConfigError(f"cond_drop_prob must be in [0, 1], got {self.cond_drop_prob}")
         if self.timestep_spacing not in ("leading", "trailing", "linspace"):
             raise ConfigError(f"timestep_spacing must be leading, trailing or linspace, got {self.timestep_spacing!r}")
+        if self.overlap and self.context_frames:
+            raise ConfigError("DiffusionConfig: overlap and context_frames are two ways to avoid seams; set one")
+        if self.loss_weighting not in ("uniform", "min_snr"):
+            raise ConfigError(f"loss_weighting must be uniform or min_snr, got {self.loss_weighting!r}")
+        if self.min_snr_gamma <= 0:
+            raise ConfigError(f"min_snr_gamma must be > 0, got {self.min_snr_gamma}")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise ConfigError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got "
                               f"{self.num_inference_steps}")
@@ -173,6 +198,9 @@ def make_scheduler(config: DiffusionConfig | None = None) -> DDIMScheduler:
     )
     if cfg.clip_sample:
         scheduler.x0_range = cfg.clip_sample_range
+    # read by the training losses (reactcli.training.perfrdiff_losses.loss_weights)
+    scheduler.loss_weighting = cfg.loss_weighting
+    scheduler.min_snr_gamma = cfg.min_snr_gamma
     return scheduler
 
 
@@ -193,24 +221,6 @@ def randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
 def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance: uncond + scale * (cond - uncond)."""
     return uncond + scale * (cond - uncond)
-
-
-def _blend_weights(window: int, device: torch.device) -> torch.Tensor:
-    """Triangular weights (1, 2, ..., 2, 1) for blending overlapping windows (never zero)."""
-    j = torch.arange(window, device=device, dtype=torch.float32)
-    return torch.minimum(j + 1, window - j)
-
-
-def _fold(x: torch.Tensor, idx: torch.Tensor, length: int, weights: torch.Tensor) -> torch.Tensor:
-    """Windows (..., n, w, D) -> sequence (..., length, D), overlapping frames weight-averaged."""
-    *lead, n, w, d = x.shape
-    flat = x.reshape(-1, n * w, d)
-    wts = weights.repeat(n)[None, :, None].to(x.dtype)
-    num = torch.zeros(flat.shape[0], length, d, dtype=x.dtype, device=x.device)
-    num.index_add_(1, idx.reshape(-1), flat * wts)
-    den = torch.zeros(length, dtype=x.dtype, device=x.device)
-    den.index_add_(0, idx.reshape(-1), wts[0, :, 0])
-    return (num / den[None, :, None]).reshape(*lead, length, d)
 
 
 def _speaker_memory(gafrg: GAFRG, speaker: tuple[torch.Tensor, ...], starts: torch.Tensor,
@@ -308,7 +318,7 @@ def generate(
     c = 1 if guidance == 1.0 else 2
     scheduler = make_scheduler(dcfg)
     scheduler.set_timesteps(steps, device=dev)
-    blend = _blend_weights(w, dev)
+    blend = blend_weights(w, dev)
 
     was_training = gafrg.training
     gafrg.to(dev).eval()
@@ -333,8 +343,8 @@ def generate(
                     variance = randn((b, k, t_pad, d_out), gen, dev)[:, :, idx].permute(0, 2, 1, 3, 4)
                 x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
                 if overlap:
-                    x = _fold(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, idx].permute(0, 2, 1, 3, 4)
-            out_seq = _fold(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, :t_len]
+                    x = fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, idx].permute(0, 2, 1, 3, 4)
+            out_seq = fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, :t_len]
             if clamp_emotion and d_out in (EMOTION_DIM, EMOTION_DIM + cfg.tdmm_dim):
                 out_seq = out_seq.clone()
                 out_seq[..., :15] = out_seq[..., :15].clamp(0, 1)
