@@ -5,8 +5,6 @@ correlated latent noise)."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -17,24 +15,12 @@ from reactcli.models.perfrdiff.diffusion import DiffusionConfig, make_scheduler
 from reactcli.models.transvae import TransVAE, TransVAEConfig
 from reactcli.models.windows import blend_weights, covering_starts, fold_windows
 from reactcli.training.perfrdiff_losses import loss_weights
+from tests.helpers.signals import smooth_speaker
 
 
 def _edge(y: torch.Tensor, period: int, phase: int = 0) -> float:
     """Mean speed into the first frame of every window (starting at ``phase``) over elsewhere."""
     return float(edge_ratios(speed_profile(y.numpy()), period)[phase])
-
-
-def _smooth_speaker(b=2, t=96, seed=1):
-    """Slowly varying speaker inputs (sums of sines), so that a continuous generator moves smoothly."""
-    g = torch.Generator().manual_seed(seed)
-    tt = torch.arange(t).float()[None, :, None]
-
-    def wave(d):
-        ph = torch.rand(b, 1, d, generator=g) * 6.28
-        per = 20 + 60 * torch.rand(1, 1, d, generator=g)
-        return torch.sin(2 * math.pi * tt / per + ph)
-
-    return wave(78), 0.5 + 0.5 * wave(25), wave(58)
 
 
 # ---- the shared window folding ------------------------------------------------------------
@@ -92,7 +78,7 @@ def test_min_snr_training_step_is_the_weighted_mse():
     torch.manual_seed(0)
     m = GAFRG(GAFRGConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=16, emotion_hidden=8, window=6,
                           speaker_lag=6, dropout=0.0))
-    a, e, f = _smooth_speaker(b=2, t=24)
+    a, e, f = smooth_speaker(b=2, t=24)
     batch = {"speaker_audio": a, "speaker_emotion": e, "speaker_tdmm": f}
     starts = torch.tensor([[0, 6], [12, 18]])
     x0 = torch.rand(4, 6, 25)
@@ -148,7 +134,7 @@ def _transvae(**kw) -> TransVAE:
 def test_transvae_crossfade_removes_the_jump_at_window_edges():
     """Random weights, a new latent every 4 frames: the authors' hard switch jumps into the first
     frame of every window; the crossfade does not (the check fails on the old behaviour)."""
-    a, e, d = _smooth_speaker()
+    a, e, d = smooth_speaker(b=2, t=96)
     hard = _transvae().generate(a, e, d, num_samples=8, seed=0)["emotion"]
     soft = _transvae(crossfade=True).generate(a, e, d, num_samples=8, seed=0)["emotion"]
     assert _edge(hard, 4) > 2.0
@@ -160,7 +146,7 @@ def test_transvae_crossfade_removes_the_jump_at_window_edges():
 def test_transvae_crossfade_keeps_window_level_causality():
     """Frame t still depends only on the speaker before the end of its window."""
     m = _transvae(crossfade=True)
-    a, e, d = _smooth_speaker(t=24)
+    a, e, d = smooth_speaker(b=2, t=24)
     a2, e2, d2 = a.clone(), e.clone(), d.clone()
     a2[:, 12:] += 1.0
     e2[:, 12:] = torch.rand_like(e2[:, 12:])
@@ -173,7 +159,7 @@ def test_transvae_crossfade_keeps_window_level_causality():
 def test_transvae_noise_correlation():
     """rho = 0 is the authors' noise stream exactly; rho in (0, 1) gives N(0, 1) marginals with lag-1
     correlation rho across windows; rho = 1 one noise per sample."""
-    a, e, d = _smooth_speaker(b=1, t=16)
+    a, e, d = smooth_speaker(b=1, t=16)
     plain = _transvae().generate(a, e, d, num_samples=2, seed=5)["emotion"]
     g = torch.Generator().manual_seed(5)
     explicit = _transvae()(a, e, d, num_samples=2, window=4, noise=torch.randn(4, 2, 16, generator=g),
@@ -209,7 +195,7 @@ def test_belfusion_overlapping_windows_remove_the_jump_at_window_edges():
     """Consecutive windows (the authors') are separate latents decoded from a zero frame: a jump into
     every window's first frame; windows every w/2 frames blended do not jump (the check fails on
     the authors' windows)."""
-    _, e, _ = _smooth_speaker(t=100)
+    _, e, _ = smooth_speaker(b=2, t=100)
     hard = _belfusion().generate(speaker_emotion=e, num_samples=8, seed=0)["emotion"]
     soft = _belfusion(window_stride=5).generate(speaker_emotion=e, num_samples=8, seed=0)["emotion"]
     assert _edge(hard, 10) > 2.0
@@ -224,7 +210,7 @@ def test_belfusion_overlapping_windows_remove_the_jump_at_window_edges():
 def test_belfusion_shared_noise_and_causality_with_overlap():
     """shared_noise: every window of a sample starts from one draw; online with overlap a frame still
     depends only on speaker frames before it."""
-    _, e, _ = _smooth_speaker(t=40)
+    _, e, _ = smooth_speaker(b=2, t=40)
     m = _belfusion(window_stride=5, shared_noise=True)
     x = m.generate(speaker_emotion=e, num_samples=2, seed=3)["emotion"]
     n = len(m.window_starts(40))

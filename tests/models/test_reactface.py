@@ -20,6 +20,7 @@ from reactcli.training.reactface_losses import (
     smoothness_loss,
     weighted_smooth_l1,
 )
+from tests.helpers.signals import smooth_speaker
 
 
 def tiny(**kw) -> ReactFaceConfig:
@@ -355,26 +356,13 @@ def test_frame_offset_positions_rows_independently():
 # ---- continuous decoding (no seams at window edges) ---------------------------------------
 
 
-def _smooth_speaker(b=3, t=200):
-    """Slowly varying speaker inputs (sums of sines), so that the output moves smoothly too."""
-    g = torch.Generator().manual_seed(1)
-    tt = torch.arange(t).float()[None, :, None]
-
-    def wave(d):
-        ph = torch.rand(b, 1, d, generator=g) * 6.28
-        per = 20 + 60 * torch.rand(1, 1, d, generator=g)
-        return torch.sin(2 * math.pi * tt / per + ph)
-
-    return wave(78), 0.5 + 0.5 * wave(25), wave(58)
-
-
 def test_generated_reactions_do_not_jump_at_window_edges():
     """A random-weight ReactFace generating in 25-frame windows: the mean frame-to-frame change into
     the first frame of a window over the change elsewhere stays ~1 with the continuous decoder,
     and is ~3 with the paper's window-local one (decoder_band 0), which this test must reject."""
     from reactcli.metrics.naturalness import edge_ratios, speed_profile
 
-    a, e, t = _smooth_speaker()
+    a, e, t = smooth_speaker()
     ratios = {}
     for band in (25, 0):
         torch.manual_seed(0)
