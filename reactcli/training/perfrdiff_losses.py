@@ -119,14 +119,16 @@ def _denoiser_target(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, t: t
 def loss_weights(scheduler: Any, t: torch.Tensor) -> torch.Tensor | None:
     """Per-window loss weights of steps ``t`` (N,), or None for the plain mean (``uniform``).
 
-    ``min_snr`` (``DiffusionConfig.loss_weighting``): ``min(SNR, gamma)`` in x0 terms, i.e. that
+    ``min_snr`` (``DiffusionConfig.loss_weighting``): ``min(SNR, gamma)`` in x0 terms
+    (``clamped_snr``: ``clamp(SNR, 1, gamma)``), i.e. that
     divided by ``SNR`` for an epsilon target and by ``SNR + 1`` for a v target (the MSE of those
     targets is ``SNR`` and ``SNR + 1`` times the x0 MSE)."""
-    if getattr(scheduler, "loss_weighting", "uniform") != "min_snr":
+    kind_w = getattr(scheduler, "loss_weighting", "uniform")
+    if kind_w == "uniform":
         return None
     ab = scheduler.alphas_cumprod.to(t.device)[t].to(torch.float32)
     snr = ab / (1 - ab).clamp_min(1e-12)
-    w = snr.clamp(max=float(scheduler.min_snr_gamma))
+    w = snr.clamp(min=1.0 if kind_w == "clamped_snr" else None, max=float(scheduler.min_snr_gamma))
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         w = w / snr

@@ -62,6 +62,12 @@ def test_min_snr_weights_by_hand():
         # low noise is capped at gamma in x0 terms; high noise weighs its SNR (< 1)
         if kind == "sample":
             assert float(loss_weights(sched, t)[0]) == 5.0 and float(loss_weights(sched, t)[-1]) < 0.01
+    # clamped_snr: min-SNR with the truncated-SNR floor, clamp(SNR, 1, gamma) in x0 terms
+    sched = make_scheduler(DiffusionConfig(loss_weighting="clamped_snr", min_snr_gamma=5.0))
+    t = torch.tensor([1, 300, 600, 999])
+    snr = (sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])).double()
+    torch.testing.assert_close(loss_weights(sched, t).double(), snr.clamp(1.0, 5.0), rtol=1e-5, atol=1e-7)
+    assert float(loss_weights(sched, t)[-1]) == 1.0
     assert loss_weights(make_scheduler(DiffusionConfig()), torch.tensor([5])) is None  # uniform: plain MSE
     with pytest.raises(ConfigError, match="loss_weighting"):
         DiffusionConfig(loss_weighting="snr")

@@ -123,13 +123,14 @@ class DiffusionConfig:
     ``context_frames``, it works with a denoiser that barely reads its noisy input, but a frame
     then feels windows that start up to w/2 frames later (not strictly online). ``reactcli
     generate --overlap/--no-overlap`` overrides it; the shipped recipes set it (issue 29)."""
-    loss_weighting: Literal["uniform", "min_snr"] = "uniform"
-    """Training: how the per-window losses of different noise levels are weighted. ``uniform``
-    (the paper's plain MSE) or ``min_snr`` (Hang et al., ICCV 2023: each window's loss times
-    ``min(SNR(t), gamma)``, expressed for the prediction type, so that in x0 terms the weight is
-    ``min(SNR, gamma)``). With x0 prediction the uniform loss spends almost nothing on the low
-    noise levels where the denoiser must read its noisy input; measured (issue 29): a uniform-loss
-    GAFRG ignores ``x_t`` even at ``t = 1`` and its samples hold one expression per window."""
+    loss_weighting: Literal["uniform", "min_snr", "clamped_snr"] = "uniform"
+    """Training: how the per-window losses of different noise levels are weighted, in x0 terms
+    (converted for epsilon / v targets). ``uniform``: the paper's plain MSE. ``min_snr`` (Hang et
+    al., ICCV 2023): ``min(SNR(t), gamma)``. ``clamped_snr``: ``clamp(SNR(t), 1, gamma)``, min-SNR
+    with the floor of Salimans & Ho's truncated-SNR weighting, so high noise levels keep the
+    uniform loss's weight. Measured (issue 29, README.md "Natural motion"): with ``uniform`` the
+    small GAFRG ignores ``x_t`` even at ``t = 1`` and its samples hold one expression per window;
+    ``min_snr`` makes it read ``x_t`` but lets noise through at high noise levels (jitter)."""
     min_snr_gamma: PositiveFloat = 5.0
     """``gamma`` of ``min_snr`` (the paper's 5)."""
     clamp_emotion: bool = True
@@ -150,8 +151,8 @@ class DiffusionConfig:
             raise ConfigError(f"timestep_spacing must be leading, trailing or linspace, got {self.timestep_spacing!r}")
         if self.overlap and self.context_frames:
             raise ConfigError("DiffusionConfig: overlap and context_frames are two ways to avoid seams; set one")
-        if self.loss_weighting not in ("uniform", "min_snr"):
-            raise ConfigError(f"loss_weighting must be uniform or min_snr, got {self.loss_weighting!r}")
+        if self.loss_weighting not in ("uniform", "min_snr", "clamped_snr"):
+            raise ConfigError(f"loss_weighting must be uniform, min_snr or clamped_snr, got {self.loss_weighting!r}")
         if self.min_snr_gamma <= 0:
             raise ConfigError(f"min_snr_gamma must be > 0, got {self.min_snr_gamma}")
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
