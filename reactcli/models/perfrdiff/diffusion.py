@@ -44,7 +44,9 @@ seed, so CPU and CUDA runs start from the same noise). Same seed -> same output.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -317,46 +319,69 @@ def generate(
     t_pad = int(starts[-1]) + w
     idx = starts[:, None] + torch.arange(w, device=dev)  # reaction frames of each window (nw, w)
     c = 1 if guidance == 1.0 else 2
-    scheduler = make_scheduler(dcfg)
-    scheduler.set_timesteps(steps, device=dev)
+    scheduler = _scheduler(dcfg, steps, dev)
     blend = blend_weights(w, dev)
 
-    was_training = gafrg.training
-    gafrg.to(dev).eval()
-    # the denoiser: GAFRG itself, or a low-precision copy (its own weights stay untouched)
-    net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
-    try:
-        with torch.inference_mode():
-            mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
-                                          style, editor, b, c, dev, dtype)
-            # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
-            kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]).to(dtype), shifts)
+    with _denoiser(gafrg, dev, dtype) as net:
+        mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
+                                      style, editor, b, c, dev, dtype)
+        # memory rows ordered (item, cond/uncond, window): item-major for the per-item shifts
+        kv = net.static_kv(mem.reshape(b * c * nw, *mem.shape[3:]).to(dtype), shifts)
 
-            seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
-            x = seq[:, :, idx].permute(0, 2, 1, 3, 4)  # (B, nw, K, w, D)
-            for t in scheduler.timesteps.tolist():
-                t_row = torch.full((1,), t, dtype=torch.long, device=dev)
-                rows = x[:, None].expand(b, c, nw, k, w, d_out).reshape(-1, w, d_out)
-                out = net(rows.to(dtype), t_row, kv, group=k, shifts=shifts).float().reshape(b, c, nw, k, w, d_out)
-                pred = out[:, 0] if c == 1 else guided(out[:, 0], out[:, 1], guidance)
-                variance = None
-                if dcfg.eta > 0:
-                    variance = randn((b, k, t_pad, d_out), gen, dev)[:, :, idx].permute(0, 2, 1, 3, 4)
-                x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
-                if overlap:
-                    x = fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, idx].permute(0, 2, 1, 3, 4)
-            out_seq = fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, :t_len]
-            if clamp_emotion and d_out in (EMOTION_DIM, EMOTION_DIM + cfg.tdmm_dim):
-                out_seq = out_seq.clone()
-                out_seq[..., :15] = out_seq[..., :15].clamp(0, 1)
-                out_seq[..., 15:17] = out_seq[..., 15:17].clamp(-1, 1)
-                out_seq[..., 17:25] = out_seq[..., 17:25].clamp(0, 1)
-    finally:
-        gafrg.train(was_training)
+        seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
+        x = seq[:, :, idx].permute(0, 2, 1, 3, 4)  # (B, nw, K, w, D)
+        for t in scheduler.timesteps.tolist():
+            pred = _predict(net, x, t, kv, c, k, shifts, guidance, dtype)
+            variance = None
+            if dcfg.eta > 0:
+                variance = randn((b, k, t_pad, d_out), gen, dev)[:, :, idx].permute(0, 2, 1, 3, 4)
+            x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
+            if overlap:
+                x = fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, idx].permute(0, 2, 1, 3, 4)
+        out_seq = _finish(fold_windows(x.permute(0, 2, 1, 3, 4), idx, t_pad, blend)[:, :, :t_len], cfg,
+                          clamp_emotion)
     return out_seq.clone()
 
 
-def _clamp_emotion(y: torch.Tensor) -> torch.Tensor:
+def _scheduler(dcfg: DiffusionConfig, steps: int, dev: torch.device) -> DDIMScheduler:
+    """A fresh DDIM scheduler of ``dcfg`` set to ``steps`` steps on ``dev``."""
+    scheduler = make_scheduler(dcfg)
+    scheduler.set_timesteps(steps, device=dev)
+    return scheduler
+
+
+@contextlib.contextmanager
+def _denoiser(gafrg: GAFRG, dev: torch.device, dtype: torch.dtype) -> Iterator[GAFRG]:
+    """``gafrg`` on ``dev`` in eval mode (its train mode restored afterwards), under inference
+    mode, yielding the network that denoises: GAFRG itself, or a low-precision copy (its own
+    weights stay untouched)."""
+    was_training = gafrg.training
+    gafrg.to(dev).eval()
+    try:
+        net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
+        with torch.inference_mode():
+            yield net
+    finally:
+        gafrg.train(was_training)
+
+
+def _predict(net: GAFRG, x: torch.Tensor, t: int, kv: Any, c: int, k: int, shifts: Any, guidance: float,
+             dtype: torch.dtype) -> torch.Tensor:
+    """The (guided) float32 prediction for the noisy windows ``x`` ``(B, ..., w, D)`` at step ``t``:
+    each row goes through the denoiser once per memory (``c`` = 1: conditional only; 2: with the
+    null memory, combined by :func:`guided`), the ``k`` samples of a memory row grouped."""
+    b, w, d = x.shape[0], x.shape[-2], x.shape[-1]
+    rows = x[:, None].expand(b, c, *x.shape[1:]).reshape(-1, w, d)
+    t_row = torch.full((1,), t, dtype=torch.long, device=x.device)
+    out = net(rows.to(dtype), t_row, kv, group=k, shifts=shifts).float().reshape(b, c, *x.shape[1:])
+    return out[:, 0] if c == 1 else guided(out[:, 0], out[:, 1], guidance)
+
+
+def _finish(y: torch.Tensor, cfg: Any, clamp_emotion: bool) -> torch.Tensor:
+    """The generated sequence, its first 25 dims clipped to the emotion ranges (AUs and expression
+    probabilities in [0, 1], valence/arousal in [-1, 1]) when asked and the output holds emotion."""
+    if not clamp_emotion or y.shape[-1] not in (EMOTION_DIM, EMOTION_DIM + cfg.tdmm_dim):
+        return y
     y = y.clone()
     y[..., :15] = y[..., :15].clamp(0, 1)
     y[..., 15:17] = y[..., 15:17].clamp(-1, 1)
@@ -387,37 +412,25 @@ def _generate_continued(gafrg: GAFRG, speaker_audio: torch.Tensor, speaker_emoti
     starts = torch.tensor(starts_l, device=dev)
     t_pad = starts_l[-1] + w
     c = 1 if guidance == 1.0 else 2
-    scheduler = make_scheduler(dcfg)
-    scheduler.set_timesteps(steps, device=dev)
+    scheduler = _scheduler(dcfg, steps, dev)
     alphas = scheduler.alphas_cumprod.to(dev)
-    was_training = gafrg.training
-    gafrg.to(dev).eval()
-    net = gafrg if dtype == torch.float32 else copy.deepcopy(gafrg).to(dtype)
-    try:
-        with torch.inference_mode():
-            mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
-                                          style, editor, b, c, dev, dtype)
-            seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
-            y = torch.zeros(b, k, t_pad, d_out, device=dev)  # the reaction generated so far
-            for j, s in enumerate(starts_l):
-                kv = net.static_kv(mem[:, :, j].reshape(b * c, *mem.shape[3:]).to(dtype), shifts)
-                x = seq[:, :, s:s + w].clone()  # (B, K, w, D)
-                known = y[:, :, s:s + ctx] if j else None
-                for t in scheduler.timesteps.tolist():
-                    if known is not None:
-                        ab = alphas[t]
-                        x[:, :, :ctx] = ab.sqrt() * known + (1 - ab).sqrt() * seq[:, :, s:s + ctx]
-                    t_row = torch.full((1,), t, dtype=torch.long, device=dev)
-                    rows = x[:, None].expand(b, c, k, w, d_out).reshape(-1, w, d_out)
-                    out = net(rows.to(dtype), t_row, kv, group=k, shifts=shifts).float().reshape(b, c, k, w, d_out)
-                    pred = out[:, 0] if c == 1 else guided(out[:, 0], out[:, 1], guidance)
-                    variance = randn((b, k, w, d_out), gen, dev) if dcfg.eta > 0 else None
-                    x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
-                lo = ctx if j else 0
-                y[:, :, s + lo:s + w] = x[:, :, lo:]
-            out_seq = y[:, :, :t_len]
-            if clamp_emotion and d_out in (EMOTION_DIM, EMOTION_DIM + cfg.tdmm_dim):
-                out_seq = _clamp_emotion(out_seq)
-    finally:
-        gafrg.train(was_training)
+    with _denoiser(gafrg, dev, dtype) as net:
+        mem, shifts = _speaker_memory(gafrg, (speaker_audio, speaker_emotion, speaker_tdmm), starts,
+                                      style, editor, b, c, dev, dtype)
+        seq = randn((b, k, t_pad, d_out), gen, dev)  # one shared noise sequence per sample
+        y = torch.zeros(b, k, t_pad, d_out, device=dev)  # the reaction generated so far
+        for j, s in enumerate(starts_l):
+            kv = net.static_kv(mem[:, :, j].reshape(b * c, *mem.shape[3:]).to(dtype), shifts)
+            x = seq[:, :, s:s + w].clone()  # (B, K, w, D)
+            known = y[:, :, s:s + ctx] if j else None
+            for t in scheduler.timesteps.tolist():
+                if known is not None:
+                    ab = alphas[t]
+                    x[:, :, :ctx] = ab.sqrt() * known + (1 - ab).sqrt() * seq[:, :, s:s + ctx]
+                pred = _predict(net, x, t, kv, c, k, shifts, guidance, dtype)
+                variance = randn((b, k, w, d_out), gen, dev) if dcfg.eta > 0 else None
+                x = scheduler.step(pred, t, x, eta=dcfg.eta, variance_noise=variance).prev_sample
+            lo = ctx if j else 0
+            y[:, :, s + lo:s + w] = x[:, :, lo:]
+        out_seq = _finish(y[:, :, :t_len], cfg, clamp_emotion)
     return out_seq.clone()
